@@ -1,0 +1,6 @@
+"""BuildFeatures: the month's model features, to S3 and to the online feature table."""
+
+from streamflow import steps
+from streamflow.handlers import lambda_step
+
+handler = lambda_step(steps.build_month_features)

@@ -1,0 +1,6 @@
+"""Promote: move alias Production (compare-and-set) and pin the API to the new champion."""
+
+from streamflow import steps
+from streamflow.handlers import lambda_step
+
+handler = lambda_step(steps.promote)

@@ -1,0 +1,225 @@
+"""``streamflow``: run the churn loop on the local stack (or any endpoint in AWS_ENDPOINT_URL).
+
+Exit codes: 0 success, 1 the operation failed (e.g. an execution FAILED), 2 usage or
+environment error (stack not running, not deployed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import StackConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _progress(prefix: str):
+    started = time.monotonic()
+
+    def report(text: str) -> None:
+        _say(f"  [{time.monotonic() - started:6.1f}s] {prefix}{text}")
+
+    return report
+
+
+def cmd_serve(args: argparse.Namespace, config: StackConfig) -> int:
+    from .stack import serve
+
+    serve(config)
+    return EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
+    from .stack import up
+
+    last: dict[str, bool] = {}
+
+    def show(state: dict[str, bool]) -> None:
+        nonlocal last
+        if state != last:
+            _say("  " + "  ".join(f"{k}:{'up' if v else '…'}" for k, v in state.items()))
+            last = state
+
+    _say(f"starting the local stack in {config.state_dir} …")
+    pid = up(config, progress=show)
+    _say(f"local stack up (pid {pid}): AWS {config.aws_endpoint}  MLflow {config.mlflow_uri}  API {config.api_url}")
+    if args.deploy:
+        return cmd_deploy(args, config)
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace, config: StackConfig) -> int:
+    from .stack import down
+
+    _say("local stack stopped" if down(config) else "no local stack was running")
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace, config: StackConfig) -> int:
+    from .deploy import deploy
+
+    overrides = dict(item.split("=", 1) for item in (getattr(args, "parameter", None) or []))
+    description = deploy(config, overrides)
+    _say(f"deployed {config.template.name} as stack {description['stack']}:")
+    for key, value in description["outputs"].items():
+        _say(f"  {key:18} {value}")
+    return EXIT_OK
+
+
+def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import seed
+
+    folders = seed(Path(args.out), months=args.months, n_users=args.users, seed_value=args.seed)
+    for folder in folders:
+        _say(f"  {folder}")
+    return EXIT_OK
+
+
+def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
+    from .loop import grep_logs, upload_month, wait_for_execution
+
+    report = _progress("")
+    upload = upload_month(config, folder, progress=report)
+    report(f"manifest landed; execution {upload.execution_name}")
+    if not wait:
+        return EXIT_OK, {}
+    description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
+                                     on_step=lambda state: report(f"→ {state}"))
+    report(f"execution {description['status']}")
+    for record in grep_logs(config, execution=upload.execution_name):
+        _say(record["message"])
+    if description["status"] != "SUCCEEDED":
+        _say(f"error: {description.get('error', '')}: {description.get('cause', '')}")
+        return EXIT_FAILED, description
+    return EXIT_OK, json.loads(description.get("output") or "{}")
+
+
+def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import month_folder
+
+    folder = Path(args.month)
+    if not folder.is_dir():
+        folder = month_folder(Path(args.data), args.month)
+    code, summary = _upload_and_wait(config, folder, wait=not args.no_wait, timeout=args.timeout)
+    if summary:
+        _say(json.dumps(summary, indent=2))
+    return code
+
+
+def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import _client, execution_steps, state_machine_arn
+
+    sfn = _client(config, "stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=state_machine_arn(config))["executions"]
+    if args.month:
+        executions = [e for e in executions if e["name"].startswith(args.month + "-")]
+    if not executions:
+        _say("no executions")
+        return EXIT_OK
+    for execution in sorted(executions, key=lambda e: e["startDate"]):
+        _say(f"{execution['name']:40} {execution['status']}")
+        for step in execution_steps(config, execution["executionArn"]):
+            seconds = "" if step["seconds"] is None else f"{step['seconds']:7.2f}s"
+            _say(f"    {step['state']:22} {step['status']:8} {seconds}")
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import grep_logs
+
+    if args.grep:
+        for record in grep_logs(config):
+            _say(record["message"])
+        return EXIT_OK
+    path = config.logs_dir / f"{config.stack_name}-{args.function}.log"
+    if not path.exists():
+        path = config.logs_dir / f"{args.function}.log"
+    if not path.exists():
+        _say(f"no log for {args.function} in {config.logs_dir}")
+        return EXIT_USAGE
+    lines = path.read_text(errors="replace").splitlines()
+    _say("\n".join(lines[-args.lines:]))
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import predict
+
+    status, body = predict(config, args.user_id)
+    _say(json.dumps(body))
+    return EXIT_OK if status == 200 else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace, config: StackConfig) -> int:
+    from .demo import run_demo
+
+    return run_demo(config, users=args.users, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamflow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("serve", cmd_serve, "run the local stack in the foreground (what `up` starts)")
+    p = command("up", cmd_up, "start the local stack in the background and wait until it answers")
+    p.add_argument("--deploy", action="store_true", help="deploy template.yaml once it is up")
+    p.add_argument("--parameter", action="append", metavar="KEY=VALUE", help="template parameter override")
+    command("down", cmd_down, "stop the local stack")
+    p = command("deploy", cmd_deploy, "create template.yaml's resources in the local stack")
+    p.add_argument("--parameter", action="append", metavar="KEY=VALUE", help="template parameter override")
+    p = command("seed", cmd_seed, "generate StreamFlow months (deterministic)")
+    p.add_argument("--out", default=str(StackConfig().state_dir / "data"), help="output folder (default: %(default)s)")
+    p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")
+    p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    p = command("upload", cmd_upload, "upload a month (CSVs, then the manifest) and wait for its execution")
+    p.add_argument("month", help="a month name (month_001) or a folder holding the month's files")
+    p.add_argument("--data", default=str(StackConfig().state_dir / "data"), help="where month names are looked up")
+    p.add_argument("--no-wait", action="store_true", help="return once the manifest is uploaded")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the execution")
+    p = command("status", cmd_status, "executions with each step, duration and outcome")
+    p.add_argument("month", nargs="?", help="only this month's executions")
+    p = command("logs", cmd_logs, "show a function's log (e.g. `streamflow logs train`)")
+    p.add_argument("function", nargs="?", default="summary", help="function name, e.g. train, api")
+    p.add_argument("-n", "--lines", type=int, default=50)
+    p.add_argument("--grep", action="store_true", help="only the RETRAINING_TRIGGERED/[COMPARE]/[SUMMARY] lines")
+    p = command("predict", cmd_predict, "POST /predict through the local API gateway")
+    p.add_argument("user_id")
+    p = command("demo", cmd_demo, "the whole loop end to end: up, deploy, seed, champion, month_001, predict")
+    p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
+    p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = StackConfig()
+    try:
+        return args.handler(args, config)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as exc:
+        from .loop import NotDeployed
+
+        if isinstance(exc, NotDeployed):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Where the local stack listens and keeps its state; every value can be set by env.
+
+Ports are configurable so the test suite can run its own stack beside a demo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+ACCOUNT_ID = "123456789012"
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    host: str = "127.0.0.1"
+    aws_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_AWS_PORT", 4566))
+    mlflow_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_MLFLOW_PORT", 5000))
+    api_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_API_PORT", 3000))
+    state_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("STREAMFLOW_STATE_DIR", PROJECT_ROOT / ".local-stack")).resolve()
+    )
+    stack_name: str = field(default_factory=lambda: os.environ.get("STREAMFLOW_STACK_NAME", "streamflow"))
+    region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    template: Path = PROJECT_ROOT / "template.yaml"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def stack_file(self) -> Path:
+        """What the deploy step created: names, ARNs, API routes (read by the gateway and CLI)."""
+        return self.state_dir / "stack.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "stack.pid"
+
+    @property
+    def artifact_bucket(self) -> str:
+        return f"{self.stack_name}-mlflow-artifacts"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment that points boto3 and MLflow clients at this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+
+    def apply_client_env(self) -> None:
+        os.environ.update(self.client_env())

@@ -1,0 +1,200 @@
+"""Create ``template.yaml``'s resources in the emulator (what ``sam deploy`` does on AWS).
+
+Layers and function code are zipped from their ``ContentUri``/``CodeUri`` folders and
+uploaded through the Lambda API, so the executor runs what was deployed. Re-running
+deploy updates code and configuration in place.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .config import PROJECT_ROOT, StackConfig
+from .template import Stack, load_template
+
+LOCAL_ROLE = "streamflow-local-lambda"
+SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+
+
+def zip_folder(folder: Path, prefix: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not SKIP_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+                info = zipfile.ZipInfo(prefix + path.relative_to(folder).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+class LocalDeployer:
+    def __init__(self, config: StackConfig, parameter_overrides: dict[str, str] | None = None):
+        self.config = config
+        overrides = {"MlflowTrackingUri": config.mlflow_uri, **(parameter_overrides or {})}
+        self.stack = Stack(load_template(config.template), config.stack_name, config.region,
+                           parameter_overrides=overrides)
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                region_name=config.region)
+        self.clients = {name: session.client(name, endpoint_url=config.aws_endpoint)
+                        for name in ("s3", "dynamodb", "lambda", "stepfunctions", "iam")}
+        self.layer_arns: dict[str, str] = {}
+
+    def _resolve(self, value: Any) -> Any:
+        return self.stack.resolve(value, self.layer_arns)
+
+    def deploy(self) -> dict[str, Any]:
+        role_arn = self._role()
+        for logical in self.stack.of_type("AWS::S3::Bucket"):
+            self._bucket(logical)
+        for logical in self.stack.of_type("AWS::DynamoDB::Table"):
+            self._table(logical)
+        for logical in self.stack.of_type("AWS::Serverless::LayerVersion"):
+            self._layer(logical)
+        functions = {logical: self._function(logical, role_arn)
+                     for logical in self.stack.of_type("AWS::Serverless::Function")}
+        machines = {logical: self._state_machine(logical, role_arn)
+                    for logical in self.stack.of_type("AWS::Serverless::StateMachine")}
+        self._notifications()
+        outputs = {key: str(self._resolve(spec["Value"])) for key, spec in self.stack.template.get("Outputs", {}).items()}
+        description = {
+            "stack": self.stack.name,
+            "region": self.stack.region,
+            "parameters": self.stack.parameters,
+            "functions": functions,
+            "state_machines": machines,
+            "buckets": {l: self.stack.physical[l] for l in self.stack.of_type("AWS::S3::Bucket")},
+            "tables": {l: self.stack.physical[l] for l in self.stack.of_type("AWS::DynamoDB::Table")},
+            "api": self._api(),
+            "outputs": outputs,
+        }
+        self.config.stack_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config.stack_file.write_text(json.dumps(description, indent=2) + "\n")
+        return description
+
+    # --- resources -------------------------------------------------------------------------
+    def _role(self) -> str:
+        iam = self.clients["iam"]
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+        try:
+            return iam.create_role(RoleName=LOCAL_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+            return iam.get_role(RoleName=LOCAL_ROLE)["Role"]["Arn"]
+
+    def _bucket(self, logical: str) -> None:
+        s3 = self.clients["s3"]
+        name = self.stack.physical[logical]
+        props = self._resolve(self.stack.resources[logical].get("Properties", {}))
+        try:
+            s3.create_bucket(Bucket=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+        if "BucketEncryption" in props:
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=props["BucketEncryption"]["ServerSideEncryptionConfiguration"])
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+
+    def _table(self, logical: str) -> None:
+        dynamodb = self.clients["dynamodb"]
+        props = self._resolve(self.stack.resources[logical]["Properties"])
+        try:
+            dynamodb.create_table(
+                TableName=self.stack.physical[logical],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+
+    def _layer(self, logical: str) -> None:
+        props = self._resolve(self.stack.resources[logical]["Properties"])
+        content = zip_folder(PROJECT_ROOT / props["ContentUri"], prefix="python/")
+        response = self.clients["lambda"].publish_layer_version(
+            LayerName=self.stack.physical[logical],
+            Description=props.get("Description", ""),
+            Content={"ZipFile": content},
+            CompatibleRuntimes=props.get("CompatibleRuntimes", []),
+        )
+        self.layer_arns[logical] = response["LayerVersionArn"]
+
+    def _function(self, logical: str, role_arn: str) -> dict[str, Any]:
+        lam = self.clients["lambda"]
+        props = self._resolve(self.stack.function_properties(logical))
+        name = self.stack.physical[logical]
+        code = zip_folder(PROJECT_ROOT / props["CodeUri"])
+        config = {
+            "FunctionName": name,
+            "Runtime": props["Runtime"],
+            "Role": role_arn,
+            "Handler": props["Handler"],
+            "Description": props.get("Description", ""),
+            "Timeout": int(props.get("Timeout", 3)),
+            "MemorySize": int(props.get("MemorySize", 128)),
+            "Environment": {"Variables": {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}},
+            "Layers": list(props.get("Layers", [])),
+        }
+        try:
+            lam.get_function(FunctionName=name)
+            lam.update_function_code(FunctionName=name, ZipFile=code)
+            lam.update_function_configuration(**{k: v for k, v in config.items() if k != "Runtime"})
+        except lam.exceptions.ResourceNotFoundException:
+            lam.create_function(Code={"ZipFile": code}, **config)
+        return {"name": name, "arn": self.stack.arn(logical), "code_uri": props["CodeUri"]}
+
+    def _state_machine(self, logical: str, role_arn: str) -> dict[str, Any]:
+        sfn = self.clients["stepfunctions"]
+        props = self._resolve(self.stack.resources[logical]["Properties"])
+        definition = (PROJECT_ROOT / props["DefinitionUri"]).read_text()
+        for key, value in props.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        json.loads(definition)  # fail here, not at the first execution
+        name, arn = self.stack.physical[logical], self.stack.arn(logical)
+        try:
+            sfn.describe_state_machine(stateMachineArn=arn)
+            sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role_arn)
+        except sfn.exceptions.StateMachineDoesNotExist:
+            sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)
+        return {"name": name, "arn": arn, "definition_uri": props["DefinitionUri"]}
+
+    def _notifications(self) -> None:
+        per_bucket: dict[str, list[dict[str, Any]]] = {}
+        for logical in self.stack.of_type("AWS::Serverless::Function"):
+            for event in self.stack.resources[logical].get("Properties", {}).get("Events", {}).values():
+                if event["Type"] != "S3":
+                    continue
+                props = self._resolve(event["Properties"])
+                events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+                config: dict[str, Any] = {"LambdaFunctionArn": self.stack.arn(logical), "Events": events}
+                if "Filter" in props:
+                    config["Filter"] = {"Key": {"FilterRules": props["Filter"]["S3Key"]["Rules"]}}
+                per_bucket.setdefault(props["Bucket"], []).append(config)
+        for bucket, configs in per_bucket.items():
+            self.clients["s3"].put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs})
+
+    def _api(self) -> dict[str, Any]:
+        for logical in self.stack.of_type("AWS::Serverless::Function"):
+            events = self.stack.resources[logical].get("Properties", {}).get("Events", {})
+            routes = [{"path": e["Properties"]["Path"], "method": e["Properties"]["Method"]}
+                      for e in events.values() if e["Type"] == "Api"]
+            if routes:
+                return {"function": self.stack.physical[logical], "routes": routes, "url": self.config.api_url}
+        return {}
+
+
+def deploy(config: StackConfig, parameter_overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    return LocalDeployer(config, parameter_overrides).deploy()

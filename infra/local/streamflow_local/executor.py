@@ -1,0 +1,238 @@
+"""Run moto's Lambda functions as local processes instead of Docker containers.
+
+moto hands every invocation (direct Invoke, Step Functions tasks, S3 notifications) to
+``LambdaFunction._invoke_lambda``. ``install`` replaces that method with
+``LocalExecutor.invoke``, which runs the function's real handler from the code and layers
+that were deployed (unzipped into the state folder), with the function's environment, in
+a warm worker process per function configuration:
+
+* cold start on the first call, or after the function's code or configuration changed
+  (the old workers finish their in-flight request and are then retired);
+* one worker per concurrent request, reused while warm;
+* the function's Timeout is enforced: a late worker is killed and the call fails with
+  ``States.Timeout``-style "Task timed out" like Lambda.
+
+The deps layer is this virtual environment: workers run its Python, so its packages are
+what ``layers/deps/requirements.txt`` installs on AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import StackConfig
+
+# moto internal, pinned with moto in requirements: see DESIGN.md.
+MOTO_INVOKE_ATTRIBUTE = "_invoke_lambda"
+PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+class InvocationTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """Everything that defines an execution environment; a change means a cold start."""
+
+    name: str
+    handler: str
+    timeout: float
+    memory: int
+    code_dir: Path
+    layer_dirs: tuple[Path, ...]
+    environment: tuple[tuple[str, str], ...]
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
+class Worker:
+    """One warm process for one FunctionSpec."""
+
+    def __init__(self, spec: FunctionSpec, config: StackConfig):
+        self.spec = spec
+        log_path = config.logs_dir / f"{spec.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab", buffering=0)
+        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        env.update({
+            "_HANDLER": spec.handler,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": config.aws_endpoint,
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "PYTHONPATH": os.pathsep.join([str(spec.code_dir)] + [str(d / "python") for d in spec.layer_dirs]),
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        })
+        env.update(dict(spec.environment))
+        self._log.write(f"INIT {spec.name} fingerprint={spec.fingerprint}\n".encode())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamflow_local.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=spec.code_dir,
+            env=env,
+        )
+        self.init_error: dict[str, Any] | None = None
+        self.init_seconds = 0.0
+        started = time.monotonic()
+        ready = self._read(started + max(spec.timeout, 30.0))
+        self.init_seconds = time.monotonic() - started
+        if not ready.get("ready"):
+            self.init_error = ready.get("payload") or {"errorMessage": "worker died during init",
+                                                       "errorType": "Runtime.ExitError"}
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        stdout = self.process.stdout
+        assert stdout is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([stdout], [], [], remaining)[0]:
+            raise InvocationTimeout()
+        line = stdout.readline()
+        if not line:
+            code = self.process.wait()
+            return {"ok": False, "payload": {"errorMessage": f"worker exited with code {code}",
+                                             "errorType": "Runtime.ExitError"}}
+        return json.loads(line)
+
+    def invoke(self, event: Any) -> dict[str, Any]:
+        if self.init_error:
+            return {"ok": False, "payload": self.init_error}
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(event) + "\n").encode())
+        self.process.stdin.flush()
+        return self._read(time.monotonic() + self.spec.timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None and self.init_error is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+class LocalExecutor:
+    """Pools of warm workers, one pool per function, keyed by configuration fingerprint."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Worker]] = {}
+        self._current: dict[str, str] = {}
+        self.cold_starts: dict[str, int] = {}
+
+    # --- code and layers ---------------------------------------------------------------
+    def _unzip(self, kind: str, code: bytes) -> Path:
+        target = self.config.state_dir / "lambda" / kind / hashlib.sha256(code).hexdigest()[:24]
+        if not target.exists():
+            tmp = target.with_name(target.name + f".tmp{os.getpid()}{threading.get_ident()}")
+            with zipfile.ZipFile(io.BytesIO(code)) as archive:
+                archive.extractall(tmp)
+            try:
+                tmp.rename(target)
+            except OSError:  # another thread won the race; both trees are identical
+                pass
+        return target
+
+    def spec_for(self, fn: Any) -> FunctionSpec:
+        from moto.awslambda.utils import get_backend
+
+        backend = get_backend(fn.account_id, fn.region)
+        layer_dirs = []
+        for layer in fn.layers:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            layer_dirs.append(self._unzip("layers", version.code_bytes))
+        return FunctionSpec(
+            name=fn.function_name,
+            handler=fn.handler,
+            timeout=float(fn.timeout),
+            memory=int(fn.memory_size),
+            code_dir=self._unzip("code", fn.code_bytes),
+            layer_dirs=tuple(layer_dirs),
+            environment=tuple(sorted((k, str(v)) for k, v in (fn.environment_vars or {}).items())),
+        )
+
+    # --- pool --------------------------------------------------------------------------
+    def _acquire(self, spec: FunctionSpec) -> Worker:
+        retired: list[Worker] = []
+        with self._lock:
+            self._current[spec.name] = spec.fingerprint
+            idle = self._idle.setdefault(spec.name, [])
+            keep = [w for w in idle if w.spec.fingerprint == spec.fingerprint and w.alive]
+            retired = [w for w in idle if w not in keep]
+            worker = keep.pop() if keep else None
+            self._idle[spec.name] = keep
+        for old in retired:
+            old.stop()
+        if worker is None:
+            worker = Worker(spec, self.config)
+            with self._lock:
+                self.cold_starts[spec.name] = self.cold_starts.get(spec.name, 0) + 1
+        return worker
+
+    def _release(self, worker: Worker) -> None:
+        with self._lock:
+            if worker.alive and self._current.get(worker.spec.name) == worker.spec.fingerprint:
+                self._idle.setdefault(worker.spec.name, []).append(worker)
+                return
+        worker.stop()
+
+    def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        """moto's contract: (response payload, errored, log tail)."""
+        spec = self.spec_for(fn)
+        worker = self._acquire(spec)
+        try:
+            answer = worker.invoke(event)
+        except InvocationTimeout:
+            worker.stop()
+            payload = {"errorMessage": f"Task timed out after {spec.timeout:.2f} seconds",
+                       "errorType": "Sandbox.Timedout"}
+            return json.dumps(payload), True, ""
+        except Exception as exc:  # broken pipe, bad JSON: the environment is gone
+            worker.stop()
+            payload = {"errorMessage": f"execution environment failed: {exc}", "errorType": "Runtime.ExitError"}
+            return json.dumps(payload), True, ""
+        self._release(worker)
+        return json.dumps(answer.get("payload")), not answer.get("ok", False), ""
+
+    def shutdown(self) -> None:
+        with self._lock:
+            workers = [w for pool in self._idle.values() for w in pool]
+            self._idle.clear()
+        for worker in workers:
+            worker.stop()
+
+
+def install(executor: LocalExecutor) -> None:
+    """Route moto's Lambda invocations to the local executor."""
+    from moto.awslambda.models import LambdaFunction
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        return executor.invoke(self, event if event is not None else {})
+
+    setattr(LambdaFunction, MOTO_INVOKE_ATTRIBUTE, _invoke_lambda)

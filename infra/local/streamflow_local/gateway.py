@@ -1,0 +1,135 @@
+"""A local API Gateway: HTTP on 127.0.0.1 → REST (v1) proxy event → Lambda Invoke.
+
+Like API Gateway, it calls the API function through the Lambda API (of the emulator, or of
+any endpoint in ``AWS_ENDPOINT_URL``), so the function runs exactly as deployed. Routes
+come from the ``Api`` events the deploy step found in ``template.yaml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+from botocore.config import Config
+
+from .config import StackConfig
+
+
+def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, stage: str = "Prod") -> dict[str, Any]:
+    """The event API Gateway's Lambda proxy integration sends for ``/{proxy+}``."""
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    text_body: str | None
+    is_base64 = False
+    try:
+        text_body = body.decode("utf-8") if body else None
+    except UnicodeDecodeError:
+        text_body, is_base64 = base64.b64encode(body).decode(), True
+    path = parts.path or "/"
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+    }
+
+
+class LocalApiGateway:
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self._lambda = boto3.client(
+            "lambda",
+            endpoint_url=config.aws_endpoint,
+            region_name=config.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(read_timeout=900, retries={"max_attempts": 1}, max_pool_connections=64),
+        )
+        self._server: ThreadingHTTPServer | None = None
+
+    def api_function(self) -> str | None:
+        try:
+            stack = json.loads(self.config.stack_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return stack.get("api", {}).get("function")
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        function = self.api_function()
+        if function is None:
+            return 502, {"Content-Type": "application/json"}, json.dumps(
+                {"error": {"code": "not_deployed", "message": "no API function deployed; run `streamflow deploy`"}}
+            ).encode()
+        response = self._lambda.invoke(FunctionName=function, Payload=json.dumps(proxy_event(method, path, headers, body)))
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError") or not isinstance(payload, dict) or "statusCode" not in payload:
+            return 502, {"Content-Type": "application/json"}, json.dumps(
+                {"error": {"code": "bad_gateway", "message": "the API function failed", "detail": payload}}
+            ).encode()
+        out_headers = {k: str(v) for k, v in (payload.get("headers") or {}).items()}
+        for key, values in (payload.get("multiValueHeaders") or {}).items():
+            out_headers[key] = ", ".join(str(v) for v in values)
+        raw = payload.get("body") or ""
+        data = base64.b64decode(raw) if payload.get("isBase64Encoded") else raw.encode("utf-8")
+        return int(payload["statusCode"]), out_headers, data
+
+    def serve(self) -> ThreadingHTTPServer:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, data = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+                except Exception as exc:  # the gateway itself must answer in JSON too
+                    status, headers = 502, {"Content-Type": "application/json"}
+                    data = json.dumps({"error": {"code": "bad_gateway", "message": str(exc)}}).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _any
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep the stack log quiet
+                pass
+
+        server = ThreadingHTTPServer((self.config.host, self.config.api_port), Handler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, name="api-gateway", daemon=True).start()
+        return server
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()

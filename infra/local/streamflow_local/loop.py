@@ -1,0 +1,166 @@
+"""Client side of the loop against a deployed stack: seed, upload, wait, read logs, predict.
+
+Everything goes through public APIs (S3, Step Functions, HTTP), as a user's script would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from streamflow.generator import DEFAULT_SEED, DEFAULT_USERS, write_month
+from streamflow.ingest import execution_name
+from streamflow.schema import MANIFEST_NAME, MONTH_PATTERN, month_name
+
+from .config import StackConfig
+
+GREP_PREFIXES = ("RETRAINING_TRIGGERED", "[COMPARE]", "[SUMMARY]")
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class NotDeployed(RuntimeError):
+    pass
+
+
+def stack_description(config: StackConfig) -> dict[str, Any]:
+    try:
+        return json.loads(config.stack_file.read_text())
+    except OSError as exc:
+        raise NotDeployed("the stack is not deployed: run `streamflow up` then `streamflow deploy`") from exc
+
+
+def _client(config: StackConfig, service: str):
+    return boto3.client(service, endpoint_url=config.aws_endpoint, region_name=config.region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def data_bucket(config: StackConfig) -> str:
+    return stack_description(config)["outputs"]["DataBucketName"]
+
+
+def state_machine_arn(config: StackConfig) -> str:
+    return stack_description(config)["outputs"]["StateMachineArn"]
+
+
+def seed(out_dir: Path, months: int = 3, n_users: int = DEFAULT_USERS, seed_value: int = DEFAULT_SEED) -> list[Path]:
+    """Generate ``month_000`` … into ``out_dir``; returns the month folders."""
+    return [write_month(out_dir, m, n_users=n_users, seed=seed_value) for m in range(months)]
+
+
+@dataclass(frozen=True)
+class Upload:
+    month: str
+    execution_name: str
+    execution_arn: str
+    seconds: float
+
+
+def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], None] | None = None) -> Upload:
+    """PUT the month's CSVs under ``months/<month>/``, then its manifest last."""
+    folder = Path(folder)
+    month = folder.name
+    if not MONTH_PATTERN.match(month):
+        raise ValueError(f"{folder}: the folder name must be the month (month_NNN)")
+    manifest = folder / MANIFEST_NAME
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} is missing: a month is uploaded with its manifest")
+    s3 = _client(config, "s3")
+    bucket = data_bucket(config)
+    started = time.monotonic()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != MANIFEST_NAME:
+            if progress:
+                progress(f"upload {path.name}")
+            s3.upload_file(str(path), bucket, f"months/{month}/{path.name}")
+    body = manifest.read_bytes()
+    if progress:
+        progress(f"upload {MANIFEST_NAME}")
+    s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=body)
+    name = execution_name(month, body)
+    machine = state_machine_arn(config)
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    return Upload(month=month, execution_name=name, execution_arn=arn, seconds=time.monotonic() - started)
+
+
+def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
+    """Each state the execution entered, with its duration and outcome so far."""
+    sfn = _client(config, "stepfunctions")
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    steps: list[dict[str, Any]] = []
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            steps.append({"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
+                          "status": "RUNNING", "seconds": None})
+        elif kind.endswith("StateExited") and steps:
+            step = steps[-1]
+            step["status"] = "DONE"
+            step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
+        elif kind in ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed") and steps:
+            steps[-1]["status"] = "FAILED"
+    return steps
+
+
+def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float = 600.0,
+                       on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Poll until the execution ends; ``on_step`` hears each state as it starts."""
+    sfn = _client(config, "stepfunctions")
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while True:
+        try:
+            description = sfn.describe_execution(executionArn=execution_arn)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            description = None
+        if description is not None:
+            steps = execution_steps(config, execution_arn)
+            for step in steps[seen:]:
+                if on_step:
+                    on_step(step["state"])
+            seen = len(steps)
+            if description["status"] in TERMINAL:
+                return description
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {execution_arn} did not finish in {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def grep_logs(config: StackConfig, prefixes: tuple[str, ...] = GREP_PREFIXES,
+              execution: str | None = None) -> list[dict[str, Any]]:
+    """The structured log records whose message starts with one of ``prefixes``."""
+    records: list[dict[str, Any]] = []
+    for path in sorted(config.logs_dir.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            message = str(record.get("message", ""))
+            if message.startswith(prefixes) and (execution is None or record.get("execution") == execution):
+                records.append(record)
+    records.sort(key=lambda r: str(r.get("timestamp", "")))
+    return records
+
+
+def predict(config: StackConfig, user_id: str) -> tuple[int, dict[str, Any]]:
+    response = requests.post(f"{config.api_url}/predict", json={"user_id": user_id}, timeout=120)
+    return response.status_code, response.json()
+
+
+def first_user(folder: Path) -> str:
+    with open(Path(folder) / "users.csv") as handle:
+        handle.readline()
+        return handle.readline().split(",", 1)[0]
+
+
+def month_folder(data_dir: Path, month: int | str) -> Path:
+    return Path(data_dir) / (month if isinstance(month, str) else month_name(month))

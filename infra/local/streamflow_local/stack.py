@@ -1,0 +1,180 @@
+"""Start and stop the local stack: moto (+ the local executor), the API gateway, MLflow.
+
+``serve`` runs everything in the foreground of one process (the CLI's ``up`` starts it in
+the background and waits until every part answers). The stack is ephemeral: moto keeps
+its state in memory, so each start also begins a fresh registry database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from .config import StackConfig
+
+
+def _port_answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def health(config: StackConfig) -> dict[str, bool]:
+    """Which parts of the stack answer right now."""
+    def ok(url: str) -> bool:
+        try:
+            return requests.get(url, timeout=2).status_code < 500
+        except requests.RequestException:
+            return False
+
+    return {
+        "aws": ok(f"{config.aws_endpoint}/moto-api/"),
+        "mlflow": ok(f"{config.mlflow_uri}/health"),
+        "api_gateway": _port_answers(config.api_url),
+    }
+
+
+def start_mlflow(config: StackConfig) -> subprocess.Popen:
+    """A real ``mlflow server``: SQLite registry, artifacts in the emulator's S3."""
+    db = config.state_dir / "mlflow.db"
+    for stale in (db, db.with_suffix(".db-journal")):
+        stale.unlink(missing_ok=True)
+    env = {**os.environ, **config.client_env(), "MLFLOW_S3_ENDPOINT_URL": config.aws_endpoint}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(config.logs_dir / "mlflow.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server",
+         "--backend-store-uri", f"sqlite:///{db}",
+         "--artifacts-destination", f"s3://{config.artifact_bucket}/",
+         "--host", config.host, "--port", str(config.mlflow_port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+
+
+def serve(config: StackConfig) -> None:
+    """Run the stack until SIGTERM/SIGINT."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from .executor import LocalExecutor, install
+    from .gateway import LocalApiGateway
+
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    config.stack_file.unlink(missing_ok=True)
+    os.environ["MOTO_PORT"] = str(config.aws_port)  # moto's Step Functions calls Lambda here
+    config.apply_client_env()
+
+    executor = LocalExecutor(config)
+    install(executor)
+    moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
+    moto.start()
+    requests.post(f"{config.aws_endpoint}/moto-api/config",
+                  json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+    boto3.client("s3", endpoint_url=config.aws_endpoint).create_bucket(Bucket=config.artifact_bucket)
+    mlflow = start_mlflow(config)
+    gateway = LocalApiGateway(config)
+    gateway.serve()
+    config.pid_file.write_text(str(os.getpid()))
+    print(f"streamflow local stack: aws={config.aws_endpoint} mlflow={config.mlflow_uri} api={config.api_url}",
+          flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            if mlflow.poll() is not None:
+                print(f"mlflow server exited with {mlflow.returncode}; restarting", flush=True)
+                mlflow = start_mlflow(config)
+    finally:
+        gateway.stop()
+        os.killpg(mlflow.pid, signal.SIGTERM)
+        try:
+            mlflow.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(mlflow.pid, signal.SIGKILL)
+        executor.shutdown()
+        moto.stop()
+        config.pid_file.unlink(missing_ok=True)
+
+
+def running_pid(config: StackConfig) -> int | None:
+    try:
+        pid = int(config.pid_file.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def up(config: StackConfig, timeout: float = 180.0, progress: Callable[[dict[str, bool]], None] | None = None) -> int:
+    """Start ``serve`` in the background and wait until every part answers; returns its pid."""
+    pid = running_pid(config)
+    if pid is None:
+        config.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = open(config.logs_dir / "stack.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamflow_local.cli", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "STREAMFLOW_AWS_PORT": str(config.aws_port),
+                 "STREAMFLOW_MLFLOW_PORT": str(config.mlflow_port), "STREAMFLOW_API_PORT": str(config.api_port),
+                 "STREAMFLOW_STATE_DIR": str(config.state_dir), "STREAMFLOW_STACK_NAME": config.stack_name},
+        )
+        pid = process.pid
+    deadline = time.monotonic() + timeout
+    while True:
+        state = health(config)
+        if progress:
+            progress(state)
+        if all(state.values()):
+            return pid
+        if time.monotonic() > deadline or (pid and not _alive(pid)):
+            tail = _tail(config.logs_dir / "stack.log") + _tail(config.logs_dir / "mlflow.log")
+            raise RuntimeError(f"local stack did not come up ({state}); last log lines:\n{tail}")
+        time.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+    except OSError:
+        return ""
+
+
+def down(config: StackConfig, timeout: float = 30.0) -> bool:
+    """Stop a running stack; True if one was running."""
+    pid = running_pid(config)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    config.pid_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,239 @@
+"""The month data contract: every file, column and value rule a month must meet.
+
+``check_month`` turns raw CSV bytes into typed tables or a list of violations, each naming
+the file, the column and the rule, so a bad month is rejected before any training with a
+message a person can act on. Parsing is done here (the CSV text rules: ``True``/``False``,
+empty add-ons); value rules (ranges, categories, keys) are a pandera schema per table.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from .schema import (
+    BOOLEAN_COLUMNS,
+    CATEGORIES,
+    DATE_COLUMNS,
+    FLOAT_COLUMNS,
+    ID_COLUMN,
+    INTEGER_COLUMNS,
+    MONTH_FILES,
+    NULLABLE_COLUMNS,
+    TABLE_COLUMNS,
+    TARGET,
+)
+
+_TRUE = {"True", "true", "TRUE"}
+_FALSE = {"False", "false", "FALSE"}
+ID_REGEX = r"^\d{4}-[A-Z]{5}$"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: where (file, column) and what (rule, example)."""
+
+    file: str
+    column: str
+    rule: str
+    example: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.column}" if self.column else self.file
+        tail = f" (e.g. {self.example})" if self.example else ""
+        return f"{where}: {self.rule}{tail}"
+
+
+@dataclass
+class ContractResult:
+    """The typed tables when the month is valid, else the violations found."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def summary(self, limit: int = 10) -> str:
+        shown = "; ".join(str(v) for v in self.violations[:limit])
+        more = len(self.violations) - limit
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        return [asdict(v) for v in self.violations]
+
+
+class ContractError(ValueError):
+    """Raised by callers that need an exception; carries the violations."""
+
+    def __init__(self, month: str, violations: list[Violation]):
+        self.month = month
+        self.violations = violations
+        shown = "; ".join(str(v) for v in violations[:10])
+        more = f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
+        super().__init__(f"month {month} breaks the data contract: {shown}{more}")
+
+
+def _first_bad(raw: pd.Series, bad_mask: pd.Series) -> str:
+    if not bad_mask.any():
+        return ""
+    row = int(bad_mask.idxmax())
+    return f"row {row + 2} value {raw.iloc[row]!r}"
+
+
+def _parse_column(file: str, column: str, raw: pd.Series) -> tuple[pd.Series, Violation | None]:
+    """Text → typed values with the CSV rules; the first bad cell is the example."""
+    text = raw.str.strip()
+    empty = text == ""
+    if column in NULLABLE_COLUMNS:
+        allowed_empty = empty
+    else:
+        allowed_empty = pd.Series(False, index=raw.index)
+        if empty.any():
+            return raw, Violation(file, column, "must not be empty", _first_bad(raw, empty))
+    if column in BOOLEAN_COLUMNS:
+        is_true, is_false = text.isin(_TRUE), text.isin(_FALSE)
+        bad = ~(is_true | is_false | allowed_empty)
+        if bad.any():
+            return raw, Violation(file, column, "must be a boolean True/False", _first_bad(raw, bad))
+        values = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        values[is_true] = True
+        values[is_false] = False
+        return values, None
+    if column in INTEGER_COLUMNS or column in FLOAT_COLUMNS:
+        numbers = pd.to_numeric(text.where(~empty), errors="coerce")
+        bad = numbers.isna() & ~allowed_empty
+        if bad.any():
+            return raw, Violation(file, column, "must be a number", _first_bad(raw, bad))
+        if column in INTEGER_COLUMNS:
+            fractional = (numbers % 1 != 0) & ~allowed_empty
+            if fractional.any():
+                return raw, Violation(file, column, "must be a whole number", _first_bad(raw, fractional))
+            return numbers.astype("int64"), None
+        return numbers.astype("float64"), None
+    if column in DATE_COLUMNS:
+        dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        bad = dates.isna()
+        if bad.any():
+            return raw, Violation(file, column, "must be a date YYYY-MM-DD", _first_bad(raw, bad))
+        return dates, None
+    return text, None
+
+
+def _value_schema(file: str) -> pa.DataFrameSchema:
+    """Ranges, categories and keys of one typed table."""
+    columns: dict[str, pa.Column] = {}
+    for column in TABLE_COLUMNS[file]:
+        checks: list[pa.Check] = []
+        if column == ID_COLUMN:
+            checks.append(pa.Check.str_matches(ID_REGEX, error="must look like 7590-VHVEG"))
+        elif column in INTEGER_COLUMNS or column in FLOAT_COLUMNS:
+            checks.append(pa.Check.ge(0, error="must not be negative"))
+        elif column in CATEGORIES:
+            allowed = ", ".join(CATEGORIES[column])
+            checks.append(pa.Check.isin(CATEGORIES[column], error=f"must be one of {allowed}"))
+        columns[column] = pa.Column(
+            checks=checks,
+            nullable=column in NULLABLE_COLUMNS,
+            unique=column == ID_COLUMN,
+            required=True,
+        )
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _schema_violations(file: str, frame: pd.DataFrame) -> list[Violation]:
+    try:
+        _value_schema(file).validate(frame, lazy=True)
+        return []
+    except SchemaErrors as errors:
+        found: dict[tuple[str, str], Violation] = {}
+        for _, case in errors.failure_cases.iterrows():
+            column = str(case.get("column") or "")
+            check = str(case.get("check") or "")
+            rule = "user_id must be unique" if check == "field_uniqueness" else check
+            key = (column, rule)
+            if key not in found:
+                index = case.get("index")
+                row = f"row {int(index) + 2} " if pd.notna(index) else ""
+                found[key] = Violation(file, column, rule, f"{row}value {case.get('failure_case')!r}")
+        return list(found.values())
+
+
+def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Violation]]:
+    """One CSV file → typed table, or the violations that stop it."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, [Violation(file, "", "must be UTF-8 text", f"byte {exc.start}")]
+    if not text.strip():
+        return None, [Violation(file, "", "must not be empty")]
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        return None, [Violation(file, "", "must be a CSV file", str(exc).splitlines()[0][:120])]
+    expected = TABLE_COLUMNS[file]
+    violations = [Violation(file, c, "required column missing") for c in expected if c not in raw.columns]
+    violations += [Violation(file, str(c), "unknown column") for c in raw.columns if c not in expected]
+    if violations:
+        return None, violations
+    if raw.empty:
+        return None, [Violation(file, "", "must have at least one data row")]
+    typed: dict[str, pd.Series] = {}
+    for column in expected:
+        values, problem = _parse_column(file, column, raw[column])
+        if problem:
+            violations.append(problem)
+        typed[column] = values
+    if violations:
+        return None, violations
+    frame = pd.DataFrame(typed)[expected]
+    violations = _schema_violations(file, frame)
+    return (frame if not violations else None), violations
+
+
+def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
+    """Keys across tables, and labels fit to train on."""
+    violations: list[Violation] = []
+    users = tables.get("users.csv")
+    if users is not None:
+        known = set(users[ID_COLUMN])
+        for file, frame in tables.items():
+            if file == "users.csv":
+                continue
+            unknown = frame.loc[~frame[ID_COLUMN].isin(known), ID_COLUMN]
+            if not unknown.empty:
+                violations.append(
+                    Violation(file, ID_COLUMN, "user_id must exist in users.csv", f"value {unknown.iloc[0]!r}")
+                )
+    labels = tables.get("labels.csv")
+    if labels is not None and labels[TARGET].nunique(dropna=True) < 2:
+        violations.append(Violation("labels.csv", TARGET, "must contain both classes (True and False)"))
+    return violations
+
+
+def check_month(files: dict[str, bytes]) -> ContractResult:
+    """Check a whole month given as ``{file name: bytes}``."""
+    result = ContractResult()
+    for name in MONTH_FILES:
+        if name not in files:
+            result.violations.append(Violation(name, "", "required file missing"))
+    for name in sorted(files):
+        if name not in TABLE_COLUMNS:
+            result.violations.append(Violation(name, "", "unknown file"))
+    for name in MONTH_FILES:
+        if name not in files:
+            continue
+        frame, problems = parse_table(name, files[name])
+        result.violations.extend(problems)
+        if frame is not None:
+            result.tables[name] = frame
+    if not result.violations:
+        result.violations.extend(_cross_table_violations(result.tables))
+    if result.violations:
+        result.tables = {}
+    return result

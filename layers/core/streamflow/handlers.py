@@ -1,0 +1,23 @@
+"""Turn a pipeline step into a Lambda handler: settings once, log keys bound, step called."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .logs import bind, logger
+from .settings import Settings
+
+Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
+
+
+def lambda_step(step: Step) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    settings = Settings.from_env()
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        bind(event.get("month"), event.get("execution"))
+        return step(settings, event)
+
+    handler.__doc__ = step.__doc__
+    return handler

@@ -1,0 +1,38 @@
+"""Pure decisions of the loop: retrain? promote? No I/O here."""
+
+from __future__ import annotations
+
+import math
+
+DEFAULT_DELTA = 0.01
+DEFAULT_DRIFT_THRESHOLD = 0.02
+
+
+def _check_auc(name: str, value: float) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+
+
+def should_promote(new_auc: float, prod_auc: float | None, delta: float = DEFAULT_DELTA) -> bool:
+    """Promote when there is no champion yet, or the challenger wins by at least ``delta``.
+
+    A NaN or out-of-range AUC is refused (ValueError): a broken evaluation must never move
+    Production.
+    """
+    _check_auc("new_auc", new_auc)
+    if delta is None or math.isnan(delta) or delta < 0:
+        raise ValueError(f"delta must be a non-negative number, got {delta!r}")
+    if prod_auc is None:
+        return True
+    _check_auc("prod_auc", prod_auc)
+    # Round away float noise so "exactly delta" (0.81 vs 0.80) counts as winning.
+    return round(new_auc - prod_auc, 12) >= round(delta, 12)
+
+
+def should_retrain(drift_share: float, threshold: float, has_champion: bool) -> bool:
+    """Retrain on drift at or above the threshold, or when nothing serves yet."""
+    if math.isnan(drift_share):
+        raise ValueError("drift_share is NaN")
+    return (not has_champion) or drift_share >= threshold

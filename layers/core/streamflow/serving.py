@@ -1,0 +1,79 @@
+"""Which model serves: the champion the API loads on cold start, and how Promote pins it.
+
+Promote writes the champion's version into the API function's environment
+(``CHAMPION_VERSION``). Changing a function's configuration recycles its execution
+environments on AWS (and in the local emulator), so the next request cold-starts on the
+new champion: no restart, no polling.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import registry
+from .settings import Settings
+
+CHAMPION_ENV = "CHAMPION_VERSION"
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    model: Any
+
+
+def resolve_champion_version(settings: Settings) -> str | None:
+    """The pinned version if Promote set one, else whatever ``Production`` names now."""
+    pinned = os.environ.get(CHAMPION_ENV, "").strip()
+    if pinned:
+        return pinned
+    return registry.alias_version(settings.mlflow_tracking_uri, settings.model_name)
+
+
+class ChampionHolder:
+    """Loads the champion once; if there was none (or the registry was down), tries again
+    at most every ``retry_seconds`` instead of on every request."""
+
+    def __init__(self, settings: Settings, retry_seconds: float = 5.0):
+        self._settings = settings
+        self._retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._champion: Champion | None = None
+        self._last_attempt = float("-inf")
+        self.last_error: str | None = None
+
+    def get(self) -> Champion | None:
+        if self._champion is not None:
+            return self._champion
+        with self._lock:
+            if self._champion is None and time.monotonic() - self._last_attempt >= self._retry_seconds:
+                self._last_attempt = time.monotonic()
+                try:
+                    version = resolve_champion_version(self._settings)
+                    if version is None:
+                        self.last_error = f"no version of {self._settings.model_name} has alias {registry.PRODUCTION}"
+                    else:
+                        model = registry.load_version(self._settings.mlflow_tracking_uri,
+                                                      self._settings.model_name, version)
+                        self._champion = Champion(version=version, model=model)
+                        self.last_error = None
+                except Exception as exc:  # registry down: report it, try again later
+                    self.last_error = f"could not load the champion: {exc}"
+        return self._champion
+
+
+def pin_api_version(function_name: str, version: str) -> None:
+    """Set CHAMPION_VERSION on the API function (keeping its other variables)."""
+    import boto3
+
+    lambda_client = boto3.client("lambda")
+    config = lambda_client.get_function_configuration(FunctionName=function_name)
+    variables = dict(config.get("Environment", {}).get("Variables", {}))
+    if variables.get(CHAMPION_ENV) == version:
+        return
+    variables[CHAMPION_ENV] = version
+    lambda_client.update_function_configuration(FunctionName=function_name, Environment={"Variables": variables})

@@ -1,0 +1,226 @@
+"""One function per state of the pipeline: event in, small JSON-able dict out.
+
+Handlers call these; each reads what earlier states returned (the state machine keeps
+them under ``validation``, ``features``, ``drift``, ``challenger``, ``compare``,
+``promotion``) and does its I/O through ``storage``, ``online_store`` and ``registry``.
+Decisions are delegated to the pure ``promotion`` module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from . import online_store, registry, serving, storage
+from .contract import ContractError, check_month
+from .features import build_features
+from .logs import logger
+from .promotion import should_promote, should_retrain
+from .schema import TARGET, month_index
+from .settings import Settings
+from .split import split_by_user
+from .training import evaluate_auc, model_input, train
+
+
+class RegistryUnavailable(RuntimeError):
+    """The MLflow registry did not answer; the state machine retries this with backoff."""
+
+
+def _registry_call(fn, *args, **kwargs):
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return fn(*args, **kwargs)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
+    except MlflowException as exc:
+        if "Max retries exceeded" in str(exc) or "Connection" in str(exc):
+            raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
+        raise
+
+
+def _load_checked_month(settings: Settings, month: str):
+    month_index(month)  # raises on a name that is not month_NNN
+    result = check_month(storage.read_month_files(settings.data_bucket, month))
+    if not result.ok:
+        raise ContractError(month, result.violations)
+    return result.tables
+
+
+def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Check the month's data contract; a bad month stops here with a named rule."""
+    month = event["month"]
+    tables = _load_checked_month(settings, month)
+    rows = {name: int(len(frame)) for name, frame in tables.items()}
+    logger.info("month valid", extra={"rows": rows})
+    return {"valid": True, "users": rows["users.csv"], "rows": rows}
+
+
+def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Features for every user: to S3 for training/drift, to DynamoDB for serving."""
+    month = event["month"]
+    frame = build_features(_load_checked_month(settings, month))
+    key = storage.write_features(settings.data_bucket, month, frame)
+    written = online_store.write_online_features(settings.feature_table, month, frame)
+    logger.info("features built", extra={"features_key": key, "online_items": written})
+    return {"features_key": key, "users": int(len(frame)), "online_items": written,
+            "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None}
+
+
+def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Evidently drift of this month against the reference month, report kept in S3."""
+    from .drift import measure_drift
+
+    month = event["month"]
+    reference_month = event.get("reference_month") or settings.reference_month
+    threshold = float(event.get("threshold", settings.drift_threshold))
+    current = storage.read_features(settings.data_bucket, month)
+    reference = storage.read_features(settings.data_bucket, reference_month)
+    result = measure_drift(reference, current)
+    timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    key = storage.report_key(month, timestamp)
+    storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
+    champion = _registry_call(registry.alias_version, settings.mlflow_tracking_uri, settings.model_name)
+    retrain = should_retrain(result.drift_share, threshold, has_champion=champion is not None)
+    share = round(result.drift_share, 4)
+    if retrain:
+        logger.info(f"RETRAINING_TRIGGERED month={month} drift_share={share} threshold={threshold}"
+                    + ("" if champion else " reason=no_champion"))
+    else:
+        logger.info(f"no retraining: month={month} drift_share={share} threshold={threshold}")
+    return {
+        "drift_share": share,
+        "drifted_columns": result.drifted_columns,
+        "columns": result.columns,
+        "threshold": threshold,
+        "report_key": key,
+        "has_champion": champion is not None,
+        "champion_version": champion,
+        "retrain": retrain,
+    }
+
+
+def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Fit a challenger on the month's training users; register it as a new version."""
+    month = event["month"]
+    frame = storage.read_features(settings.data_bucket, month)
+    training_rows, validation_rows = split_by_user(frame)
+    model = train(training_rows)
+    val_auc = evaluate_auc(model, validation_rows)
+    tags = {
+        "month": month,
+        "val_auc": round(val_auc, 6),
+        "execution": event.get("execution", ""),
+        "drift_share": event.get("drift", {}).get("drift_share", ""),
+    }
+    registered = _registry_call(
+        registry.log_challenger,
+        settings.mlflow_tracking_uri,
+        settings.model_name,
+        model,
+        model_input(training_rows),
+        params={"train_rows": len(training_rows), "validation_rows": len(validation_rows), "month": month},
+        metrics={"val_auc": val_auc},
+        tags=tags,
+    )
+    logger.info("challenger registered", extra={"version": registered.version, "val_auc": val_auc})
+    return {"version": registered.version, "run_id": registered.run_id, "val_auc": round(val_auc, 6)}
+
+
+def _auc_of(settings: Settings, version: str, validation_rows) -> float:
+    model = _registry_call(registry.load_version, settings.mlflow_tracking_uri, settings.model_name, version)
+    return evaluate_auc(model, validation_rows)
+
+
+def _validation_rows(settings: Settings, month: str):
+    return split_by_user(storage.read_features(settings.data_bucket, month))[1]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)
+
+
+def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Challenger and champion on the same held-out users; the pure rule decides."""
+    month = event["month"]
+    delta = float(event.get("delta", settings.promotion_delta))
+    challenger = event["challenger"]["version"]
+    validation_rows = _validation_rows(settings, month)
+    new_auc = _auc_of(settings, challenger, validation_rows)
+    prod_version = _registry_call(registry.alias_version, settings.mlflow_tracking_uri, settings.model_name)
+    prod_auc = _auc_of(settings, prod_version, validation_rows) if prod_version else None
+    promote = should_promote(new_auc, prod_auc, delta)
+    logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} delta={delta} promote={promote}",
+                extra={"challenger_version": challenger, "production_version": prod_version})
+    _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
+        "decision": "promote" if promote else "keep_champion",
+        "decision_new_auc": _round(new_auc),
+        "decision_prod_auc": _round(prod_auc),
+        "decision_prod_version": prod_version or "none",
+        "decision_delta": delta,
+        "decision_execution": event.get("execution", ""),
+    })
+    return {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
+            "delta": delta, "promote": promote}
+
+
+def promote(settings: Settings, event: dict[str, Any], now: str | None = None) -> dict[str, Any]:
+    """Move ``Production`` to the challenger (``Previous`` to the old champion).
+
+    Compare-and-set: if ``Production`` moved since the comparison, the decision is taken
+    again against the new champion rather than applied blindly.
+    """
+    month = event["month"]
+    decision = event["compare"]
+    challenger = event["challenger"]["version"]
+    uri, name = settings.mlflow_tracking_uri, settings.model_name
+    current = _registry_call(registry.alias_version, uri, name)
+    redecided = current != decision.get("prod_version")
+    promote_it = bool(decision["promote"])
+    if redecided:
+        validation_rows = _validation_rows(settings, month)
+        new_auc = _auc_of(settings, challenger, validation_rows)
+        prod_auc = _auc_of(settings, current, validation_rows) if current else None
+        promote_it = should_promote(new_auc, prod_auc, float(decision["delta"]))
+        logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} "
+                    f"delta={decision['delta']} promote={promote_it} (re-decided: Production moved)")
+    if not promote_it:
+        return {"promoted": False, "production_version": current, "previous_version": None, "redecided": redecided}
+    when = now or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if current:
+        _registry_call(registry.move_alias, uri, name, registry.PREVIOUS, current)
+    _registry_call(registry.move_alias, uri, name, registry.PRODUCTION, challenger)
+    _registry_call(registry.tag_version, uri, name, challenger, {
+        "promoted_at": when, "promoted_by": event.get("execution", "") or "streamflow",
+        "promoted_reason": f"month {month}: challenger beat champion {current or 'none'}",
+        "replaced_version": current or "none",
+    })
+    logger.info("alias moved", extra={"alias": registry.PRODUCTION, "version": challenger, "previous": current})
+    if settings.api_function_name:
+        serving.pin_api_version(settings.api_function_name, challenger)
+    return {"promoted": True, "production_version": challenger, "previous_version": current, "redecided": redecided}
+
+
+def summarize(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """The one line that tells what this month did."""
+    month = event["month"]
+    drift = event.get("drift", {})
+    promotion = event.get("promotion") or {}
+    retrained = "challenger" in event
+    production_version = (promotion.get("production_version") or event.get("compare", {}).get("prod_version")
+                          or drift.get("champion_version"))
+    summary = {
+        "month": month,
+        "drift_share": drift.get("drift_share"),
+        "retrained": retrained,
+        "promoted": bool(promotion.get("promoted")),
+        "production_version": production_version,
+        "challenger_version": event.get("challenger", {}).get("version"),
+        "report_key": drift.get("report_key"),
+        "execution": event.get("execution"),
+    }
+    logger.info(f"[SUMMARY] month={month} drift_share={summary['drift_share']} retrained={retrained} "
+                f"promoted={summary['promoted']} production_version={production_version}")
+    return summary

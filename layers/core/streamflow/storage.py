@@ -1,0 +1,104 @@
+"""S3 layout of the loop and its read/write helpers.
+
+boto3 reads ``AWS_ENDPOINT_URL``, so the same calls reach the local emulator, LocalStack
+or AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from typing import Any
+
+import pandas as pd
+
+from .schema import MANIFEST_NAME
+
+MONTHS_PREFIX = "months/"
+FEATURES_PREFIX = "features/"
+REPORTS_PREFIX = "reports/evidently/"
+RUNS_PREFIX = "runs/"
+
+
+def month_prefix(month: str) -> str:
+    return f"{MONTHS_PREFIX}{month}/"
+
+
+def manifest_key(month: str) -> str:
+    return f"{month_prefix(month)}{MANIFEST_NAME}"
+
+
+def features_key(month: str) -> str:
+    return f"{FEATURES_PREFIX}{month}/features.parquet"
+
+
+def report_key(month: str, timestamp: str) -> str:
+    return f"{REPORTS_PREFIX}drift_{month}_{timestamp}.html"
+
+
+@functools.cache
+def s3():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def get_bytes(bucket: str, key: str) -> bytes:
+    return s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def put_bytes(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def object_size(bucket: str, key: str) -> int | None:
+    """Size of an object, or None when it is not there."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return int(s3().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def read_manifest(bucket: str, month: str) -> dict[str, Any]:
+    return json.loads(get_bytes(bucket, manifest_key(month)))
+
+
+def list_month_files(bucket: str, month: str) -> list[str]:
+    """File names under the month's prefix, manifest excluded."""
+    prefix = month_prefix(month)
+    names: list[str] = []
+    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(prefix):]
+            if name and name != MANIFEST_NAME and "/" not in name:
+                names.append(name)
+    return sorted(names)
+
+
+def read_month_files(bucket: str, month: str) -> dict[str, bytes]:
+    return {name: get_bytes(bucket, month_prefix(month) + name) for name in list_month_files(bucket, month)}
+
+
+def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=True)
+    put_bytes(bucket, key, buffer.getvalue())
+
+
+def read_frame(bucket: str, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(get_bytes(bucket, key)))
+
+
+def write_features(bucket: str, month: str, frame: pd.DataFrame) -> str:
+    key = features_key(month)
+    write_frame(bucket, key, frame)
+    return key
+
+
+def read_features(bucket: str, month: str) -> pd.DataFrame:
+    return read_frame(bucket, features_key(month))
