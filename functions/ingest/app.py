@@ -1,6 +1,7 @@
 """Ingest: a month's manifest landed in S3 → start exactly one execution for that month."""
 
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,9 +18,10 @@ settings = Settings.from_env()
 def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     results = []
     for record in event.records:
-        upload = month_from_key(record.s3.bucket.name, record.s3.get_object.key)
+        key = unquote_plus(record.s3.get_object.key)  # S3 event keys are URL-encoded
+        upload = month_from_key(record.s3.bucket.name, key)
         if upload is None:
-            logger.info("not a manifest, ignored", extra={"key": record.s3.get_object.key})
+            logger.info("not a manifest, ignored", extra={"key": key})
             continue
         bind(upload.month)
         result = start_month_execution(settings, upload)

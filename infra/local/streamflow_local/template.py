@@ -21,7 +21,7 @@ SUB_PATTERN = re.compile(r"\$\{([^}!][^}]*)\}")
 
 def load_template(path: Path) -> dict[str, Any]:
     """YAML with CloudFormation's short tags (``!Ref``, ``!Sub``…) as plain dicts."""
-    from cfn_lint.decode import decode
+    from cfnlint.decode import decode
 
     template, matches = decode(str(path))
     if template is None:

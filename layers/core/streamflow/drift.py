@@ -26,7 +26,7 @@ class DriftResult:
 
 
 def _as_evidently_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame[MODEL_FEATURES].copy()
+    out = frame[MODEL_FEATURES].reset_index(drop=True)  # a text index trips its plots
     for column in BOOLEAN_FEATURES:
         out[column] = out[column].astype(str)
     return out
