@@ -1,0 +1,43 @@
+"""One real local stack for the integration suite, on spare ports beside any demo.
+
+It is the same stack `make demo` runs: moto's server with the local Lambda executor, a
+real `mlflow server`, the local API gateway, and template.yaml deployed into it.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from streamflow_local.config import StackConfig
+from streamflow_local.deploy import deploy
+from streamflow_local.loop import seed
+from streamflow_local.stack import down, up
+
+TEST_USERS = 3000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> StackConfig:
+    state = tmp_path_factory.mktemp("stack")
+    config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
+                         state_dir=state, stack_name="sftest")
+    try:
+        up(config)
+        deploy(config)
+        yield config
+    finally:
+        down(config)
+
+
+@pytest.fixture(scope="session")
+def months(stack: StackConfig) -> list[Path]:
+    return seed(stack.state_dir / "data", months=3, n_users=TEST_USERS)

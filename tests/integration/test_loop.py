@@ -1,0 +1,167 @@
+"""The loop through the real local stack: S3 upload → ingest → Step Functions → handlers
+→ MLflow registry → API over HTTP.
+
+The tests run in file order and share one stack: no champion yet → month_000 makes the
+first one → month_001 (concept drift) replaces it → month_002 (same concept) does not.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import boto3
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from streamflow.schema import MANIFEST_NAME
+from streamflow_local.loop import (
+    data_bucket,
+    first_user,
+    grep_logs,
+    state_machine_arn,
+    upload_month,
+    wait_for_execution,
+)
+
+pytestmark = pytest.mark.integration
+MODEL = "streamflow_churn"
+
+
+def _client(stack, service):
+    return boto3.client(service, endpoint_url=stack.aws_endpoint, region_name=stack.region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _registry(stack) -> MlflowClient:
+    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
+
+
+def _alias(stack, alias: str) -> str | None:
+    try:
+        return _registry(stack).get_model_version_by_alias(MODEL, alias).version
+    except Exception:
+        return None
+
+
+def _run(stack, folder):
+    upload = upload_month(stack, folder)
+    description = wait_for_execution(stack, upload.execution_arn, timeout=600)
+    output = json.loads(description.get("output") or "{}")
+    return upload, description, output
+
+
+def _executions(stack, month: str) -> list[dict]:
+    sfn = _client(stack, "stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=state_machine_arn(stack))["executions"]
+    return [e for e in listed if e["name"].startswith(f"{month}-")]
+
+
+def test_predict_before_any_champion_is_503_json(stack):
+    response = requests.post(f"{stack.api_url}/predict", json={"user_id": "0000-AAAAA"}, timeout=120)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_model"
+
+
+def test_first_month_upload_starts_one_execution_that_crowns_a_champion(stack, months):
+    upload, description, summary = _run(stack, months[0])
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert [e["name"] for e in _executions(stack, "month_000")] == [upload.execution_name]
+    assert summary["retrained"] is True and summary["promoted"] is True
+    assert _alias(stack, "Production") == summary["production_version"] == summary["challenger_version"]
+    assert _alias(stack, "Previous") is None
+
+
+def test_drifted_month_retrains_and_better_challenger_moves_production(stack, months):
+    champion = _alias(stack, "Production")
+    upload, description, summary = _run(stack, months[1])
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert summary["drift_share"] >= 0.02
+    assert summary["retrained"] and summary["promoted"]
+    assert _alias(stack, "Production") == summary["challenger_version"] != champion
+    assert _alias(stack, "Previous") == champion
+    messages = [r["message"] for r in grep_logs(stack, execution=upload.execution_name)]
+    assert any(m.startswith("RETRAINING_TRIGGERED month=month_001") for m in messages), messages
+    compare = [m for m in messages if m.startswith("[COMPARE]")]
+    assert compare and compare[0].endswith("promote=True")
+    assert any(m.startswith("[SUMMARY] month=month_001") and "promoted=True" in m for m in messages)
+    version = _registry(stack).get_model_version(MODEL, summary["challenger_version"])
+    assert version.tags["month"] == "month_001"
+    assert version.tags["decision"] == "promote"
+    assert float(version.tags["decision_new_auc"]) >= float(version.tags["decision_prod_auc"]) + 0.01
+
+
+def test_drift_report_is_kept_in_s3(stack):
+    s3 = _client(stack, "s3")
+    listed = s3.list_objects_v2(Bucket=data_bucket(stack), Prefix="reports/evidently/drift_month_001_")
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    assert len(keys) == 1 and keys[0].endswith(".html")
+    body = s3.get_object(Bucket=data_bucket(stack), Key=keys[0])["Body"].read()
+    assert b"<html" in body[:2000].lower() and len(body) > 100_000
+
+
+def test_predict_over_http_is_answered_by_the_champion(stack, months):
+    user_id = first_user(months[1])
+    response = requests.post(f"{stack.api_url}/predict", json={"user_id": user_id}, timeout=120)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == user_id
+    assert body["model_version"] == _alias(stack, "Production")
+    assert 0.0 <= body["churn_probability"] <= 1.0
+    assert body["churn_prediction"] == (body["churn_probability"] >= 0.5)
+    health = requests.get(f"{stack.api_url}/health", timeout=60).json()
+    assert health["status"] == "ok" and health["model_version"] == body["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [({"user_id": "9999-ZZZZZ"}, 404, "unknown_user"), ({"user": 1}, 422, "invalid_request"),
+     ("not json", 422, "invalid_request")],
+)
+def test_api_errors_are_json_with_proper_status(stack, payload, status, code):
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    response = requests.post(f"{stack.api_url}/predict", data=data,
+                             headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_challenger_that_is_not_better_leaves_production(stack, months):
+    champion = _alias(stack, "Production")
+    upload, description, summary = _run(stack, months[2])
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert summary["retrained"] is True and summary["promoted"] is False
+    assert _alias(stack, "Production") == champion == summary["production_version"]
+    compare = [r["message"] for r in grep_logs(stack, ("[COMPARE]",), execution=upload.execution_name)]
+    assert compare and compare[0].endswith("promote=False")
+    assert _registry(stack).get_model_version(MODEL, summary["challenger_version"]).tags["decision"] == "keep_champion"
+
+
+def test_same_manifest_delivered_again_starts_no_second_execution(stack, months):
+    before = _executions(stack, "month_002")
+    s3 = _client(stack, "s3")
+    body = (months[2] / MANIFEST_NAME).read_bytes()
+    for _ in range(3):
+        s3.put_object(Bucket=data_bucket(stack), Key=f"months/month_002/{MANIFEST_NAME}", Body=body)
+    time.sleep(1)
+    assert [e["name"] for e in _executions(stack, "month_002")] == [e["name"] for e in before]
+    assert len(before) == 1
+
+
+def test_malformed_month_fails_with_a_named_rule_and_keeps_production(stack, months, tmp_path):
+    champion = _alias(stack, "Production")
+    bad = tmp_path / "month_003"
+    shutil.copytree(months[2], bad)
+    usage = (bad / "usage_agg_30d.csv").read_text().replace("watch_hours_30d", "watch_hours", 1)
+    (bad / "usage_agg_30d.csv").write_text(usage)
+    from streamflow.generator import build_manifest
+
+    files = {p.name: p.read_bytes() for p in bad.iterdir() if p.name != MANIFEST_NAME}
+    (bad / MANIFEST_NAME).write_text(json.dumps(build_manifest("month_003", files)))
+    _, description, _ = _run(stack, bad)
+    assert description["status"] == "FAILED"
+    assert "Validate failed" in description["cause"]
+    assert "usage_agg_30d.csv:watch_hours_30d: required column missing" in description["cause"]
+    assert _alias(stack, "Production") == champion
