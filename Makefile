@@ -17,7 +17,7 @@ $(STAMP): requirements.txt constraints.txt layers/deps/requirements.txt pyprojec
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
-	$(PIP) install --quiet --no-deps --no-build-isolation -e . || $(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
 venv: $(STAMP)  ## create .venv with everything the project needs
