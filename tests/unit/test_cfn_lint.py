@@ -1,6 +1,7 @@
 """template.yaml passes cfn-lint offline, and its state machine is the ASL file on disk."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,11 @@ def test_state_machine_definition_is_valid_json_with_every_substitution_declared
     machine = template["Resources"]["PipelineStateMachine"]["Properties"]
     definition = (ROOT / machine["DefinitionUri"]).read_text()
     asl = json.loads(definition)
-    used = {state["Resource"][2:-1] for state in asl["States"].values() if state["Type"] == "Task"}
+    used = set(re.findall(r"\$\{(\w+)\}", definition))
     assert used == set(machine["DefinitionSubstitutions"])
     for name, state in asl["States"].items():
         if state["Type"] == "Task":
-            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
-            assert asl["States"][state["Catch"][0]["Next"]]["Type"] == "Fail", name
+            catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+            assert catch_all and state["Catch"][-1] is catch_all[0], name  # last, after specific ones
+            assert asl["States"][catch_all[0]["Next"]]["Type"] == "Fail", name
             assert state["Retry"], name

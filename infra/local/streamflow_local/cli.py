@@ -158,6 +158,58 @@ def cmd_predict(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK if status == 200 else EXIT_FAILED
 
 
+def _actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
+    from streamflow.champion import rollback
+    from streamflow.promotion import NothingToRollBack
+
+    from .loop import stack_settings
+
+    try:
+        change = rollback(stack_settings(config), by=_actor(), reason=args.reason)
+    except NothingToRollBack as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _say(f"Production: version {change.replaced} → {change.production} (the API follows on its next request)")
+    return EXIT_OK
+
+
+def cmd_approve(args: argparse.Namespace, config: StackConfig) -> int:
+    from streamflow.approvals import NoPendingApproval, approve
+
+    from .loop import stack_settings
+
+    try:
+        record = approve(stack_settings(config), args.month, by=_actor())
+    except NoPendingApproval as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _say(f"approved {args.month}: version {record['challenger_version']} will be promoted by {record['execution']}")
+    return EXIT_OK
+
+
+def cmd_reject(args: argparse.Namespace, config: StackConfig) -> int:
+    from streamflow.approvals import NoPendingApproval, reject
+
+    from .loop import stack_settings
+
+    try:
+        record = reject(stack_settings(config), args.month, by=_actor(), reason=args.reason)
+    except NoPendingApproval as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _say(f"rejected {args.month}: version {record['challenger_version']} stays out of Production")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, config: StackConfig) -> int:
     from .demo import run_demo
 
@@ -199,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grep", action="store_true", help="only the RETRAINING_TRIGGERED/[COMPARE]/[SUMMARY] lines")
     p = command("predict", cmd_predict, "POST /predict through the local API gateway")
     p.add_argument("user_id")
+    p = command("rollback", cmd_rollback, "move Production back to the version under alias Previous")
+    p.add_argument("--reason", default="manual rollback", help="recorded on the versions' tags")
+    p = command("approve", cmd_approve, "approve the challenger a month's execution is waiting on")
+    p.add_argument("month")
+    p = command("reject", cmd_reject, "reject the challenger a month's execution is waiting on")
+    p.add_argument("month")
+    p.add_argument("--reason", required=True, help="why (recorded on the version's tags)")
     p = command("demo", cmd_demo, "the whole loop end to end: up, deploy, seed, champion, month_001, predict")
     p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")

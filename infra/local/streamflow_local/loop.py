@@ -41,6 +41,27 @@ def _client(config: StackConfig, service: str):
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def stack_settings(config: StackConfig):
+    """The functions' Settings, read from what the deploy step created (for CLI operations
+    that act like the pipeline: rollback, approve, reject)."""
+    from streamflow.settings import Settings
+
+    description = stack_description(config)
+    parameters, outputs = description["parameters"], description["outputs"]
+    config.apply_client_env()
+    return Settings(
+        data_bucket=outputs["DataBucketName"],
+        feature_table=outputs["FeatureTableName"],
+        model_name=parameters.get("ModelName", "streamflow_churn"),
+        mlflow_tracking_uri=config.mlflow_uri,
+        reference_month=parameters.get("ReferenceMonth", "month_000"),
+        drift_threshold=float(parameters.get("DriftThreshold", 0.02)),
+        promotion_delta=float(parameters.get("PromotionDelta", 0.01)),
+        state_machine_arn=outputs["StateMachineArn"],
+        api_function_name=description.get("api", {}).get("function", ""),
+    )
+
+
 def data_bucket(config: StackConfig) -> str:
     return stack_description(config)["outputs"]["DataBucketName"]
 

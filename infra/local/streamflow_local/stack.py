@@ -66,6 +66,7 @@ def serve(config: StackConfig) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    from . import moto_patches
     from .executor import LocalExecutor, install
     from .gateway import LocalApiGateway
 
@@ -76,6 +77,7 @@ def serve(config: StackConfig) -> None:
 
     executor = LocalExecutor(config)
     install(executor)
+    moto_patches.install()
     moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
     moto.start()
     requests.post(f"{config.aws_endpoint}/moto-api/config",

@@ -75,6 +75,9 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
         "threshold": float(manifest.get("threshold", settings.drift_threshold)),
         "delta": float(manifest.get("delta", settings.promotion_delta)),
         "execution": name,
+        # Set by the template only: an uploader cannot switch the approval gate off.
+        "require_approval": settings.require_approval,
+        "approval_timeout_seconds": settings.approval_timeout_seconds,
     }
     sfn = boto3.client("stepfunctions")
     try:

@@ -36,3 +36,19 @@ def should_retrain(drift_share: float, threshold: float, has_champion: bool) -> 
     if math.isnan(drift_share):
         raise ValueError("drift_share is NaN")
     return (not has_champion) or drift_share >= threshold
+
+
+class NothingToRollBack(RuntimeError):
+    """There is no earlier champion to return to."""
+
+
+def rollback_target(production: str | None, previous: str | None) -> str:
+    """The version ``Production`` goes back to: the one under ``Previous``.
+
+    Refused when there is no ``Previous``, or it is the version already serving.
+    """
+    if previous is None:
+        raise NothingToRollBack("nothing to roll back to: no version has alias Previous")
+    if previous == production:
+        raise NothingToRollBack(f"nothing to roll back to: Previous is version {previous}, already Production")
+    return previous

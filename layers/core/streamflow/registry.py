@@ -5,11 +5,16 @@ Aliases, not stages: ``Production`` is the champion, ``Previous`` the one it rep
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 PRODUCTION = "Production"
 PREVIOUS = "Previous"
+STAGING = "Staging"
+HISTORY_TAG = "alias_history"
+HISTORY_KEEP = 10  # entries kept in the tag (MLflow caps tag values at 5,000 characters)
 EXPERIMENT = "streamflow-churn"
 # Declared, not inferred: inference costs ~10 s a model (measured in DESIGN.md).
 MODEL_PIP_REQUIREMENTS = ["scikit-learn", "pandas<3", "skops"]
@@ -101,3 +106,39 @@ def tag_version(tracking_uri: str, model_name: str, version: str, tags: dict) ->
 
 def move_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
     client(tracking_uri).set_registered_model_alias(model_name, alias, version)
+
+
+def delete_alias(tracking_uri: str, model_name: str, alias: str) -> None:
+    """Remove an alias; no error when it is already gone."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client(tracking_uri).delete_registered_model_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            raise
+
+
+def record_alias_move(tracking_uri: str, model_name: str, version: str, alias: str, action: str,
+                      by: str, reason: str, at: str, **details: Any) -> None:
+    """Append who moved which alias onto/off this version, when and why, to its tags.
+
+    The latest move is also spelled out in plain tags so the MLflow UI shows it at a glance.
+    """
+    mlflow_client = client(tracking_uri)
+    current = mlflow_client.get_model_version(model_name, version).tags.get(HISTORY_TAG, "[]")
+    try:
+        history = json.loads(current)
+    except ValueError:
+        history = []
+    entry = {"alias": alias, "action": action, "at": at, "by": by, "reason": reason,
+             **{k: v for k, v in details.items() if v is not None}}
+    history = (history + [entry])[-HISTORY_KEEP:]
+    encoded = json.dumps(history, separators=(",", ":"))
+    while len(encoded) > 5000 and len(history) > 1:
+        history = history[1:]
+        encoded = json.dumps(history, separators=(",", ":"))
+    mlflow_client.set_model_version_tag(model_name, version, HISTORY_TAG, encoded)
+    prefix = alias.lower()
+    for key, value in (("action", action), ("at", at), ("by", by), ("reason", reason)):
+        mlflow_client.set_model_version_tag(model_name, version, f"{prefix}_{key}", str(value)[:5000])

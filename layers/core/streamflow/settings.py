@@ -22,6 +22,8 @@ class Settings:
     promotion_delta: float
     state_machine_arn: str
     api_function_name: str
+    require_approval: bool = False
+    approval_timeout_seconds: int = 86_400
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -36,4 +38,6 @@ class Settings:
             promotion_delta=float(env.get("PROMOTION_DELTA", DEFAULT_DELTA)),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             api_function_name=env.get("API_FUNCTION_NAME", ""),
+            require_approval=env.get("REQUIRE_APPROVAL", "false").strip().lower() == "true",
+            approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", "86400")),
         )

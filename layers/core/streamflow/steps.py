@@ -9,10 +9,11 @@ Decisions are delegated to the pure ``promotion`` module.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Any
 
-from . import online_store, registry, serving, storage
+from . import champion, online_store, registry, storage
 from .contract import ContractError, check_month
 from .features import build_features
 from .logs import logger
@@ -166,7 +167,7 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
             "delta": delta, "promote": promote}
 
 
-def promote(settings: Settings, event: dict[str, Any], now: str | None = None) -> dict[str, Any]:
+def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Move ``Production`` to the challenger (``Previous`` to the old champion).
 
     Compare-and-set: if ``Production`` moved since the comparison, the decision is taken
@@ -179,28 +180,78 @@ def promote(settings: Settings, event: dict[str, Any], now: str | None = None) -
     current = _registry_call(registry.alias_version, uri, name)
     redecided = current != decision.get("prod_version")
     promote_it = bool(decision["promote"])
+    new_auc, prod_auc = decision.get("new_auc"), decision.get("prod_auc")
     if redecided:
         validation_rows = _validation_rows(settings, month)
-        new_auc = _auc_of(settings, challenger, validation_rows)
-        prod_auc = _auc_of(settings, current, validation_rows) if current else None
+        new_auc = _round(_auc_of(settings, challenger, validation_rows))
+        prod_auc = _round(_auc_of(settings, current, validation_rows)) if current else None
         promote_it = should_promote(new_auc, prod_auc, float(decision["delta"]))
-        logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} "
+        logger.info(f"[COMPARE] new_auc={new_auc} prod_auc={prod_auc} "
                     f"delta={decision['delta']} promote={promote_it} (re-decided: Production moved)")
     if not promote_it:
         return {"promoted": False, "production_version": current, "previous_version": None, "redecided": redecided}
-    when = now or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    if current:
-        _registry_call(registry.move_alias, uri, name, registry.PREVIOUS, current)
-    _registry_call(registry.move_alias, uri, name, registry.PRODUCTION, challenger)
-    _registry_call(registry.tag_version, uri, name, challenger, {
-        "promoted_at": when, "promoted_by": event.get("execution", "") or "streamflow",
-        "promoted_reason": f"month {month}: challenger beat champion {current or 'none'}",
-        "replaced_version": current or "none",
+    approval = event.get("approval") or {}
+    reason = (f"month {month}: challenger {challenger} AUC {new_auc} vs champion "
+              f"{current or 'none'} AUC {prod_auc}, delta {decision.get('delta')}")
+    change = _registry_call(
+        champion.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
+        execution=event.get("execution"), approved_by=approval.get("by"),
+    )
+    logger.info("alias moved", extra={"alias": registry.PRODUCTION, "version": challenger, "previous": change.replaced})
+    return {"promoted": True, "production_version": challenger, "previous_version": change.replaced,
+            "redecided": redecided}
+
+
+def request_approval(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """Stage the challenger and keep the task token where ``streamflow approve`` finds it."""
+    month, version = event["month"], event["challenger"]["version"]
+    record = {
+        "month": month,
+        "execution": event.get("execution"),
+        "challenger_version": version,
+        "compare": event.get("compare"),
+        "task_token": event["task_token"],
+        "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "timeout_seconds": event.get("timeout_seconds"),
+    }
+    _registry_call(champion.stage, settings, version, by=event.get("execution") or "streamflow",
+                   reason=f"month {month}: awaiting approval", execution=event.get("execution"))
+    # Written last: once a person can see the pending approval, the challenger is staged.
+    storage.put_bytes(settings.data_bucket, storage.approval_key(month), json.dumps(record).encode(),
+                      content_type="application/json")
+    logger.info(f"APPROVAL_REQUESTED month={month} version={version}: run `streamflow approve {month}` "
+                f"or `streamflow reject {month} --reason ...`")
+    return {"requested": True, "version": version}
+
+
+def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """A human said no (or nobody answered in time): note why, unstage the challenger."""
+    month, version = event["month"], event["challenger"]["version"]
+    error = event.get("approval_error") or {}
+    timed_out = error.get("Error") == "States.Timeout"
+    try:
+        cause = json.loads(error.get("Cause") or "{}")
+    except ValueError:
+        cause = {"reason": error.get("Cause")}
+    if not isinstance(cause, dict):
+        cause = {"reason": str(cause)}
+    reason = "approval timed out" if timed_out else str(cause.get("reason") or "rejected")
+    by = "timeout" if timed_out else str(cause.get("by") or "unknown")
+    _registry_call(champion.unstage, settings, version, by=by, reason=f"rejected: {reason}")
+    _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
+        "decision": "rejected_timeout" if timed_out else "rejected", "rejected_by": by, "rejected_reason": reason,
     })
-    logger.info("alias moved", extra={"alias": registry.PRODUCTION, "version": challenger, "previous": current})
-    if settings.api_function_name:
-        serving.pin_api_version(settings.api_function_name, challenger)
-    return {"promoted": True, "production_version": challenger, "previous_version": current, "redecided": redecided}
+    storage.delete(settings.data_bucket, storage.approval_key(month))
+    logger.info(f"APPROVAL_REJECTED month={month} version={version} by={by} reason={reason}")
+    return {"approved": False, "timed_out": timed_out, "by": by, "reason": reason}
+
+
+def _approval_outcome(event: dict[str, Any]) -> str | None:
+    if "rejection" in event:
+        return "timed_out" if event["rejection"].get("timed_out") else "rejected"
+    if "approval" in event:
+        return "approved"
+    return None
 
 
 def summarize(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +271,7 @@ def summarize(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "challenger_version": event.get("challenger", {}).get("version"),
         "report_key": drift.get("report_key"),
         "execution": event.get("execution"),
+        "approval": _approval_outcome(event),
     }
     logger.info(f"[SUMMARY] month={month} drift_share={summary['drift_share']} retrained={retrained} "
                 f"promoted={summary['promoted']} production_version={production_version}")

@@ -102,3 +102,15 @@ def write_features(bucket: str, month: str, frame: pd.DataFrame) -> str:
 
 def read_features(bucket: str, month: str) -> pd.DataFrame:
     return read_frame(bucket, features_key(month))
+
+
+APPROVALS_PREFIX = "approvals/"
+
+
+def approval_key(month: str) -> str:
+    """Where a pending approval (its task token) waits for `streamflow approve/reject`."""
+    return f"{APPROVALS_PREFIX}{month}.json"
+
+
+def delete(bucket: str, key: str) -> None:
+    s3().delete_object(Bucket=bucket, Key=key)
