@@ -152,7 +152,7 @@ class Stack:
                 return self.get_att(logical, attribute)
             return str(self.ref(name, layer_arns))
 
-        return SUB_PATTERN.sub(replace, text)
+        return SUB_PATTERN.sub(replace, text).replace("${!", "${")  # ${!Literal} → ${Literal}
 
     # --- SAM -------------------------------------------------------------------------------
     def function_properties(self, logical: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from .schema import (
 _TRUE = {"True", "true", "TRUE"}
 _FALSE = {"False", "false", "FALSE"}
 ID_REGEX = r"^\d{4}-[A-Z]{5}$"
+# Aggregate tables may omit users with no events (counts are 0); these may not.
+REQUIRED_PER_USER = ("subscriptions.csv", "labels.csv")
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,9 @@ def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Viola
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
     except (pd.errors.ParserError, ValueError) as exc:
         return None, [Violation(file, "", "must be a CSV file", str(exc).splitlines()[0][:120])]
+    if not isinstance(raw.index, pd.RangeIndex):
+        # pandas turns a first column into the index when rows have one field more than the header
+        return None, [Violation(file, "", "rows must have as many fields as the header", "trailing comma?")]
     expected = TABLE_COLUMNS[file]
     violations = [Violation(file, c, "required column missing") for c in expected if c not in raw.columns]
     violations += [Violation(file, str(c), "unknown column") for c in raw.columns if c not in expected]
@@ -202,6 +207,13 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
     users = tables.get("users.csv")
     if users is not None:
         known = set(users[ID_COLUMN])
+        for file in REQUIRED_PER_USER:
+            frame = tables.get(file)
+            if frame is not None:
+                missing = users.loc[~users[ID_COLUMN].isin(set(frame[ID_COLUMN])), ID_COLUMN]
+                if not missing.empty:
+                    violations.append(Violation(file, ID_COLUMN, "every user in users.csv needs a row here",
+                                                f"missing {missing.iloc[0]!r}"))
         for file, frame in tables.items():
             if file == "users.csv":
                 continue
@@ -214,6 +226,15 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
     if labels is not None and labels[TARGET].nunique(dropna=True) < 2:
         violations.append(Violation("labels.csv", TARGET, "must contain both classes (True and False)"))
     return violations
+
+
+def check_sizes(sizes: dict[str, int], max_file_bytes: int) -> list[Violation]:
+    """Files over the configured limit are refused before anything reads them."""
+    return [
+        Violation(name, "", f"file larger than the limit of {max_file_bytes} bytes", f"{size} bytes")
+        for name, size in sizes.items()
+        if size > max_file_bytes
+    ]
 
 
 def check_month(files: dict[str, bytes]) -> ContractResult:
