@@ -6,9 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# SAM CLI, samlocal, cfn-lint, actionlint live in their own venv: aws-sam-cli pins
+# boto3/click low, which the runtime .venv must not inherit.
+TOOLS_VENV  ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv demo test unit integration lint up down deploy clean
+.PHONY: help venv tools demo test unit integration lint up down deploy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,11 +26,19 @@ $(STAMP): requirements.txt constraints.txt layers/deps/requirements.txt pyprojec
 
 venv: $(STAMP)  ## create .venv with everything the project needs
 
+$(TOOLS_STAMP): requirements-tools.txt constraints-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt -c constraints-tools.txt
+	touch $@
+
+tools: $(TOOLS_STAMP)  ## create .venv-tools: sam, samlocal, cfn-lint, actionlint (+ shellcheck)
+
 demo: venv  ## start the local stack, deploy, train the first champion, run month_001, predict (KEEP=1 leaves it up)
 	$(VENV)/bin/streamflow demo $(if $(KEEP),--keep)
 
-test: venv  ## unit + integration tests (starts its own local stack on spare ports)
-	$(PY) -m pytest tests
+test: venv tools  ## unit + integration tests (starts its own local stack on spare ports), SAM + workflow lint
+	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests
 
 unit: venv  ## unit tests only (no services)
 	$(PY) -m pytest tests/unit
@@ -34,8 +46,10 @@ unit: venv  ## unit tests only (no services)
 integration: venv  ## integration tests only (real emulator, MLflow server, handlers)
 	$(PY) -m pytest tests/integration
 
-lint: venv  ## cfn-lint the template
-	$(VENV)/bin/cfn-lint template.yaml
+lint: tools  ## sam validate --lint, cfn-lint the template, actionlint the workflow
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(TOOLS_VENV)/bin/cfn-lint template.yaml
+	$(TOOLS_VENV)/bin/actionlint -shellcheck $(TOOLS_VENV)/bin/shellcheck .github/workflows/ci.yml
 
 up: venv  ## start the local stack and deploy template.yaml
 	$(VENV)/bin/streamflow up --deploy
