@@ -6,6 +6,7 @@ real `mlflow server`, the local API gateway, and template.yaml deployed into it.
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from streamflow_local.config import StackConfig
 from streamflow_local.deploy import deploy
 from streamflow_local.loop import seed
 from streamflow_local.stack import down, up
+
+from external import EXTERNAL, LogMirror, SkipLocalOnly, external_stack
 
 TEST_USERS = 3000
 
@@ -28,6 +31,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> StackConfig:
     state = tmp_path_factory.mktemp("stack")
+    if EXTERNAL:  # an already deployed stack at AWS_ENDPOINT_URL (tests/integration/external.py)
+        config = external_stack(state)
+        with LogMirror(config, json.loads(config.stack_file.read_text())["functions"]):
+            yield config
+        return
     config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
                          state_dir=state, stack_name="sftest")
     try:
@@ -36,6 +44,11 @@ def stack(tmp_path_factory) -> StackConfig:
         yield config
     finally:
         down(config)
+
+
+def pytest_configure(config):
+    if EXTERNAL:
+        config.pluginmanager.register(SkipLocalOnly(), "streamflow-external-mode")
 
 
 @pytest.fixture(scope="session")

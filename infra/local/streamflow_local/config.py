@@ -29,18 +29,23 @@ class StackConfig:
     stack_name: str = field(default_factory=lambda: os.environ.get("STREAMFLOW_STACK_NAME", "streamflow"))
     region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     template: Path = PROJECT_ROOT / "template.yaml"
+    # An existing stack elsewhere (LocalStack, AWS) instead of the local one: full URLs that
+    # replace host:port (the integration tests' external mode sets them). None: local stack.
+    aws_endpoint_url: str | None = None
+    mlflow_url: str | None = None
+    api_base_url: str | None = None
 
     @property
     def aws_endpoint(self) -> str:
-        return f"http://{self.host}:{self.aws_port}"
+        return self.aws_endpoint_url or f"http://{self.host}:{self.aws_port}"
 
     @property
     def mlflow_uri(self) -> str:
-        return f"http://{self.host}:{self.mlflow_port}"
+        return self.mlflow_url or f"http://{self.host}:{self.mlflow_port}"
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return (self.api_base_url or f"http://{self.host}:{self.api_port}").rstrip("/")
 
     @property
     def logs_dir(self) -> Path:
