@@ -25,6 +25,10 @@ def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
             continue
         bind(upload.month)
         result = start_month_execution(settings, upload)
-        logger.info("execution started" if result["started"] else "duplicate upload, execution exists", extra=result)
+        if result.get("rejected"):
+            logger.error(f"MONTH_REJECTED month={upload.month} report={result['report']}", extra=result)
+        else:
+            logger.info("execution started" if result["started"] else "duplicate upload, execution exists",
+                        extra=result)
         results.append(result)
     return {"executions": results}

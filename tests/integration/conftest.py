@@ -54,3 +54,20 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def months(stack: StackConfig) -> list[Path]:
     return seed(stack.state_dir / "data", months=3, n_users=TEST_USERS)
+
+
+# The modules share one stack and build on each other's state (who is champion): run them
+# in this order, anything else after.
+MODULE_ORDER = ["test_loop", "test_serving_rollback_approval", "test_robustness"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    here = Path(__file__).parent
+
+    def rank(item) -> int:
+        if here not in item.path.parents:
+            return -1  # not an integration test: leave it where it is
+        name = item.path.stem
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+    items.sort(key=rank)  # stable: keeps file order within a module

@@ -59,6 +59,7 @@ def stack_settings(config: StackConfig):
         promotion_delta=float(parameters.get("PromotionDelta", 0.01)),
         state_machine_arn=outputs["StateMachineArn"],
         api_function_name=description.get("api", {}).get("function", ""),
+        lease_table=outputs.get("LeaseTableName", ""),
     )
 
 

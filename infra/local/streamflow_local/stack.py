@@ -44,21 +44,51 @@ def health(config: StackConfig) -> dict[str, bool]:
     }
 
 
-def start_mlflow(config: StackConfig) -> subprocess.Popen:
-    """A real ``mlflow server``: SQLite registry, artifacts in the emulator's S3."""
+def _registry_hold_file(config: StackConfig) -> Path:
+    return config.state_dir / "mlflow.hold"
+
+
+def hold_registry(config: StackConfig) -> None:
+    """Stop the MLflow server and keep it down (to rehearse a registry outage)."""
+    _registry_hold_file(config).touch()
+    try:
+        os.killpg(int((config.state_dir / "mlflow.pid").read_text()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+def release_registry(config: StackConfig, timeout: float = 120.0) -> None:
+    """Let the stack start the MLflow server again (same database) and wait for it."""
+    _registry_hold_file(config).unlink(missing_ok=True)
+    deadline = time.monotonic() + timeout
+    while not health(config)["mlflow"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the MLflow server did not come back")
+        time.sleep(0.5)
+
+
+def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
+    """A real ``mlflow server``: SQLite registry, artifacts in the emulator's S3.
+
+    ``fresh`` starts an empty registry (moto's state is in memory, so a new stack must not
+    see versions whose artifacts are gone); restarts keep the database.
+    """
     db = config.state_dir / "mlflow.db"
-    for stale in (db, db.with_suffix(".db-journal")):
-        stale.unlink(missing_ok=True)
+    if fresh:
+        for stale in (db, db.with_suffix(".db-journal")):
+            stale.unlink(missing_ok=True)
     env = {**os.environ, **config.client_env(), "MLFLOW_S3_ENDPOINT_URL": config.aws_endpoint}
     env.pop("MLFLOW_TRACKING_URI", None)
     log = open(config.logs_dir / "mlflow.log", "ab")
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server",
          "--backend-store-uri", f"sqlite:///{db}",
          "--artifacts-destination", f"s3://{config.artifact_bucket}/",
          "--host", config.host, "--port", str(config.mlflow_port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
+    (config.state_dir / "mlflow.pid").write_text(str(process.pid))
+    return process
 
 
 def serve(config: StackConfig) -> None:
@@ -83,7 +113,8 @@ def serve(config: StackConfig) -> None:
     requests.post(f"{config.aws_endpoint}/moto-api/config",
                   json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
     boto3.client("s3", endpoint_url=config.aws_endpoint).create_bucket(Bucket=config.artifact_bucket)
-    mlflow = start_mlflow(config)
+    _registry_hold_file(config).unlink(missing_ok=True)
+    mlflow = start_mlflow(config, fresh=True)
     gateway = LocalApiGateway(config)
     gateway.serve()
     config.pid_file.write_text(str(os.getpid()))
@@ -95,16 +126,17 @@ def serve(config: StackConfig) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         while not stop.wait(1.0):
-            if mlflow.poll() is not None:
+            if mlflow.poll() is not None and not _registry_hold_file(config).exists():
                 print(f"mlflow server exited with {mlflow.returncode}; restarting", flush=True)
                 mlflow = start_mlflow(config)
     finally:
         gateway.stop()
-        os.killpg(mlflow.pid, signal.SIGTERM)
-        try:
-            mlflow.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(mlflow.pid, signal.SIGKILL)
+        if mlflow.poll() is None:
+            os.killpg(mlflow.pid, signal.SIGTERM)
+            try:
+                mlflow.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(mlflow.pid, signal.SIGKILL)
         executor.shutdown()
         moto.stop()
         config.pid_file.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from . import registry, serving
+from . import lease, registry, serving
 from .promotion import rollback_target
 from .registry import PREVIOUS, PRODUCTION, STAGING
 from .settings import Settings
@@ -50,6 +50,13 @@ def crown(settings: Settings, version: str, by: str, reason: str, **details: Any
 def rollback(settings: Settings, by: str, reason: str) -> AliasChange:
     """``Production`` back to ``Previous`` (which is then cleared, so a second rollback
     refuses instead of flipping back). Raises NothingToRollBack when there is none."""
+    if settings.lease_table:
+        with lease.hold(settings.lease_table, owner=f"rollback-{by}"):
+            return _rollback(settings, by, reason)
+    return _rollback(settings, by, reason)
+
+
+def _rollback(settings: Settings, by: str, reason: str) -> AliasChange:
     uri, name, at = settings.mlflow_tracking_uri, settings.model_name, _now()
     current = registry.alias_version(uri, name, PRODUCTION)
     target = rollback_target(current, registry.alias_version(uri, name, PREVIOUS))

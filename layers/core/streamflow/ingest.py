@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import storage
+from .contract import Violation
+from .quarantine import quarantine_month, report_key
 from .schema import MANIFEST_NAME, MONTH_PATTERN
 from .settings import Settings
 
 
 class ManifestError(ValueError):
     """The manifest is unreadable or names files that are not in the bucket."""
+
+    def __init__(self, key: str, rule: str, example: str = ""):
+        self.violation = Violation(MANIFEST_NAME, "", rule, example)
+        super().__init__(f"{key}: {rule}" + (f" ({example})" if example else ""))
 
 
 @dataclass(frozen=True)
@@ -43,22 +49,23 @@ def execution_name(month: str, manifest_body: bytes) -> str:
 def check_manifest(upload: MonthUpload, body: bytes) -> dict[str, Any]:
     """The manifest must be JSON naming this month, and every file it lists must be there."""
     if not MONTH_PATTERN.match(upload.month):
-        raise ManifestError(f"{upload.manifest_key}: month name {upload.month!r} does not match month_NNN")
+        raise ManifestError(upload.manifest_key, "month name must match month_NNN", repr(upload.month))
     try:
         manifest = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{upload.manifest_key}: not valid JSON ({exc})") from exc
+        raise ManifestError(upload.manifest_key, "must be valid JSON", str(exc)[:120]) from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise ManifestError(f"{upload.manifest_key}: must be an object with a 'files' object")
+        raise ManifestError(upload.manifest_key, "must be an object with a 'files' object")
     if manifest.get("month", upload.month) != upload.month:
-        raise ManifestError(f"{upload.manifest_key}: names month {manifest.get('month')!r}, uploaded as {upload.month}")
+        raise ManifestError(upload.manifest_key, f"names month {manifest.get('month')!r}, uploaded as {upload.month}")
     for name, meta in manifest["files"].items():
         size = storage.object_size(upload.bucket, storage.month_prefix(upload.month) + name)
         if size is None:
-            raise ManifestError(f"{upload.manifest_key}: lists {name}, which is not in the bucket")
+            raise ManifestError(upload.manifest_key, "lists a file that is not in the bucket", name)
         expected = meta.get("bytes") if isinstance(meta, dict) else None
         if expected is not None and int(expected) != size:
-            raise ManifestError(f"{upload.manifest_key}: {name} has {size} bytes, manifest says {expected}")
+            raise ManifestError(upload.manifest_key, "file size differs from the manifest",
+                                f"{name}: {size} bytes, manifest says {expected}")
     return manifest
 
 
@@ -67,7 +74,12 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
     import boto3
 
     body = storage.get_bytes(upload.bucket, upload.manifest_key)
-    manifest = check_manifest(upload, body)
+    try:
+        manifest = check_manifest(upload, body)
+    except ManifestError as exc:
+        quarantine_month(upload.bucket, upload.month, "ingest", [exc.violation])
+        return {"month": upload.month, "started": False, "rejected": True, "reason": str(exc),
+                "report": f"s3://{upload.bucket}/{report_key(upload.month)}"}
     name = execution_name(upload.month, body)
     execution_input = {
         "month": upload.month,

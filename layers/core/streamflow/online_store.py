@@ -1,57 +1,136 @@
-"""The online feature table (DynamoDB) that the API reads: one item per user_id."""
+"""The online feature table (DynamoDB) that the API reads: one item per user_id.
+
+Written with the low-level client: items are built directly in DynamoDB's wire format
+(no per-attribute ``TypeSerializer`` round trip) and ``BatchWriteItem`` calls of 25 items
+run on a few threads, because the table is rewritten whole every month (measured in
+``bench/``: the resource ``batch_writer`` spent most of BuildFeatures' time). Reads are a
+single ``GetItem`` (``/predict``) or ``BatchGetItem`` of up to 100 keys (``/predict/batch``).
+"""
 
 from __future__ import annotations
 
 import functools
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
 from .features import normalise_feature_types
 from .schema import BOOLEAN_FEATURES, ID_COLUMN, MODEL_FEATURES
 
+BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
+BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
+WRITE_THREADS = 4
+_RETRIES = 8
+
 
 @functools.cache
-def _table(name: str):
+def _client():
     import boto3
+    from botocore.config import Config
 
-    return boto3.resource("dynamodb").Table(name)
+    return boto3.client("dynamodb", config=Config(max_pool_connections=max(10, WRITE_THREADS * 2)))
 
 
-def _to_item(user_id: str, month: str, row: dict[str, Any]) -> dict[str, Any]:
-    item: dict[str, Any] = {ID_COLUMN: user_id, "month": month}
+def _number(value: Any) -> str:
+    # Decimal(str(float)) is what the resource layer wrote before: same text, same item.
+    return str(Decimal(str(float(value))))
+
+
+def _wire_item(user_id: str, month: str, row: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {ID_COLUMN: {"S": user_id}, "month": {"S": month}}
     for column in MODEL_FEATURES:
         value = row[column]
         if column in BOOLEAN_FEATURES:
-            item[column] = bool(value)
+            item[column] = {"BOOL": bool(value)}
         elif isinstance(value, str):
-            item[column] = value
+            item[column] = {"S": value}
         else:
-            item[column] = Decimal(str(float(value)))
+            item[column] = {"N": _number(value)}
     return item
+
+
+def _from_wire(item: dict[str, Any]) -> dict[str, Any]:
+    """One item's model features as plain Python values (numbers as float)."""
+    row: dict[str, Any] = {}
+    for column in MODEL_FEATURES:
+        attribute = item.get(column)
+        if not attribute:
+            row[column] = None
+        elif "N" in attribute:
+            row[column] = float(attribute["N"])
+        elif "BOOL" in attribute:
+            row[column] = bool(attribute["BOOL"])
+        elif "S" in attribute:
+            row[column] = attribute["S"]
+        else:  # NULL or an unexpected type: treated as missing, as normalise does
+            row[column] = None
+    return row
+
+
+def _write_batch(table_name: str, items: list[dict[str, Any]]) -> None:
+    request = {table_name: [{"PutRequest": {"Item": item}} for item in items]}
+    for attempt in range(_RETRIES):
+        unprocessed = _client().batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+        if not unprocessed:
+            return
+        request = unprocessed
+        time.sleep(min(1.0, 0.05 * 2 ** attempt))
+    raise RuntimeError(f"DynamoDB left {len(request.get(table_name, []))} items unprocessed in {table_name}")
 
 
 def write_online_features(table_name: str, month: str, frame: pd.DataFrame) -> int:
     """Upsert every user's features for the month; returns the number of items written."""
-    table = _table(table_name)
-    count = 0
-    with table.batch_writer(overwrite_by_pkeys=[ID_COLUMN]) as batch:
-        for user_id, row in zip(frame.index, frame[MODEL_FEATURES].to_dict("records")):
-            batch.put_item(Item=_to_item(str(user_id), month, row))
-            count += 1
-    return count
+    frame = frame[~frame.index.duplicated(keep="last")]  # one put per key in a batch
+    items = [_wire_item(str(user_id), month, row)
+             for user_id, row in zip(frame.index, frame[MODEL_FEATURES].to_dict("records"))]
+    batches = [items[i:i + BATCH_WRITE_ITEMS] for i in range(0, len(items), BATCH_WRITE_ITEMS)]
+    if len(batches) <= 1:
+        for batch in batches:
+            _write_batch(table_name, batch)
+    else:
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            for _ in pool.map(lambda batch: _write_batch(table_name, batch), batches):
+                pass
+    return len(items)
+
+
+def read_online_row(table_name: str, user_id: str) -> dict[str, Any] | None:
+    """One user's raw features (numbers as float), or None if unknown."""
+    item = _client().get_item(TableName=table_name, Key={ID_COLUMN: {"S": user_id}}).get("Item")
+    return None if item is None else _from_wire(item)
+
+
+def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Raw features of the known users among ``user_ids`` (BatchGetItem, 100 keys a call)."""
+    wanted = list(dict.fromkeys(user_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), BATCH_GET_KEYS):
+        keys = [{ID_COLUMN: {"S": user_id}} for user_id in wanted[start:start + BATCH_GET_KEYS]]
+        request: dict[str, Any] = {table_name: {"Keys": keys}}
+        for attempt in range(_RETRIES):
+            answer = _client().batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(table_name, []):
+                found[item[ID_COLUMN]["S"]] = _from_wire(item)
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(1.0, 0.05 * 2 ** attempt))
+        else:
+            raise RuntimeError(f"DynamoDB left keys unprocessed in {table_name}")
+    return found
+
+
+def rows_to_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Raw rows → the typed frame the model is trained and served with."""
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(MODEL_FEATURES))
+    frame.index.name = ID_COLUMN
+    return normalise_feature_types(frame)
 
 
 def read_online_features(table_name: str, user_id: str) -> pd.DataFrame | None:
     """One user's features as a one-row frame ready for the model, or None if unknown."""
-    item = _table(table_name).get_item(Key={ID_COLUMN: user_id}).get("Item")
-    if item is None:
-        return None
-    row = {column: item.get(column) for column in MODEL_FEATURES}
-    for column, value in row.items():
-        if isinstance(value, Decimal):
-            row[column] = float(value)
-    frame = pd.DataFrame([row], index=pd.Index([user_id], name=ID_COLUMN))
-    return normalise_feature_types(frame)
-
+    row = read_online_row(table_name, user_id)
+    return None if row is None else rows_to_frame({user_id: row})

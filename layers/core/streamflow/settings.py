@@ -24,6 +24,8 @@ class Settings:
     api_function_name: str
     require_approval: bool = False
     approval_timeout_seconds: int = 86_400
+    max_file_bytes: int = 512 * 1024 * 1024
+    lease_table: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -40,4 +42,6 @@ class Settings:
             api_function_name=env.get("API_FUNCTION_NAME", ""),
             require_approval=env.get("REQUIRE_APPROVAL", "false").strip().lower() == "true",
             approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", "86400")),
+            max_file_bytes=int(env.get("MAX_FILE_BYTES", str(512 * 1024 * 1024))),
+            lease_table=env.get("LEASE_TABLE", ""),
         )

@@ -13,11 +13,12 @@ import json
 import math
 from typing import Any
 
-from . import champion, online_store, registry, storage
-from .contract import ContractError, check_month
+from . import champion, lease, online_store, registry, storage
+from .contract import ContractError, check_month, check_sizes
 from .features import build_features
 from .logs import logger
 from .promotion import should_promote, should_retrain
+from .quarantine import quarantine_month, report_key
 from .schema import TARGET, month_index
 from .settings import Settings
 from .split import split_by_user
@@ -51,10 +52,21 @@ def _load_checked_month(settings: Settings, month: str):
 
 
 def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    """Check the month's data contract; a bad month stops here with a named rule."""
+    """Check the month's data contract; a bad month stops here with a named rule, its files
+    moved to ``quarantine/<month>/`` beside a ``_REJECTION.json`` report."""
     month = event["month"]
-    tables = _load_checked_month(settings, month)
-    rows = {name: int(len(frame)) for name, frame in tables.items()}
+    month_index(month)
+    violations = check_sizes(storage.month_file_sizes(settings.data_bucket, month), settings.max_file_bytes)
+    result = None
+    if not violations:
+        result = check_month(storage.read_month_files(settings.data_bucket, month))
+        violations = result.violations
+    if violations:
+        quarantine_month(settings.data_bucket, month, "validate", violations, event.get("execution"))
+        logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report_key(month)}",
+                     extra={"violations": [str(v) for v in violations[:20]]})
+        raise ContractError(month, violations)
+    rows = {name: int(len(frame)) for name, frame in result.tables.items()}
     logger.info("month valid", extra={"rows": rows})
     return {"valid": True, "users": rows["users.csv"], "rows": rows}
 
@@ -170,9 +182,17 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Move ``Production`` to the challenger (``Previous`` to the old champion).
 
-    Compare-and-set: if ``Production`` moved since the comparison, the decision is taken
-    again against the new champion rather than applied blindly.
+    Compare-and-set under a lease: if ``Production`` moved since the comparison, the
+    decision is taken again against the new champion rather than applied blindly, and no
+    other execution moves the alias between that check and the move.
     """
+    if not settings.lease_table:
+        return _promote(settings, event)
+    with lease.hold(settings.lease_table, owner=event.get("execution")):
+        return _promote(settings, event)
+
+
+def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     month = event["month"]
     decision = event["compare"]
     challenger = event["challenger"]["version"]

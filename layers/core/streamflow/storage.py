@@ -68,20 +68,20 @@ def read_manifest(bucket: str, month: str) -> dict[str, Any]:
     return json.loads(get_bytes(bucket, manifest_key(month)))
 
 
-def list_month_files(bucket: str, month: str) -> list[str]:
-    """File names under the month's prefix, manifest excluded."""
+def month_file_sizes(bucket: str, month: str) -> dict[str, int]:
+    """``{file name: bytes}`` under the month's prefix, manifest excluded."""
     prefix = month_prefix(month)
-    names: list[str] = []
+    sizes: dict[str, int] = {}
     for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             name = item["Key"][len(prefix):]
             if name and name != MANIFEST_NAME and "/" not in name:
-                names.append(name)
-    return sorted(names)
+                sizes[name] = int(item["Size"])
+    return dict(sorted(sizes.items()))
 
 
 def read_month_files(bucket: str, month: str) -> dict[str, bytes]:
-    return {name: get_bytes(bucket, month_prefix(month) + name) for name in list_month_files(bucket, month)}
+    return {name: get_bytes(bucket, month_prefix(month) + name) for name in month_file_sizes(bucket, month)}
 
 
 def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:

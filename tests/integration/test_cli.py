@@ -1,0 +1,96 @@
+"""The `streamflow` command line against the real local stack: upload, status, report, models.
+
+Runs after the other integration modules on the shared stack (see conftest.MODULE_ORDER);
+run alone, it crowns a first champion itself with `streamflow upload month_000`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streamflow_local import cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def streamflow(stack, monkeypatch, capsys):
+    """Run `streamflow …` against the test stack; returns (exit code, stdout, stderr)."""
+    for key, value in (("STREAMFLOW_AWS_PORT", stack.aws_port), ("STREAMFLOW_MLFLOW_PORT", stack.mlflow_port),
+                       ("STREAMFLOW_API_PORT", stack.api_port), ("STREAMFLOW_STATE_DIR", stack.state_dir),
+                       ("STREAMFLOW_STACK_NAME", stack.stack_name)):
+        monkeypatch.setenv(key, str(value))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def champion(streamflow, months):
+    """month_000 has run (by test_loop or here, through the command line)."""
+    code, out, _ = streamflow("status", "month_000", "--json")
+    if code == 0 and any(e["status"] == "SUCCEEDED" for e in json.loads(out)):
+        return
+    code, out, _ = streamflow("upload", str(months[0]))
+    assert code == 0, out
+    assert "[SUMMARY] month=month_000" in out
+
+
+def test_status_is_a_table_of_executions_and_steps(streamflow, champion):
+    code, out, _ = streamflow("status", "month_000")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["execution", "/", "step", "status"]
+    assert any(line.startswith("month_000-") and "SUCCEEDED" in line for line in lines)
+    steps = [line.split() for line in lines if line.startswith("  ")]
+    assert ["Validate", "DONE"] == steps[0][:2] and any(s[0] == "DetectDrift" for s in steps)
+    assert all(s[-1].endswith("s") for s in steps)  # each step's duration
+    assert "\x1b[" not in out  # no colour codes when piped
+
+    code, out, _ = streamflow("status", "month_000", "--json")
+    executions = json.loads(out)
+    assert code == 0 and executions[0]["month"] == "month_000"
+    assert executions[0]["steps"][0]["state"] == "Validate"
+
+    assert streamflow("status", "month_077")[:2] == (0, "no executions for month_077\n")
+
+
+def test_report_downloads_the_newest_drift_report(streamflow, champion, tmp_path):
+    code, out, _ = streamflow("report", "month_000", "--out", str(tmp_path))
+    assert code == 0
+    path = Path(out.strip())
+    assert path.parent == tmp_path and path.name.startswith("drift_month_000_") and path.suffix == ".html"
+    assert "evidently" in path.read_text(errors="replace").lower()
+
+    code, out, err = streamflow("report", "month_077", "--out", str(tmp_path))
+    assert (code, out) == (1, "") and err.startswith("error: no drift report for month_077")
+
+
+def test_models_lists_versions_aliases_and_auc_history(streamflow, champion):
+    code, out, _ = streamflow("models", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert listing["model"] == "streamflow_churn" and listing["versions"]
+    production = [v for v in listing["versions"] if "Production" in v["aliases"]]
+    assert len(production) == 1
+    first = listing["versions"][0]
+    assert first["month"] == "month_000" and 0.5 < first["val_auc"] <= 1.0
+    assert first["decision"] == "promote"
+    assert first["auc_history"][0] == {"month": "month_000", "auc": first["val_auc"], "as": "trained"}
+    # every later Compare that scored a version as champion adds to its history
+    for version in listing["versions"]:
+        assert all(0.0 <= point["auc"] <= 1.0 for point in version["auc_history"])
+
+    code, out, _ = streamflow("models")
+    assert code == 0
+    assert "AUC history per version" in out and "Production" in out
+    row = next(line for line in out.splitlines() if line.split()[:1] == [production[0]["version"]])
+    assert "Production" in row and f"{production[0]['val_auc']:.4f}" in row

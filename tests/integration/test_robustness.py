@@ -1,0 +1,280 @@
+"""Issue 4 through the real stack: bad months are rejected and quarantined without
+touching Production or the online table; duplicate and concurrent uploads; faults.
+
+Runs after test_serving_rollback_approval.py (see MODULE_ORDER in conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from mlflow import MlflowClient
+
+from streamflow.generator import build_manifest, generate_month, month_csv_bytes, write_month
+from streamflow.schema import MANIFEST_NAME
+from streamflow_local.loop import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
+from streamflow_local.stack import hold_registry, release_registry
+
+pytestmark = pytest.mark.integration
+MODEL = "streamflow_churn"
+
+
+def _client(stack, service):
+    return boto3.client(service, endpoint_url=stack.aws_endpoint, region_name=stack.region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _registry(stack) -> MlflowClient:
+    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
+
+
+def _alias(stack, alias: str) -> str | None:
+    try:
+        return _registry(stack).get_model_version_by_alias(MODEL, alias).version
+    except Exception:
+        return None
+
+
+def _executions(stack, month: str) -> list[dict]:
+    listed = _client(stack, "stepfunctions").list_executions(stateMachineArn=state_machine_arn(stack))["executions"]
+    return [e for e in listed if e["name"].startswith(f"{month}-")]
+
+
+def _online_item(stack, user_id: str) -> dict | None:
+    table = boto3.resource("dynamodb", endpoint_url=stack.aws_endpoint, region_name=stack.region,
+                           aws_access_key_id="testing", aws_secret_access_key="testing").Table(
+        f"{stack.stack_name}-online-features")
+    return table.get_item(Key={"user_id": user_id}).get("Item")
+
+
+def _small_month_files() -> dict[str, bytes]:
+    return month_csv_bytes(generate_month(1, n_users=200, seed=7))
+
+
+def _edit_csv(body: bytes, old: str, new: str, count: int = 1) -> bytes:
+    return body.decode().replace(old, new, count).encode()
+
+
+def _missing_file(files):
+    files.pop("labels.csv")
+    return files
+
+
+def _renamed_column(files):
+    files["usage_agg_30d.csv"] = _edit_csv(files["usage_agg_30d.csv"], "watch_hours_30d", "watch_hours")
+    return files
+
+
+def _yes_no_booleans(files):
+    files["subscriptions.csv"] = _edit_csv(files["subscriptions.csv"], ",True,", ",Yes,", -1)
+    return files
+
+
+def _negative_fee(files):
+    lines = files["subscriptions.csv"].decode().splitlines()
+    cells = lines[1].split(",")
+    cells[6] = "-12.5"
+    lines[1] = ",".join(cells)
+    files["subscriptions.csv"] = ("\n".join(lines) + "\n").encode()
+    return files
+
+
+def _duplicate_user(files):
+    lines = files["payments_agg_90d.csv"].decode().splitlines()
+    files["payments_agg_90d.csv"] = ("\n".join(lines + [lines[1]]) + "\n").encode()
+    return files
+
+
+def _not_utf8(files):
+    files["users.csv"] = files["users.csv"].replace(b"Male", "Mâle".encode("latin-1"), 1)
+    return files
+
+
+def _single_class(files):
+    files["labels.csv"] = _edit_csv(files["labels.csv"], ",True", ",False", -1)
+    return files
+
+
+# (case, make bad files, expected (file, column, rule fragment))
+CONTRACT_CASES = [
+    ("missing_file", _missing_file, ("labels.csv", "", "required file missing")),
+    ("renamed_column", _renamed_column, ("usage_agg_30d.csv", "watch_hours_30d", "required column missing")),
+    ("yes_no_booleans", _yes_no_booleans, ("subscriptions.csv", "plan_stream_tv", "must be a boolean")),
+    ("negative_fee", _negative_fee, ("subscriptions.csv", "monthly_fee", "must not be negative")),
+    ("duplicate_user", _duplicate_user, ("payments_agg_90d.csv", "user_id", "unique")),
+    ("not_utf8", _not_utf8, ("users.csv", "", "must be UTF-8")),
+    ("single_class", _single_class, ("labels.csv", "churn_label", "both classes")),
+]
+
+
+def _write(folder: Path, files: dict[str, bytes], manifest: bytes | None = None) -> Path:
+    folder.mkdir(parents=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    body = manifest if manifest is not None else json.dumps(build_manifest(folder.name, files)).encode()
+    (folder / MANIFEST_NAME).write_bytes(body)
+    return folder
+
+
+def _rejection(stack, month: str, timeout: float = 120) -> dict:
+    s3 = _client(stack, "s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = s3.get_object(Bucket=data_bucket(stack), Key=f"quarantine/{month}/_REJECTION.json")["Body"].read()
+            return json.loads(body)
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.5)
+    raise AssertionError(f"no rejection report for {month}")
+
+
+def _keys(stack, prefix: str) -> list[str]:
+    listed = _client(stack, "s3").list_objects_v2(Bucket=data_bucket(stack), Prefix=prefix)
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def watched_user(months) -> str:
+    lines = (months[1] / "users.csv").read_text().splitlines()
+    return lines[1].split(",", 1)[0]
+
+
+@pytest.mark.parametrize(("number", "case"), list(enumerate(CONTRACT_CASES, start=101)),
+                         ids=[c[0] for c in CONTRACT_CASES])
+def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, watched_user, number, case):
+    _, make_bad, (file, column, rule) = case
+    month = f"month_{number}"
+    production, online_before = _alias(stack, "Production"), _online_item(stack, watched_user)
+    upload = upload_month(stack, _write(tmp_path / month, make_bad(_small_month_files())))
+    description = wait_for_execution(stack, upload.execution_arn)
+    assert description["status"] == "FAILED"
+    assert description["cause"].startswith("Validate failed:") and f"{file}:{column}" in description["cause"]
+    report = _rejection(stack, month)
+    assert report["stage"] == "validate" and report["execution"] == upload.execution_name
+    assert any(v["file"] == file and v["column"] == column and rule in v["rule"] for v in report["violations"]), report
+    assert _keys(stack, f"months/{month}/") == []
+    assert f"quarantine/{month}/{MANIFEST_NAME}" in _keys(stack, f"quarantine/{month}/")
+    assert len(_keys(stack, f"quarantine/{month}/")) == len(report["quarantined"]) + 1
+    assert _alias(stack, "Production") == production
+    assert _online_item(stack, watched_user) == online_before
+
+
+@pytest.mark.parametrize(
+    ("month", "manifest", "rule"),
+    [("month_120", b"{not json", "must be valid JSON"),
+     ("month_121", json.dumps({"month": "month_121", "files": {"users.csv": {}, "ghost.csv": {}}}).encode(),
+      "lists a file that is not in the bucket"),
+     ("2026-01", None, "month name must match month_NNN")],
+    ids=["manifest_not_json", "manifest_names_missing_file", "bad_month_name"],
+)
+def test_bad_manifest_is_rejected_at_ingest_without_an_execution(stack, tmp_path, month, manifest, rule):
+    files = {"users.csv": _small_month_files()["users.csv"]}
+    folder = _write(tmp_path / month, files, manifest)
+    s3 = _client(stack, "s3")
+    s3.upload_file(str(folder / "users.csv"), data_bucket(stack), f"months/{month}/users.csv")
+    s3.put_object(Bucket=data_bucket(stack), Key=f"months/{month}/{MANIFEST_NAME}",
+                  Body=(folder / MANIFEST_NAME).read_bytes())
+    report = _rejection(stack, month)
+    assert report["stage"] == "ingest"
+    assert report["violations"][0]["file"] == MANIFEST_NAME and rule in report["violations"][0]["rule"]
+    assert _executions(stack, month) == []
+    assert _keys(stack, f"months/{month}/") == []
+
+
+def test_same_month_uploaded_five_times_gives_one_execution_and_one_decision(stack, months):
+    before = _executions(stack, "month_002")
+    assert len(before) == 1
+    for _ in range(5):
+        upload_month(stack, months[2])
+    time.sleep(1)
+    assert _executions(stack, "month_002") == before
+    challengers = [v for v in _registry(stack).search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_002"]
+    assert len(challengers) == 1
+
+
+def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
+    """Two months whose challengers both beat the (weak) champion reach Promote together
+    (the test holds the promotion lease until both wait on it): the promotions are
+    serialised and the second is re-decided against the first, so none is lost."""
+    from streamflow import lease
+
+    for key, value in stack.client_env().items():
+        monkeypatch.setenv(key, value)
+    registry = _registry(stack)
+    weak = next(v.version for v in registry.search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_000")
+    registry.set_registered_model_alias(MODEL, "Production", weak)
+    folders = [write_month(stack.state_dir / "data", m, n_users=3000) for m in (7, 8)]
+    with lease.hold(f"{stack.stack_name}-leases", owner="test"):
+        uploads = [upload_month(stack, folder) for folder in folders]
+        for upload in uploads:
+            _wait_for_state(stack, upload.execution_arn, "Promote", timeout=300)
+    results = [wait_for_execution(stack, u.execution_arn) for u in uploads]
+    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.get("cause") for r in results]
+    summaries = [json.loads(r["output"]) for r in results]
+    promotions = []
+    sfn = _client(stack, "stepfunctions")
+    for upload in uploads:
+        for event in sfn.get_execution_history(executionArn=upload.execution_arn, maxResults=1000)["events"]:
+            if event["type"] == "TaskStateExited" and event["stateExitedEventDetails"]["name"] == "Promote":
+                promotions.append(json.loads(event["stateExitedEventDetails"]["output"]))
+    assert len(promotions) == 2 and all(p["compare"]["prod_version"] == weak for p in promotions)
+    first, second = sorted(promotions, key=lambda p: p["promotion"]["redecided"])
+    assert first["promotion"] == {"promoted": True, "production_version": first["challenger"]["version"],
+                                  "previous_version": weak, "redecided": False}
+    assert second["promotion"]["redecided"] is True  # Production had moved under it
+    if second["promotion"]["promoted"]:
+        assert second["promotion"]["previous_version"] == first["challenger"]["version"]
+        expected = (second["challenger"]["version"], first["challenger"]["version"])
+    else:
+        expected = (first["challenger"]["version"], weak)
+    assert (_alias(stack, "Production"), _alias(stack, "Previous")) == expected
+    assert {s["production_version"] for s in summaries} <= {expected[0], first["challenger"]["version"]}
+
+
+def _wait_for_state(stack, execution_arn: str, state: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(s["state"] == state for s in execution_steps(stack, execution_arn)):
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{state} never started")
+
+
+def test_registry_outage_mid_run_fails_readably_and_keeps_production(stack):
+    production = _alias(stack, "Production")
+    upload = upload_month(stack, write_month(stack.state_dir / "data", 9, n_users=3000))
+    _wait_for_state(stack, upload.execution_arn, "DetectDrift")
+    hold_registry(stack)
+    try:
+        description = wait_for_execution(stack, upload.execution_arn, timeout=300)
+    finally:
+        release_registry(stack)
+    assert description["status"] == "FAILED"
+    assert description["error"] == "RegistryUnavailable"
+    assert "failed: " in description["cause"] and "MLflow registry unreachable" in description["cause"]
+    retries = [e for e in _client(stack, "stepfunctions").get_execution_history(
+        executionArn=upload.execution_arn, maxResults=1000)["events"] if e["type"] == "LambdaFunctionFailed"]
+    assert len(retries) >= 2  # retried with backoff before giving up
+    assert _alias(stack, "Production") == production
+
+
+def test_a_handler_that_times_out_fails_with_the_step_named(stack):
+    lam = _client(stack, "lambda")
+    name = f"{stack.stack_name}-drift"
+    timeout = lam.get_function_configuration(FunctionName=name)["Timeout"]
+    lam.update_function_configuration(FunctionName=name, Timeout=1)
+    try:
+        upload = upload_month(stack, write_month(stack.state_dir / "data", 10, n_users=3000))
+        description = wait_for_execution(stack, upload.execution_arn)
+    finally:
+        lam.update_function_configuration(FunctionName=name, Timeout=timeout)
+    assert description["status"] == "FAILED"
+    assert description["error"] == "Sandbox.Timedout", description.get("cause")
+    assert description["cause"].startswith("DetectDrift failed:") and "timed out after 1.00 seconds" in description["cause"]
