@@ -1,13 +1,16 @@
 """``streamflow``: run the churn loop on the local stack (or any endpoint in AWS_ENDPOINT_URL).
 
-Exit codes: 0 success, 1 the operation failed (e.g. an execution FAILED), 2 usage or
-environment error (stack not running, not deployed).
+Exit codes: 0 success, 1 the operation failed or found nothing (e.g. an execution FAILED,
+no drift report for that month), 2 usage or environment error (bad arguments, stack not
+running or not deployed). Colours and spinners only when the output is a terminal;
+`status --json` and `models --json` print JSON for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +22,38 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _console(stderr: bool = False):
+    """A rich console on stdout: colours and spinners on a terminal, plain text otherwise
+    (rich also honours NO_COLOR); wide when piped so tables are not folded."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return Console(file=stream, highlight=False, width=None if tty else 200, soft_wrap=not tty)
+
+
+STATUS_STYLE = {"SUCCEEDED": "green", "DONE": "green", "FAILED": "bold red", "TIMED_OUT": "red",
+                "ABORTED": "red", "RUNNING": "yellow"}
+
+
+def _styled(status: str) -> str:
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def _table(console, *columns: str, title: str | None = None):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(*columns, title=title, title_justify="left", box=box.SIMPLE_HEAD if console.is_terminal else None,
+                  pad_edge=False, header_style="bold" if console.is_terminal else "")
+    return table
+
+
+def _seconds(value) -> str:
+    return "" if value is None else f"{value:.2f}s"
 
 
 def _progress(prefix: str):
@@ -86,19 +121,33 @@ def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
 def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
     from .loop import grep_logs, upload_month, wait_for_execution
 
+    console = _console()
     report = _progress("")
-    upload = upload_month(config, folder, progress=report)
-    report(f"manifest landed; execution {upload.execution_name}")
-    if not wait:
-        return EXIT_OK, {}
-    description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
-                                     on_step=lambda state: report(f"→ {state}"))
+    if console.is_terminal:  # a spinner that says what is happening; finished steps stay printed
+        spinner = console.status("uploading …")
+        spinner.start()
+        started = time.monotonic()
+
+        def report(text: str) -> None:
+            spinner.update(f"{text}  [dim]{time.monotonic() - started:.1f}s[/]")
+            if text.startswith(("→", "manifest", "execution")):
+                console.print(f"  [dim]{time.monotonic() - started:6.1f}s[/] {text}")
+    try:
+        upload = upload_month(config, folder, progress=report)
+        report(f"manifest landed; execution {upload.execution_name}")
+        if not wait:
+            return EXIT_OK, {}
+        description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
+                                         on_step=lambda state: report(f"→ {state}"))
+    finally:
+        if console.is_terminal:
+            spinner.stop()
     report(f"execution {description['status']}")
     for record in grep_logs(config, execution=upload.execution_name):
         _say(record["message"])
     if description["status"] != "SUCCEEDED":
         _say(f"error: {description.get('error', '')}: {description.get('cause', '')}")
-        return EXIT_FAILED, description
+        return EXIT_FAILED, {}
     return EXIT_OK, json.loads(description.get("output") or "{}")
 
 
@@ -115,20 +164,74 @@ def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import _client, execution_steps, state_machine_arn
+    from .views import executions
 
-    sfn = _client(config, "stepfunctions")
-    executions = sfn.list_executions(stateMachineArn=state_machine_arn(config))["executions"]
-    if args.month:
-        executions = [e for e in executions if e["name"].startswith(args.month + "-")]
-    if not executions:
-        _say("no executions")
+    found = executions(config, args.month)
+    if args.json:
+        _say(json.dumps(found, indent=2))
         return EXIT_OK
-    for execution in sorted(executions, key=lambda e: e["startDate"]):
-        _say(f"{execution['name']:40} {execution['status']}")
-        for step in execution_steps(config, execution["executionArn"]):
-            seconds = "" if step["seconds"] is None else f"{step['seconds']:7.2f}s"
-            _say(f"    {step['state']:22} {step['status']:8} {seconds}")
+    if not found:
+        _say("no executions" + (f" for {args.month}" if args.month else ""))
+        return EXIT_OK
+    console = _console()
+    table = _table(console, "execution / step", "status", "duration", "started")
+    for execution in found:
+        table.add_row(f"[bold]{execution['name']}[/]", _styled(execution["status"]),
+                      _seconds(execution["seconds"]), execution["started"])
+        for step in execution["steps"]:
+            table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
+    from .views import NothingFound, download_report
+
+    try:
+        with _console(stderr=True).status(f"downloading the drift report for {args.month} …"):
+            path = download_report(config, args.month, Path(args.out))
+    except NothingFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _say(str(path))
+    return EXIT_OK
+
+
+def _spark(values: list[float]) -> str:
+    bars = "▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(bars[min(len(bars) - 1, round((v - low) / span * (len(bars) - 1)))] for v in values)
+
+
+def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
+    from .views import model_versions
+
+    with _console(stderr=True).status("reading the MLflow registry …"):
+        name, rows = model_versions(config)
+    if args.json:
+        _say(json.dumps({"model": name, "versions": [row.as_dict() for row in rows]}, indent=2))
+        return EXIT_OK
+    if not rows:
+        _say(f"no versions of {name} yet (upload a month: streamflow upload month_000)")
+        return EXIT_OK
+    console = _console()
+    alias_style = {"Production": "bold green", "Previous": "cyan", "Staging": "yellow"}
+    table = _table(console, "version", "aliases", "month", "val_auc", "decision", "created (UTC)",
+                   title=f"{name} — MLflow registry {config.mlflow_uri}")
+    for row in rows:
+        aliases = ", ".join(f"[{alias_style.get(a, 'magenta')}]{a}[/]" for a in row.aliases)
+        auc = "" if row.val_auc is None else f"{row.val_auc:.4f}"
+        table.add_row(row.version, aliases, row.month, auc, row.decision, row.created)
+    console.print(table)
+    history = _table(console, "version", "AUC by month (held-out users)", "trend", title="AUC history per version")
+    for row in rows:
+        points = "  ".join(f"{month or '?'} {auc:.4f}" + ("" if how == "trained" else f" ({how})")
+                           for month, auc, how in row.history)
+        history.add_row(row.version, points or "—", _spark([auc for _, auc, _ in row.history]))
+    console.print(history)
     return EXIT_OK
 
 
@@ -243,20 +346,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(StackConfig().state_dir / "data"), help="where month names are looked up")
     p.add_argument("--no-wait", action="store_true", help="return once the manifest is uploaded")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the execution")
-    p = command("status", cmd_status, "executions with each step, duration and outcome")
+    p = command("status", cmd_status, "executions with each step, duration and outcome, as a table")
     p.add_argument("month", nargs="?", help="only this month's executions")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = command("report", cmd_report, "download a month's newest Evidently drift report and print its path")
+    p.add_argument("month", help="e.g. month_001")
+    p.add_argument("--out", default=str(StackConfig().state_dir / "reports"),
+                   help="folder to download into (default: %(default)s)")
+    p = command("models", cmd_models, "model versions: aliases, month, val AUC, decision; AUC history per version")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p = command("logs", cmd_logs, "show a function's log (e.g. `streamflow logs train`)")
     p.add_argument("function", nargs="?", default="summary", help="function name, e.g. train, api")
-    p.add_argument("-n", "--lines", type=int, default=50)
+    p.add_argument("-n", "--lines", type=int, default=50, help="how many last lines (default: %(default)s)")
     p.add_argument("--grep", action="store_true", help="only the RETRAINING_TRIGGERED/[COMPARE]/[SUMMARY] lines")
     p = command("predict", cmd_predict, "POST /predict through the local API gateway")
-    p.add_argument("user_id")
+    p.add_argument("user_id", help="a user_id of an uploaded month (e.g. from users.csv)")
     p = command("rollback", cmd_rollback, "move Production back to the version under alias Previous")
     p.add_argument("--reason", default="manual rollback", help="recorded on the versions' tags")
     p = command("approve", cmd_approve, "approve the challenger a month's execution is waiting on")
-    p.add_argument("month")
+    p.add_argument("month", help="the month whose execution waits, e.g. month_001")
     p = command("reject", cmd_reject, "reject the challenger a month's execution is waiting on")
-    p.add_argument("month")
+    p.add_argument("month", help="the month whose execution waits, e.g. month_001")
     p.add_argument("--reason", required=True, help="why (recorded on the version's tags)")
     p = command("demo", cmd_demo, "the whole loop end to end: up, deploy, seed, champion, month_001, predict")
     p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
@@ -277,7 +387,25 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, NotDeployed):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        unreachable = _unreachable(exc)
+        if unreachable:
+            print(f"error: cannot reach {unreachable}: is the stack up? (`streamflow up`)", file=sys.stderr)
+            return EXIT_USAGE
         raise
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """The service a connection failure was about, or None when ``exc`` is something else."""
+    from botocore.exceptions import EndpointConnectionError
+    from requests.exceptions import ConnectionError as HTTPConnectionError
+
+    if isinstance(exc, EndpointConnectionError):
+        return f"AWS at {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, HTTPConnectionError):
+        return "an HTTP endpoint (" + str(exc).split("(Caused")[0][:120] + ")"
+    if type(exc).__name__ == "MlflowException" and ("Max retries" in str(exc) or "Connection" in str(exc)):
+        return "the MLflow server"
+    return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""What `streamflow report`, `models` and `status` show, as plain data (rendered by cli.py).
+
+Everything is read through public APIs: S3 for the Evidently reports, the MLflow registry for
+versions, aliases and decision tags, Step Functions for executions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamflow.storage import REPORTS_PREFIX
+
+from .config import StackConfig
+from .loop import _client, data_bucket, execution_steps, stack_description, state_machine_arn
+
+
+class NothingFound(LookupError):
+    """The thing asked for does not exist (yet): exit code 1."""
+
+
+# ---- drift reports ----------------------------------------------------------------------
+
+def drift_reports(config: StackConfig, month: str) -> list[dict[str, Any]]:
+    """The month's Evidently reports in S3, oldest first (keys carry a UTC timestamp)."""
+    s3 = _client(config, "s3")
+    bucket = data_bucket(config)
+    prefix = f"{REPORTS_PREFIX}drift_{month}_"
+    found = [obj for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+             for obj in page.get("Contents", []) if obj["Key"].endswith(".html")]
+    return sorted(found, key=lambda obj: (obj["LastModified"], obj["Key"]))
+
+
+def download_report(config: StackConfig, month: str, out_dir: Path) -> Path:
+    """Download the month's newest drift report into ``out_dir``; returns its path."""
+    reports = drift_reports(config, month)
+    if not reports:
+        raise NothingFound(f"no drift report for {month} in s3://{data_bucket(config)}/{REPORTS_PREFIX}")
+    key = reports[-1]["Key"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / Path(key).name
+    _client(config, "s3").download_file(data_bucket(config), key, str(target))
+    return target.resolve()
+
+
+# ---- model versions ---------------------------------------------------------------------
+
+@dataclass
+class VersionRow:
+    version: str
+    aliases: list[str]
+    month: str
+    val_auc: float | None
+    decision: str
+    execution: str
+    created: str
+    # (month, AUC, how it was measured): its own validation AUC, then every later Compare
+    # that scored it as the champion against a challenger on that month's held-out users.
+    history: list[tuple[str, float, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "aliases": self.aliases, "month": self.month, "val_auc": self.val_auc,
+                "decision": self.decision, "execution": self.execution, "created": self.created,
+                "auc_history": [{"month": m, "auc": a, "as": how} for m, a, how in self.history]}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def model_name(config: StackConfig) -> str:
+    return stack_description(config).get("parameters", {}).get("ModelName", "streamflow_churn")
+
+
+def model_versions(config: StackConfig) -> tuple[str, list[VersionRow]]:
+    """Every registered version of the stack's model, newest last, with its AUC history."""
+    from datetime import datetime, timezone
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(config)
+    client = MlflowClient(tracking_uri=config.mlflow_uri, registry_uri=config.mlflow_uri)
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
+            return name, []
+        raise
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    rows: dict[str, VersionRow] = {}
+    for v in versions:
+        tags = v.tags or {}
+        created = datetime.fromtimestamp(v.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        row = VersionRow(version=str(v.version), aliases=sorted(by_version.get(str(v.version), [])),
+                         month=tags.get("month", ""), val_auc=_float(tags.get("val_auc")),
+                         decision=tags.get("decision", ""), execution=tags.get("execution", ""), created=created)
+        if row.val_auc is not None:
+            row.history.append((row.month, row.val_auc, "trained"))
+        rows[row.version] = row
+    for v in versions:  # a challenger's Compare also scored the champion of the day
+        tags = v.tags or {}
+        champion, auc = tags.get("decision_prod_version"), _float(tags.get("decision_prod_auc"))
+        if champion in rows and auc is not None and champion != str(v.version):
+            rows[champion].history.append((tags.get("month", ""), auc, f"champion vs v{v.version}"))
+    return name, list(rows.values())
+
+
+# ---- executions -------------------------------------------------------------------------
+
+def executions(config: StackConfig, month: str | None = None) -> list[dict[str, Any]]:
+    """The state machine's executions (oldest first), each with its steps."""
+    sfn = _client(config, "stepfunctions")
+    listed = [e for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn(config))
+              for e in page["executions"]]
+    if month:
+        listed = [e for e in listed if e["name"].startswith(month + "-")]
+    result = []
+    for execution in sorted(listed, key=lambda e: e["startDate"]):
+        stop = execution.get("stopDate")
+        result.append({
+            "name": execution["name"],
+            "month": execution["name"].rsplit("-", 1)[0],
+            "status": execution["status"],
+            "started": execution["startDate"].isoformat(timespec="seconds"),
+            "seconds": (stop - execution["startDate"]).total_seconds() if stop else None,
+            "steps": [{"state": s["state"], "status": s["status"], "seconds": s["seconds"]}
+                      for s in execution_steps(config, execution["executionArn"])],
+        })
+    return result

@@ -1,0 +1,70 @@
+"""The `streamflow` command line without a stack: --help everywhere, exit codes scripts can trust."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamflow_local import cli
+
+COMMANDS = ["serve", "up", "down", "deploy", "seed", "upload", "status", "report", "models", "logs", "predict",
+            "rollback", "approve", "reject", "demo"]
+
+
+def test_every_command_is_listed_and_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    top = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in top
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command, "--help"])
+        assert exit_info.value.code == 0, command
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: streamflow {command}"), command
+
+
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["report"], ["reject", "month_001"], ["seed", "--users", "many"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.fixture
+def nowhere(tmp_path, monkeypatch):
+    """A stack that was deployed (stack.json) but is not running: nothing listens on its ports."""
+    (tmp_path / "stack.json").write_text(json.dumps({
+        "parameters": {}, "outputs": {"DataBucketName": "b",
+                                      "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:x"}}))
+    for key, value in (("STREAMFLOW_STATE_DIR", tmp_path), ("STREAMFLOW_AWS_PORT", 9), ("STREAMFLOW_MLFLOW_PORT", 9),
+                       ("AWS_MAX_ATTEMPTS", 1), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 0)):
+        monkeypatch.setenv(key, str(value))
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [["status"], ["status", "--json"], ["report", "month_001"], ["models"]])
+def test_a_stack_that_is_not_running_is_exit_2_with_a_hint(nowhere, argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach") and "streamflow up" in err
+
+
+def test_a_stack_that_is_not_deployed_is_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STREAMFLOW_STATE_DIR", str(tmp_path))
+    assert cli.main(["models"]) == 2
+    assert "not deployed" in capsys.readouterr().err
+
+
+def test_sparkline_follows_the_values():
+    assert cli._spark([0.8, 0.6, 0.8, 0.74]) == "█▁█▆"
+    assert cli._spark([0.5]) == "▁" and cli._spark([]) == ""
+
+
+def test_piped_output_has_no_colour_codes(nowhere, capsys):
+    console = cli._console()
+    console.print(cli._styled("FAILED"))
+    assert capsys.readouterr().out == "FAILED\n"
