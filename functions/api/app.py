@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamflow.logs import logger
-from streamflow.online_store import read_online_features
+from streamflow.online_store import read_online_row, read_online_rows
 from streamflow.serving import ChampionHolder
 from streamflow.settings import Settings
-from streamflow.training import churn_probability
 
 PREDICTION_THRESHOLD = 0.5
+MAX_BATCH = 1000
 
 settings = Settings.from_env()
 champion = ChampionHolder(settings)
@@ -41,6 +41,22 @@ class PredictResponse(BaseModel):
     model_version: str
 
 
+class BatchRequest(BaseModel):
+    user_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchPrediction(BaseModel):
+    user_id: str
+    churn_probability: float
+    churn_prediction: bool
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    predictions: list[BatchPrediction]
+    unknown_user_ids: list[str]
+
+
 class HealthResponse(BaseModel):
     status: str
     model_name: str
@@ -55,7 +71,7 @@ def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 @app.exception_handler(RequestValidationError)
 async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
-    return error(422, "invalid_request", "the request body is not a valid PredictRequest", problems=problems)
+    return error(422, "invalid_request", "the request body is not valid", problems=problems)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -86,16 +102,38 @@ def predict(request: PredictRequest) -> PredictResponse | JSONResponse:
     current = champion.get()
     if current is None:
         return error(503, "no_model", champion.last_error or "no Production model to serve")
-    features = read_online_features(settings.feature_table, request.user_id)
-    if features is None:
+    row = read_online_row(settings.feature_table, request.user_id)
+    if row is None:
         return error(404, "unknown_user", f"user_id {request.user_id!r} is not in the online feature table")
-    probability = float(churn_probability(current.model, features)[0])
+    probability = current.probability(row)
     return PredictResponse(
         user_id=request.user_id,
         churn_probability=round(probability, 6),
         churn_prediction=probability >= PREDICTION_THRESHOLD,
         model_version=current.version,
     )
+
+
+@app.post("/predict/batch", response_model=BatchResponse,
+          responses={503: {"description": "no champion yet"}})
+def predict_batch(request: BatchRequest) -> BatchResponse | JSONResponse:
+    """Up to 1,000 users in one call; unknown ids are listed, not an error."""
+    current = champion.get()
+    if current is None:
+        return error(503, "no_model", champion.last_error or "no Production model to serve")
+    if any(not 1 <= len(user_id) <= 64 for user_id in request.user_ids):
+        return error(422, "invalid_request", "every user_id must have 1 to 64 characters")
+    rows = read_online_rows(settings.feature_table, request.user_ids)
+    probabilities = current.probabilities(rows)
+    predictions, unknown = [], []
+    for user_id in dict.fromkeys(request.user_ids):
+        if user_id not in probabilities:
+            unknown.append(user_id)
+            continue
+        probability = probabilities[user_id]
+        predictions.append(BatchPrediction(user_id=user_id, churn_probability=round(probability, 6),
+                                           churn_prediction=probability >= PREDICTION_THRESHOLD))
+    return BatchResponse(model_version=current.version, predictions=predictions, unknown_user_ids=unknown)
 
 
 handler = Mangum(app, lifespan="off")

@@ -20,3 +20,21 @@ def install() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure
+    _linear_item_size_check()
+
+
+def _linear_item_size_check() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.utilities import bytesize
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        converted = {key: dynamo_type.DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in converted.items()) > 405000:
+            raise ItemSizeTooLarge
+        self.attrs = dynamo_type.LimitedSizeDict()
+        dict.update(self.attrs, converted)
+
+    dynamo_type.Item.__init__ = item_init

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -50,6 +51,7 @@ def main() -> None:
     sys.stdout = sys.stderr
     handler_path = os.environ["_HANDLER"]
     timeout_s = float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
+    memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
     module_name, _, function_name = handler_path.rpartition(".")
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
@@ -75,7 +77,12 @@ def main() -> None:
             traceback.print_exc()
             answer = {"ok": False, "payload": _error(exc)}
         duration = (time.monotonic() - started) * 1000
-        print(f"END RequestId: {request_id} Duration: {duration:.1f} ms", file=sys.stderr, flush=True)
+        print(f"END RequestId: {request_id}", file=sys.stderr, flush=True)
+        # Lambda's REPORT line; Max Memory Used is this environment's peak RSS (Linux: KiB).
+        max_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(f"REPORT RequestId: {request_id} Duration: {duration:.1f} ms Memory Size: "
+              f"{memory_mb} MB Max Memory Used: {max_mb} MB",
+              file=sys.stderr, flush=True)
         protocol.write(json.dumps(answer, default=str) + "\n")
 
 

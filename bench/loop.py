@@ -1,0 +1,61 @@
+"""Loop latency on a warm stack: upload a month → ``[SUMMARY]``, each step's wall time and
+its function's peak memory (the worker's REPORT line, like Lambda's ``Max Memory Used``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from streamflow_local.config import StackConfig
+from streamflow_local.loop import execution_steps, seed, upload_month, wait_for_execution
+
+from .stack import function_names, log_offsets, peak_memory_since
+
+STATE_FUNCTIONS = {
+    "Validate": "ValidateFunction", "BuildFeatures": "FeaturesFunction", "DetectDrift": "DriftFunction",
+    "TrainChallenger": "TrainFunction", "Compare": "CompareFunction", "Promote": "PromoteFunction",
+    "Summary": "SummaryFunction",
+}
+
+
+def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
+    names = function_names(config)
+    offsets = log_offsets(config)
+    started = time.perf_counter()
+    upload = upload_month(config, folder)
+    description = wait_for_execution(config, upload.execution_arn, timeout=3600)
+    seconds = time.perf_counter() - started
+    if description["status"] != "SUCCEEDED":
+        raise RuntimeError(f"{folder.name}: {description['status']}: {description.get('cause')}")
+    steps = []
+    for step in execution_steps(config, upload.execution_arn):
+        logical = STATE_FUNCTIONS.get(step["state"])
+        if logical is None and step["seconds"] in (None, 0):
+            continue
+        function = names.get(logical or "", "")
+        steps.append({"state": step["state"], "seconds": round(step["seconds"] or 0.0, 3),
+                      "peak_mb": peak_memory_since(config, function, offsets) if function else None})
+    ingest_mb = peak_memory_since(config, names.get("IngestFunction", ""), offsets)
+    output = json.loads(description["output"])
+    return {"month": folder.name, "seconds": round(seconds, 3), "upload_seconds": round(upload.seconds, 3),
+            "steps": steps, "ingest_peak_mb": ingest_mb,
+            "summary": {k: output.get(k) for k in ("drift_share", "retrained", "promoted", "production_version")}}
+
+
+def loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[str, Any]:
+    """month_000 warms the stack (and is the drift reference), then month_001 is timed:
+    drift → train → compare → promote, the longest path. With ``repeats`` > 1 the same
+    month_001 is uploaded again under a new seed so every run takes that path."""
+    data = config.state_dir / f"data-{n_users}"
+    folders = seed(data, months=2, n_users=n_users)
+    warmup = run_month(config, folders[0])
+    runs = [run_month(config, folders[1])]
+    for extra in range(1, repeats):
+        other = seed(config.state_dir / f"data-{n_users}-r{extra}", months=2, n_users=n_users,
+                     seed_value=1000 + extra)
+        run_month(config, other[0])
+        runs.append(run_month(config, other[1]))
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {"users": n_users, "warmup": warmup, "runs": runs, "median": ordered[len(ordered) // 2]}

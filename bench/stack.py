@@ -1,0 +1,68 @@
+"""A private local stack for a benchmark: free ports, its own state folder under /tmp,
+stopped and removed afterwards (other stacks on this machine are left alone)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from streamflow_local.config import StackConfig
+
+REPORT = re.compile(r"^REPORT RequestId: \S+ Duration: ([\d.]+) ms .*Max Memory Used: (\d+) MB")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
+    from streamflow_local.deploy import deploy
+    from streamflow_local.stack import down, up
+
+    state = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
+    config = StackConfig(aws_port=free_port(), mlflow_port=free_port(), api_port=free_port(),
+                         state_dir=state, stack_name="sfbench")
+    try:
+        up(config)
+        deploy(config)
+        config.apply_client_env()
+        yield config
+    finally:
+        down(config)
+        if not keep_state:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def function_names(config: StackConfig) -> dict[str, str]:
+    """logical id (e.g. ``FeaturesFunction``) → deployed function name."""
+    description = json.loads(config.stack_file.read_text())
+    names = {}
+    for logical, value in description["functions"].items():
+        names[logical] = value if isinstance(value, str) else (value.get("name") or value.get("FunctionName"))
+        names[logical] = str(names[logical]).rsplit(":", 1)[-1]
+    return names
+
+
+def log_offsets(config: StackConfig) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in config.logs_dir.glob("*.log")}
+
+
+def peak_memory_since(config: StackConfig, function: str, offsets: dict[str, int]) -> int | None:
+    """Largest ``Max Memory Used`` (MB) in the function's REPORT lines written after ``offsets``."""
+    path = config.logs_dir / f"{function}.log"
+    if not path.exists():
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(offsets.get(path.name, 0))
+        text = handle.read().decode(errors="replace")
+    peaks = [int(m.group(2)) for m in map(REPORT.match, text.splitlines()) if m]
+    return max(peaks) if peaks else None
