@@ -1,6 +1,6 @@
 """Summary: the [SUMMARY] line and the execution's result."""
 
-from streamflow import steps
+from streamflow import metrics, steps
 from streamflow.handlers import lambda_step
 
-handler = lambda_step(steps.summarize)
+handler = lambda_step(steps.summarize, measure=metrics.summary)

@@ -1,4 +1,5 @@
-"""Turn a pipeline step into a Lambda handler: settings once, log keys bound, step called."""
+"""Turn a pipeline step into a Lambda handler: settings once, log keys bound, step called,
+and (with ``measure``) EMF metrics read off its result (see metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 from .logs import bind, logger
+from .metrics import Measure, metrics, record
 from .settings import Settings
 
 Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
 
 
-def lambda_step(step: Step) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def lambda_step(step: Step, measure: Measure | None = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     settings = Settings.from_env()
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         bind(event.get("month"), event.get("execution"))
-        return step(settings, event)
+        result = step(settings, event)
+        if measure is not None:
+            record(measure, event, result)
+        return result
 
     handler.__doc__ = step.__doc__
-    return handler
+    return metrics.log_metrics(handler) if measure is not None else handler
