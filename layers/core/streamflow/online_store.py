@@ -13,12 +13,12 @@ import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
-
-from .features import normalise_feature_types
 from .schema import BOOLEAN_FEATURES, ID_COLUMN, MODEL_FEATURES
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: the API's reads need none
+    import pandas as pd
 
 BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
 BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
@@ -125,6 +125,10 @@ def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict
 
 def rows_to_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Raw rows → the typed frame the model is trained and served with."""
+    import pandas as pd
+
+    from .features import normalise_feature_types
+
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(MODEL_FEATURES))
     frame.index.name = ID_COLUMN
     return normalise_feature_types(frame)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -61,9 +62,18 @@ def log_challenger(
     mlflow = _mlflow(tracking_uri)
     from mlflow.models import infer_signature
 
+    from .scorer import FILE_NAME, TreeScorer
+
     mlflow.set_experiment(EXPERIMENT)
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
-    with mlflow.start_run(run_name=f"train-{tags.get('month', '')}") as run:
+    scorer = TreeScorer.build(model, rows=example.head(256).to_dict("index"))
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{tags.get('month', '')}") as run:
+        extra_files = None
+        if scorer is not None:  # the API serves from this when present (see scorer.py)
+            path = os.path.join(tmp, FILE_NAME)
+            with open(path, "w") as handle:
+                handle.write(scorer.to_json())
+            extra_files = [path]
         mlflow.set_tags(tags)
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
@@ -71,13 +81,13 @@ def log_challenger(
             model,
             name="model",
             signature=signature,
-            input_example=example.head(3),
-            # The example is logged with the signature; checking that it serves (a pyfunc
-            # round trip) cost seconds of every TrainChallenger (see bench/).
-            validate_serving_input=False,
+            # No input_example: MLflow would check that it serves (a pyfunc round trip
+            # predicting on it), seconds of every TrainChallenger (see bench/); the
+            # signature above is the model's input contract.
             pip_requirements=MODEL_PIP_REQUIREMENTS,
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             registered_model_name=model_name,
+            extra_files=extra_files,
         )
     version = str(info.registered_model_version)
     mlflow_client = client(tracking_uri)
@@ -150,9 +160,8 @@ def _rest_alias_version(uri: str, model_name: str, alias: str) -> str | None:
     return str(body["model_version"]["version"])
 
 
-def _load_version_over_rest(uri: str, model_name: str, version: str) -> Any:
-    """The registered version's skops pipeline, fetched through the server's artifact proxy."""
-    import skops.io
+def _artifacts_over_rest(uri: str, model_name: str, version: str) -> tuple[str, dict[str, Any]]:
+    """(artifact base URL through the server's proxy, the model's sklearn flavor)."""
     import yaml
 
     base = uri.rstrip("/")
@@ -162,7 +171,32 @@ def _load_version_over_rest(uri: str, model_name: str, version: str) -> Any:
         raise ValueError(f"artifacts not served by the tracking server: {artifact_uri}")
     path = urllib.parse.urlsplit(artifact_uri).path.strip("/")
     artifacts = f"{base}/api/2.0/mlflow-artifacts/artifacts/{urllib.parse.quote(path)}"
-    flavor = yaml.safe_load(_get(f"{artifacts}/MLmodel"))["flavors"]["sklearn"]
+    return artifacts, yaml.safe_load(_get(f"{artifacts}/MLmodel"))["flavors"]["sklearn"]
+
+
+def load_scorer(tracking_uri: str, model_name: str, version: str):
+    """The version's logged ``TreeScorer`` (plain JSON), or None when it has none or the
+    registry is not a plain HTTP server (callers then load the pipeline)."""
+    from .scorer import FILE_NAME, TreeScorer
+
+    if not _plain_http(tracking_uri):
+        return None
+    try:
+        artifacts, flavor = _artifacts_over_rest(tracking_uri, model_name, version)
+        paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
+        path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
+        if path is None:
+            return None
+        return TreeScorer.from_json(_get(f"{artifacts}/{urllib.parse.quote(path)}"))
+    except Exception:  # noqa: BLE001 - no scorer: the pipeline serves
+        return None
+
+
+def _load_version_over_rest(uri: str, model_name: str, version: str) -> Any:
+    """The registered version's skops pipeline, fetched through the server's artifact proxy."""
+    import skops.io
+
+    artifacts, flavor = _artifacts_over_rest(uri, model_name, version)
     if flavor.get("serialization_format") != "skops":
         raise ValueError(f"not a skops model: {flavor.get('serialization_format')}")
     data = _get(f"{artifacts}/{urllib.parse.quote(flavor['pickled_model'])}", timeout=120)

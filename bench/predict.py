@@ -1,0 +1,145 @@
+"""/predict through the local API Gateway vs ``mlflow models serve`` of the same
+Production model, under the same load from a second process (``bench.load``), plus
+``POST /predict/batch`` vs a 1,000-row ``/invocations``. Rounds alternate the two servers
+so both see the same machine; the medians of the rounds are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from streamflow_local.config import PROJECT_ROOT, StackConfig
+
+from .common import median
+from .stack import free_port
+
+
+def _features(folder: Path):
+    from streamflow.contract import check_month
+    from streamflow.features import build_features
+    from streamflow.schema import MODEL_FEATURES
+
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".csv"}
+    return build_features(check_month(files).tables)[list(MODEL_FEATURES)]
+
+
+def _split_body(frame) -> dict[str, Any]:
+    records = json.loads(frame.to_json(orient="split", index=False))
+    return {"dataframe_split": {"columns": records["columns"], "data": records["data"]}}
+
+
+def _load(url: str, bodies: list[dict], concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(bodies, handle)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.load", url, "--bodies", handle.name, "--concurrency", str(concurrency),
+             "--duration", str(duration), "--warmup", str(warmup)],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=duration + warmup + 600,
+        )
+    finally:
+        os.unlink(handle.name)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, **config.client_env()}
+    log = open(config.logs_dir / "mlflow-serve.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+         "--host", "127.0.0.1", "-p", str(port), "--workers", str(workers)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow models serve exited with {process.returncode}; see {log.name}")
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return process, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    stop(process)
+    raise RuntimeError("mlflow models serve did not answer /ping in 300 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "p50_ms": round(median([r["p50_ms"] for r in runs if r["p50_ms"] is not None]), 3),
+        "p99_ms": round(median([r["p99_ms"] for r in runs if r["p99_ms"] is not None]), 3),
+        "rps": round(median([r["rps"] for r in runs]), 2),
+        "errors": sum(r["errors"] for r in runs),
+        "rounds": runs,
+    }
+
+
+def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "streamflow_churn",
+                      duration: float = 10.0, warmup: float = 2.0, rounds: int = 3, concurrency: int = 4,
+                      batch_size: int = 1000, sample: int = 2000, mlflow_workers: int = 1) -> dict[str, Any]:
+    from streamflow import registry
+
+    version = registry.alias_version(config.mlflow_uri, model_name)
+    if version is None:
+        raise RuntimeError("no Production model: run the loop first")
+    frame = _features(folder)
+    users = list(frame.index[:sample])
+    api_bodies = [{"user_id": u} for u in users]
+    mlflow_bodies = [_split_body(frame.loc[[u]]) for u in users]
+    batch_ids = [users[i:i + batch_size] for i in range(0, len(users), batch_size)] or [users]
+    api_batch_bodies = [{"user_ids": ids} for ids in batch_ids]
+    mlflow_batch_bodies = [_split_body(frame.loc[ids]) for ids in batch_ids]
+
+    process, serve_url = start_mlflow_serve(config, f"models:/{model_name}@Production", mlflow_workers)
+    try:
+        # Same answer from both (MLflow's pyfunc returns the class, the API the probability too).
+        api_answer = requests.post(f"{config.api_url}/predict", json=api_bodies[0], timeout=120).json()
+        mlflow_answer = requests.post(f"{serve_url}/invocations", json=mlflow_bodies[0], timeout=120).json()
+        agree = bool(api_answer.get("churn_prediction")) == bool(mlflow_answer["predictions"][0])
+        requests.post(f"{config.api_url}/predict/batch", json=api_batch_bodies[0], timeout=300).raise_for_status()
+        results: dict[str, list[dict[str, Any]]] = {k: [] for k in (
+            "api_c1", "mlflow_c1", f"api_c{concurrency}", f"mlflow_c{concurrency}", "api_batch", "mlflow_batch")}
+        for _ in range(rounds):
+            results["api_c1"].append(_load(f"{config.api_url}/predict", api_bodies, 1, duration, warmup))
+            results["mlflow_c1"].append(_load(f"{serve_url}/invocations", mlflow_bodies, 1, duration, warmup))
+            results[f"api_c{concurrency}"].append(
+                _load(f"{config.api_url}/predict", api_bodies, concurrency, duration, warmup))
+            results[f"mlflow_c{concurrency}"].append(
+                _load(f"{serve_url}/invocations", mlflow_bodies, concurrency, duration, warmup))
+            results["api_batch"].append(_load(f"{config.api_url}/predict/batch", api_batch_bodies, 1, duration, warmup))
+            results["mlflow_batch"].append(_load(f"{serve_url}/invocations", mlflow_batch_bodies, 1, duration, warmup))
+    finally:
+        stop(process)
+    summary = {key: _summary(runs) for key, runs in results.items()}
+    rows_per_request = len(batch_ids[0])
+    for key in ("api_batch", "mlflow_batch"):
+        summary[key]["rows_per_s"] = round(summary[key]["rps"] * rows_per_request, 1)
+    c = f"c{concurrency}"
+    return {
+        "model_version": version, "same_prediction": agree, "concurrency": concurrency, "duration_s": duration,
+        "rounds": rounds, "batch_rows": rows_per_request, "mlflow_workers": mlflow_workers,
+        "results": summary,
+        "throughput_ratio_c1": round(summary["api_c1"]["rps"] / max(summary["mlflow_c1"]["rps"], 1e-9), 2),
+        f"throughput_ratio_{c}": round(summary[f"api_{c}"]["rps"] / max(summary[f"mlflow_{c}"]["rps"], 1e-9), 2),
+    }
