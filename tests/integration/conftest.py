@@ -58,7 +58,7 @@ def months(stack: StackConfig) -> list[Path]:
 
 # The modules share one stack and build on each other's state (who is champion): run them
 # in this order, anything else after.
-MODULE_ORDER = ["test_loop", "test_serving_rollback_approval", "test_robustness"]
+MODULE_ORDER = ["test_loop", "test_serving_rollback_approval", "test_robustness", "test_api_under_load"]
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.loop import (
+    api_headers,
     data_bucket,
     first_user,
     grep_logs,
@@ -59,8 +60,17 @@ def _executions(stack, month: str) -> list[dict]:
     return [e for e in listed if e["name"].startswith(f"{month}-")]
 
 
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_api_without_a_valid_key_is_forbidden(stack, key):
+    headers = {"x-api-key": key} if key else {}
+    response = requests.post(f"{stack.api_url}/predict", json={"user_id": "0000-AAAAA"}, headers=headers, timeout=60)
+    assert response.status_code == 403
+    assert response.json() == {"message": "Forbidden"}
+
+
 def test_predict_before_any_champion_is_503_json(stack):
-    response = requests.post(f"{stack.api_url}/predict", json={"user_id": "0000-AAAAA"}, timeout=120)
+    response = requests.post(f"{stack.api_url}/predict", json={"user_id": "0000-AAAAA"},
+                             headers=api_headers(stack), timeout=120)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "no_model"
 
@@ -104,14 +114,15 @@ def test_drift_report_is_kept_in_s3(stack):
 
 def test_predict_over_http_is_answered_by_the_champion(stack, months):
     user_id = first_user(months[1])
-    response = requests.post(f"{stack.api_url}/predict", json={"user_id": user_id}, timeout=120)
+    response = requests.post(f"{stack.api_url}/predict", json={"user_id": user_id},
+                             headers=api_headers(stack), timeout=120)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["user_id"] == user_id
     assert body["model_version"] == _alias(stack, "Production")
     assert 0.0 <= body["churn_probability"] <= 1.0
     assert body["churn_prediction"] == (body["churn_probability"] >= 0.5)
-    health = requests.get(f"{stack.api_url}/health", timeout=60).json()
+    health = requests.get(f"{stack.api_url}/health", headers=api_headers(stack), timeout=60).json()
     assert health["status"] == "ok" and health["model_version"] == body["model_version"]
 
 
@@ -123,7 +134,7 @@ def test_predict_over_http_is_answered_by_the_champion(stack, months):
 def test_api_errors_are_json_with_proper_status(stack, payload, status, code):
     data = payload if isinstance(payload, str) else json.dumps(payload)
     response = requests.post(f"{stack.api_url}/predict", data=data,
-                             headers={"Content-Type": "application/json"}, timeout=60)
+                             headers={"Content-Type": "application/json", **api_headers(stack)}, timeout=60)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
 

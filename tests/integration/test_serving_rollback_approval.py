@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from streamflow.generator import write_month
 from streamflow_local import cli
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import data_bucket, first_user, upload_month, wait_for_execution
+from streamflow_local.loop import api_headers, data_bucket, first_user, upload_month, wait_for_execution
 
 pytestmark = pytest.mark.integration
 MODEL = "streamflow_churn"
@@ -53,7 +53,8 @@ def _alias(stack, alias: str) -> str | None:
 
 
 def _predict(stack, user_id: str) -> requests.Response:
-    return requests.post(f"{stack.api_url}/predict", json={"user_id": user_id}, timeout=120)
+    return requests.post(f"{stack.api_url}/predict", json={"user_id": user_id}, headers=api_headers(stack),
+                         timeout=120)
 
 
 class Barrage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ class LocalDeployer:
                      for logical in self.stack.of_type("AWS::Serverless::Function")}
         machines = {logical: self._state_machine(logical, role_arn)
                     for logical in self.stack.of_type("AWS::Serverless::StateMachine")}
+        for logical in self.stack.of_type("AWS::S3::BucketPolicy"):
+            self._bucket_policy(logical)
         self._notifications()
         outputs = {key: str(self._resolve(spec["Value"])) for key, spec in self.stack.template.get("Outputs", {}).items()}
         description = {
@@ -109,6 +112,10 @@ class LocalDeployer:
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         if "VersioningConfiguration" in props:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+
+    def _bucket_policy(self, logical: str) -> None:
+        props = self._resolve(self.stack.resources[logical]["Properties"])
+        self.clients["s3"].put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
 
     def _table(self, logical: str) -> None:
         dynamodb = self.clients["dynamodb"]
@@ -191,13 +198,29 @@ class LocalDeployer:
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs})
 
     def _api(self) -> dict[str, Any]:
+        """The API function, its routes, and the API key the local gateway demands when the
+        template's Api says ``ApiKeyRequired`` (generated here, never kept in the repo)."""
         for logical in self.stack.of_type("AWS::Serverless::Function"):
-            events = self.stack.resources[logical].get("Properties", {}).get("Events", {})
-            routes = [{"path": e["Properties"]["Path"], "method": e["Properties"]["Method"]}
-                      for e in events.values() if e["Type"] == "Api"]
-            if routes:
-                return {"function": self.stack.physical[logical], "routes": routes, "url": self.config.api_url}
+            events = [e for e in self.stack.resources[logical].get("Properties", {}).get("Events", {}).values()
+                      if e["Type"] == "Api"]
+            if not events:
+                continue
+            routes = [{"path": e["Properties"]["Path"], "method": e["Properties"]["Method"]} for e in events]
+            api_id = events[0]["Properties"].get("RestApiId", {}).get("Ref") if isinstance(
+                events[0]["Properties"].get("RestApiId"), dict) else None
+            auth = self.stack.resources.get(api_id, {}).get("Properties", {}).get("Auth", {}) if api_id else {}
+            api: dict[str, Any] = {"function": self.stack.physical[logical], "routes": routes, "url": self.config.api_url,
+                                   "api_key_required": bool(auth.get("ApiKeyRequired"))}
+            if api["api_key_required"]:
+                api["api_key"] = self._existing_api_key() or secrets.token_urlsafe(24)
+            return api
         return {}
+
+    def _existing_api_key(self) -> str | None:
+        try:
+            return json.loads(self.config.stack_file.read_text()).get("api", {}).get("api_key")
+        except (OSError, ValueError):
+            return None
 
 
 def deploy(config: StackConfig, parameter_overrides: dict[str, str] | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ come from the ``Api`` events the deploy step found in ``template.yaml``.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import threading
 import time
@@ -69,16 +70,28 @@ class LocalApiGateway:
             config=Config(read_timeout=900, retries={"max_attempts": 1}, max_pool_connections=64),
         )
         self._server: ThreadingHTTPServer | None = None
+        self._api: dict[str, Any] = {}
+        self._api_mtime: float | None = None
 
-    def api_function(self) -> str | None:
+    def api(self) -> dict[str, Any]:
+        """The deployed API (function, routes, key), re-read when deploy rewrites it."""
         try:
-            stack = json.loads(self.config.stack_file.read_text())
+            mtime = self.config.stack_file.stat().st_mtime
+            if mtime != self._api_mtime:
+                self._api = json.loads(self.config.stack_file.read_text()).get("api", {})
+                self._api_mtime = mtime
         except (OSError, ValueError):
-            return None
-        return stack.get("api", {}).get("function")
+            self._api, self._api_mtime = {}, None
+        return self._api
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        function = self.api_function()
+        api = self.api()
+        function = api.get("function")
+        if api.get("api_key_required"):
+            sent = {k.lower(): v for k, v in headers.items()}.get("x-api-key")
+            if not sent or not hmac.compare_digest(sent, api.get("api_key", "")):
+                # What API Gateway answers for a missing or wrong key.
+                return 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}'
         if function is None:
             return 502, {"Content-Type": "application/json"}, json.dumps(
                 {"error": {"code": "not_deployed", "message": "no API function deployed; run `streamflow deploy`"}}

@@ -173,8 +173,15 @@ def grep_logs(config: StackConfig, prefixes: tuple[str, ...] = GREP_PREFIXES,
     return records
 
 
+def api_headers(config: StackConfig) -> dict[str, str]:
+    """The headers API Gateway wants: the API key when the template requires one."""
+    key = stack_description(config).get("api", {}).get("api_key")
+    return {"x-api-key": key} if key else {}
+
+
 def predict(config: StackConfig, user_id: str) -> tuple[int, dict[str, Any]]:
-    response = requests.post(f"{config.api_url}/predict", json={"user_id": user_id}, timeout=120)
+    response = requests.post(f"{config.api_url}/predict", json={"user_id": user_id},
+                             headers=api_headers(config), timeout=120)
     return response.status_code, response.json()
 
 

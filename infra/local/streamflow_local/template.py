@@ -99,7 +99,7 @@ class Stack:
             return pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
-        if name in self.resources:
+        if name in self.resources and not self._is_api(name):
             kind = self.resources[name]["Type"]
             if kind == "AWS::Serverless::StateMachine":
                 return self.arn(name)
@@ -108,9 +108,14 @@ class Stack:
                     raise ValueError(f"layer {name} is referenced before it is published")
                 return layer_arns[name]
             return self.physical[name]
-        if name == "ServerlessRestApi":
-            return "local"
+        if name == "ServerlessRestApi" or self._is_api(name):
+            return f"local-{name}"
+        if name.endswith("ApiKey") and self._is_api(name[: -len("ApiKey")]):
+            return f"local-{name}"  # the key SAM creates for an Api with a usage plan
         raise ValueError(f"unknown Ref {name!r}")
+
+    def _is_api(self, name: str) -> bool:
+        return self.resources.get(name, {}).get("Type") == "AWS::Serverless::Api"
 
     def get_att(self, logical: str, attribute: str) -> str:
         if attribute == "Arn":
