@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -68,3 +70,25 @@ def test_piped_output_has_no_colour_codes(nowhere, capsys):
     console = cli._console()
     console.print(cli._styled("FAILED"))
     assert capsys.readouterr().out == "FAILED\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_colours_unless_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    console = cli._console()
+    assert console.is_terminal
+    console.print(cli._styled("FAILED"))
+    assert "\x1b[" in terminal.getvalue()
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    cli._console().print(cli._styled("SUCCEEDED"))
+    assert "\x1b[3" not in terminal.getvalue()  # no colour (bold may stay)

@@ -76,15 +76,29 @@ def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
     from .stack import up
 
     last: dict[str, bool] = {}
+    console = _console()
+
+    def line(state: dict[str, bool]) -> str:
+        return "  ".join(f"{k}:{'up' if v else '…'}" for k, v in state.items())
 
     def show(state: dict[str, bool]) -> None:
         nonlocal last
         if state != last:
-            _say("  " + "  ".join(f"{k}:{'up' if v else '…'}" for k, v in state.items()))
+            if console.is_terminal:
+                spinner.update(f"starting the local stack … {line(state)}")
+            else:
+                _say("  " + line(state))
             last = state
 
     _say(f"starting the local stack in {config.state_dir} …")
-    pid = up(config, progress=show)
+    spinner = console.status("starting the local stack …")
+    if console.is_terminal:
+        spinner.start()
+    try:
+        pid = up(config, progress=show)
+    finally:
+        if console.is_terminal:
+            spinner.stop()
     _say(f"local stack up (pid {pid}): AWS {config.aws_endpoint}  MLflow {config.mlflow_uri}  API {config.api_url}")
     if args.deploy:
         return cmd_deploy(args, config)
