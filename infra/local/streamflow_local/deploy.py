@@ -114,8 +114,16 @@ class LocalDeployer:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
 
     def _bucket_policy(self, logical: str) -> None:
+        """Apply the policy, less statements that demand TLS: the emulator is plain HTTP on
+        loopback, and moto enforces bucket policies (it would deny every call)."""
         props = self._resolve(self.stack.resources[logical]["Properties"])
-        self.clients["s3"].put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        document = dict(props["PolicyDocument"])
+        document["Statement"] = [
+            statement for statement in document.get("Statement", [])
+            if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))
+        ]
+        if document["Statement"]:
+            self.clients["s3"].put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
 
     def _table(self, logical: str) -> None:
         dynamodb = self.clients["dynamodb"]
