@@ -27,8 +27,9 @@ import boto3
 from streamflow_local.config import StackConfig
 
 EXTERNAL = os.environ.get("STREAMFLOW_EXTERNAL_STACK") == "1"
-# They stop the local MLflow server or patch the local executor's timeouts.
-LOCAL_ONLY_MODULES = {"test_robustness"}
+# They stop the local MLflow server or patch the local executor's timeouts; the load test
+# is sized for the local gateway's warm workers.
+LOCAL_ONLY_MODULES = {"test_robustness", "test_api_under_load"}
 # Redeploys with other parameters through the local deploy step.
 LOCAL_ONLY_FIXTURES = {"approval_stack"}
 SKIP_REASON = "needs the local emulator (STREAMFLOW_EXTERNAL_STACK=1)"
@@ -49,14 +50,18 @@ def describe(endpoint: str, stack_name: str) -> dict:
             resources.setdefault(resource["ResourceType"], {})[resource["LogicalResourceId"]] = \
                 resource["PhysicalResourceId"]
     functions = resources.get("AWS::Lambda::Function", {})
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    api_key = None
+    if outputs.get("ApiKeyId"):  # the template requires x-api-key (SAM usage plan)
+        api_key = _client("apigateway", endpoint).get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
     return {
         "stack": stack_name,
         "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
-        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        "outputs": outputs,
         "functions": functions,
-        "api": {"function": functions.get("ApiFunction", ""),
-                "rest_api": resources.get("AWS::ApiGateway::RestApi", {}).get("ServerlessRestApi", "")},
+        "api": {"function": functions.get("ApiFunction", ""), "api_key": api_key,
+                "rest_api": next(iter(resources.get("AWS::ApiGateway::RestApi", {}).values()), "")},
     }
 
 
