@@ -46,10 +46,11 @@ unit: venv  ## unit tests only (no services)
 integration: venv  ## integration tests only (real emulator, MLflow server, handlers)
 	$(PY) -m pytest tests/integration
 
-lint: tools  ## sam validate --lint, cfn-lint the template, actionlint the workflow
+lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS_VENV)/bin/cfn-lint template.yaml
 	$(TOOLS_VENV)/bin/actionlint -shellcheck $(TOOLS_VENV)/bin/shellcheck .github/workflows/ci.yml
+	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml --compact --quiet
 
 up: venv  ## start the local stack and deploy template.yaml
 	$(VENV)/bin/streamflow up --deploy
