@@ -21,6 +21,7 @@ def install() -> None:
 
     StepFunctionResponse.send_task_failure = send_task_failure
     _linear_item_size_check()
+    _direct_json_reads()
 
 
 def _linear_item_size_check() -> None:
@@ -38,3 +39,26 @@ def _linear_item_size_check() -> None:
         dict.update(self.attrs, converted)
 
     dynamo_type.Item.__init__ = item_init
+
+
+FAST_JSON_OPERATIONS = frozenset({"GetItem", "BatchGetItem"})
+
+
+def _direct_json_reads() -> None:
+    import json
+
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if getattr(context.operation_model, "name", None) in FAST_JSON_OPERATIONS:
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except (TypeError, ValueError):
+                pass
+            else:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return original(self, context)
+
+    DynamoResult.execute_result = execute_result
