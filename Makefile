@@ -12,7 +12,7 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools demo test unit integration lint up down deploy clean
+.PHONY: help venv tools demo test unit integration lint up down deploy clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ unit: venv  ## unit tests only (no services)
 
 integration: venv  ## integration tests only (real emulator, MLflow server, handlers)
 	$(PY) -m pytest tests/integration
+
+BENCH_USERS ?= 10000,100000
+bench: venv tools  ## benchmarks on a private stack: table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
+	$(PY) -m bench --users $(BENCH_USERS) $(BENCH_ARGS)
 
 lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 def _worker(host: str, port: int, path: str, bodies: list[bytes], offset: int, warm_until: float,
             stop_at: float, latencies: list[float], errors: list[int], statuses: dict[int, int],
-            lock: threading.Lock) -> None:
+            lock: threading.Lock, extra_headers: dict[str, str]) -> None:
     connection = http.client.HTTPConnection(host, port, timeout=120)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **extra_headers}
     mine: list[float] = []
     failed = 0
     seen: dict[int, int] = {}
@@ -58,7 +58,7 @@ def _worker(host: str, port: int, path: str, bodies: list[bytes], offset: int, w
 
 
 def run(url: str, bodies: list[bytes], concurrency: int = 1, duration: float = 10.0,
-        warmup: float = 2.0) -> dict:
+        warmup: float = 2.0, headers: dict[str, str] | None = None) -> dict:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
@@ -70,7 +70,8 @@ def run(url: str, bodies: list[bytes], concurrency: int = 1, duration: float = 1
     start = time.perf_counter()
     warm_until, stop_at = start + warmup, start + warmup + duration
     threads = [threading.Thread(target=_worker, args=(host, port, parts.path or "/", bodies, k * 7919, warm_until,
-                                                      stop_at, latencies, errors, statuses, lock))
+                                                      stop_at, latencies, errors, statuses, lock,
+                                                      headers or {}))
                for k in range(concurrency)]
     for thread in threads:
         thread.start()
@@ -97,10 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--header", action="append", default=[], help="NAME:VALUE, repeatable")
     args = parser.parse_args(argv)
+    headers = dict(h.split(":", 1) for h in args.header)
     with open(args.bodies) as handle:
         bodies = [json.dumps(b).encode() for b in json.load(handle)]
-    print(json.dumps(run(args.url, bodies, args.concurrency, args.duration, args.warmup)))
+    print(json.dumps(run(args.url, bodies, args.concurrency, args.duration, args.warmup, headers)))
     return 0
 
 

@@ -23,6 +23,16 @@ from .common import median
 from .stack import free_port
 
 
+def api_headers(config: StackConfig) -> dict[str, str]:
+    """Headers the local API gateway wants (an API key, if the deployed stack has one)."""
+    try:
+        description = json.loads(config.stack_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    key = (description.get("api") or {}).get("api_key") or (description.get("api") or {}).get("key")
+    return {"x-api-key": key} if key else {}
+
+
 def _features(folder: Path):
     from streamflow.contract import check_month
     from streamflow.features import build_features
@@ -37,13 +47,15 @@ def _split_body(frame) -> dict[str, Any]:
     return {"dataframe_split": {"columns": records["columns"], "data": records["data"]}}
 
 
-def _load(url: str, bodies: list[dict], concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+def _load(url: str, bodies: list[dict], concurrency: int, duration: float, warmup: float,
+          headers: dict[str, str] | None = None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(bodies, handle)
     try:
         out = subprocess.run(
             [sys.executable, "-m", "bench.load", url, "--bodies", handle.name, "--concurrency", str(concurrency),
-             "--duration", str(duration), "--warmup", str(warmup)],
+             "--duration", str(duration), "--warmup", str(warmup)]
+            + [arg for k, v in (headers or {}).items() for arg in ("--header", f"{k}:{v}")],
             cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=duration + warmup + 600,
         )
     finally:
@@ -54,6 +66,8 @@ def _load(url: str, bodies: list[dict], concurrency: int, duration: float, warmu
 def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, **config.client_env()}
+    # it execs ``uvicorn`` by name: this environment's bin first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     log = open(config.logs_dir / "mlflow-serve.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
@@ -111,31 +125,38 @@ def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "stre
     api_batch_bodies = [{"user_ids": ids} for ids in batch_ids]
     mlflow_batch_bodies = [_split_body(frame.loc[ids]) for ids in batch_ids]
 
+    headers = api_headers(config)
+    api, api_batch = f"{config.api_url}/predict", f"{config.api_url}/predict/batch"
     process, serve_url = start_mlflow_serve(config, f"models:/{model_name}@Production", mlflow_workers)
+    serve = f"{serve_url}/invocations"
     try:
         # Same answer from both (MLflow's pyfunc returns the class, the API the probability too).
-        api_answer = requests.post(f"{config.api_url}/predict", json=api_bodies[0], timeout=120).json()
-        mlflow_answer = requests.post(f"{serve_url}/invocations", json=mlflow_bodies[0], timeout=120).json()
+        api_answer = requests.post(api, json=api_bodies[0], headers=headers, timeout=120).json()
+        mlflow_answer = requests.post(serve, json=mlflow_bodies[0], timeout=120).json()
         agree = bool(api_answer.get("churn_prediction")) == bool(mlflow_answer["predictions"][0])
-        requests.post(f"{config.api_url}/predict/batch", json=api_batch_bodies[0], timeout=300).raise_for_status()
-        results: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-            "api_c1", "mlflow_c1", f"api_c{concurrency}", f"mlflow_c{concurrency}", "api_batch", "mlflow_batch")}
+        # Warm both up at the highest concurrency (the executor starts one worker per
+        # concurrent request, as Lambda does), then measure.
+        warm = max(2.0, duration / 2)
+        _load(api, api_bodies, concurrency, warm, 0, headers)
+        _load(serve, mlflow_bodies, concurrency, warm, 0)
+        _load(api_batch, api_batch_bodies, 1, min(warm, 2.0), 0, headers)
+        _load(serve, mlflow_batch_bodies, 1, min(warm, 2.0), 0)
+        c = f"c{concurrency}"
+        results: dict[str, list[dict[str, Any]]] = {
+            k: [] for k in ("api_c1", "mlflow_c1", f"api_{c}", f"mlflow_{c}", "api_batch", "mlflow_batch")}
         for _ in range(rounds):
-            results["api_c1"].append(_load(f"{config.api_url}/predict", api_bodies, 1, duration, warmup))
-            results["mlflow_c1"].append(_load(f"{serve_url}/invocations", mlflow_bodies, 1, duration, warmup))
-            results[f"api_c{concurrency}"].append(
-                _load(f"{config.api_url}/predict", api_bodies, concurrency, duration, warmup))
-            results[f"mlflow_c{concurrency}"].append(
-                _load(f"{serve_url}/invocations", mlflow_bodies, concurrency, duration, warmup))
-            results["api_batch"].append(_load(f"{config.api_url}/predict/batch", api_batch_bodies, 1, duration, warmup))
-            results["mlflow_batch"].append(_load(f"{serve_url}/invocations", mlflow_batch_bodies, 1, duration, warmup))
+            results["api_c1"].append(_load(api, api_bodies, 1, duration, warmup, headers))
+            results["mlflow_c1"].append(_load(serve, mlflow_bodies, 1, duration, warmup))
+            results[f"api_{c}"].append(_load(api, api_bodies, concurrency, duration, warmup, headers))
+            results[f"mlflow_{c}"].append(_load(serve, mlflow_bodies, concurrency, duration, warmup))
+            results["api_batch"].append(_load(api_batch, api_batch_bodies, 1, duration, warmup, headers))
+            results["mlflow_batch"].append(_load(serve, mlflow_batch_bodies, 1, duration, warmup))
     finally:
         stop(process)
     summary = {key: _summary(runs) for key, runs in results.items()}
     rows_per_request = len(batch_ids[0])
     for key in ("api_batch", "mlflow_batch"):
         summary[key]["rows_per_s"] = round(summary[key]["rps"] * rows_per_request, 1)
-    c = f"c{concurrency}"
     return {
         "model_version": version, "same_prediction": agree, "concurrency": concurrency, "duration_s": duration,
         "rounds": rounds, "batch_rows": rows_per_request, "mlflow_workers": mlflow_workers,

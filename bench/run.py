@@ -1,0 +1,196 @@
+"""Run the benchmarks, print a table a person can read, write the same figures as JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamflow_local.config import PROJECT_ROOT, StackConfig
+
+ALL = ("floor", "loop", "predict", "coldstart", "package")
+
+
+def floor_in_subprocess(n_users: int) -> dict[str, Any]:
+    """Each floor in its own process, so its peak memory is its own."""
+    done = subprocess.run([sys.executable, "-m", "bench.floor", str(n_users)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, rounds: int = 3,
+        concurrency: int = 4, repeats: int = 3, config: StackConfig | None = None,
+        batch_size: int = 1000) -> dict[str, Any]:
+    """``config``: an already running, deployed stack to use (else a private one is started)."""
+    from .coldstart import coldstart_benchmark
+    from .loop import loop_latency
+    from .package import package_sizes
+    from .predict import predict_benchmark
+    from .stack import bench_stack
+
+    results: dict[str, Any] = {
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": list(os.getloadavg())},
+        "sizes": sizes,
+    }
+    if "floor" in only:
+        results["floor"] = [floor_in_subprocess(n) for n in sizes]
+    if {"loop", "predict", "coldstart"} & set(only):
+        from contextlib import nullcontext
+
+        with (nullcontext(config) if config is not None else bench_stack()) as stack:
+            stack.apply_client_env()
+            folder = None
+            if "loop" in only or "predict" in only or "coldstart" in only:
+                results["loop"] = []
+                for n in sizes if "loop" in only else sizes[:1]:
+                    started = time.perf_counter()
+                    outcome = loop_latency(stack, n, repeats=1)
+                    outcome["bench_seconds"] = round(time.perf_counter() - started, 1)
+                    results["loop"].append(outcome)
+                    folder = stack.state_dir / f"data-{n}" / "month_001"
+            if "predict" in only and folder is not None:
+                results["predict"] = predict_benchmark(stack, folder, duration=duration, rounds=rounds,
+                                                       warmup=min(2.0, duration), concurrency=concurrency,
+                                                       batch_size=batch_size)
+            if "coldstart" in only and folder is not None:
+                with open(folder / "users.csv") as handle:
+                    handle.readline()
+                    user_id = handle.readline().split(",", 1)[0]
+                results["coldstart"] = coldstart_benchmark(stack, user_id, repeats=repeats)
+    if "package" in only:
+        results["package"] = package_sizes()
+    results["machine"]["load_average_after"] = list(os.getloadavg())
+    return results
+
+
+# --- the table ---------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    machine = results.get("machine", {})
+    add(f"StreamFlow benchmarks  {results.get('when', '')}  cpus={machine.get('cpus')} "
+        f"load avg before/after={_fmt((machine.get('load_average') or [None])[0])}/"
+        f"{_fmt((machine.get('load_average_after') or [None])[0])}")
+    floors = {f["users"]: f for f in results.get("floor", [])}
+    loops = {entry["users"]: entry for entry in results.get("loop", [])}
+    if floors or loops:
+        add("")
+        add("1. Loop latency: upload → [SUMMARY], warm stack (month_001: drift → train → compare → promote)")
+        add(f"   {'users':>9} {'loop s':>8} {'floor s':>8} {'loop/floor':>10}   floor steps (s)")
+        for n in sorted(set(floors) | set(loops)):
+            floor = floors.get(n, {})
+            loop = loops.get(n, {}).get("median", {})
+            ratio = loop.get("seconds") / floor["seconds"] if loop.get("seconds") and floor.get("seconds") else None
+            steps = " ".join(f"{k}={v:.2f}" for k, v in floor.get("steps", {}).items())
+            add(f"   {n:>9,} {_fmt(loop.get('seconds'), 1):>8} {_fmt(floor.get('seconds'), 2):>8} "
+                f"{_fmt(ratio, 1):>10}   {steps}")
+        if loops:
+            add("")
+            add("4. Scale: each step's wall time (s) / peak memory of its worker (MB)")
+            states = []
+            for entry in loops.values():
+                for step in entry["median"]["steps"]:
+                    if step["peak_mb"] is not None and step["state"] not in states:
+                        states.append(step["state"])
+            add(f"   {'step':<16}" + "".join(f"{n:>18,}" for n in sorted(loops)))
+            for state in states:
+                cells = []
+                for n in sorted(loops):
+                    step = next((s for s in loops[n]["median"]["steps"] if s["state"] == state), None)
+                    cells.append(f"{_fmt(step['seconds'], 2)} s / {_fmt(step['peak_mb'])} MB" if step else "–")
+                add(f"   {state:<16}" + "".join(f"{c:>18}" for c in cells))
+            floor_mb = " ".join(f"{n:,}: {f.get('peak_rss_mb')} MB" for n, f in sorted(floors.items()))
+            if floor_mb:
+                add(f"   floor process peak RSS: {floor_mb}")
+    predict = results.get("predict")
+    if predict:
+        r = predict["results"]
+        c = predict["concurrency"]
+        add("")
+        add(f"2. /predict over HTTP on loopback, load from a second process "
+            f"({predict['rounds']} rounds × {predict['duration_s']} s, medians; model v{predict['model_version']}, "
+            f"same prediction: {predict['same_prediction']})")
+        add(f"   {'':<34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'rows/s':>9}")
+        rows = [("API gateway → λ → DynamoDB, c=1", "api_c1"), ("mlflow models serve, c=1", "mlflow_c1"),
+                (f"API gateway → λ → DynamoDB, c={c}", f"api_c{c}"), (f"mlflow models serve, c={c}", f"mlflow_c{c}"),
+                (f"POST /predict/batch ({predict['batch_rows']} ids)", "api_batch"),
+                (f"mlflow /invocations ({predict['batch_rows']} rows)", "mlflow_batch")]
+        for label, key in rows:
+            entry = r.get(key, {})
+            add(f"   {label:<34} {_fmt(entry.get('p50_ms'), 1):>8} {_fmt(entry.get('p99_ms'), 1):>8} "
+                f"{_fmt(entry.get('rps'), 1):>9} {_fmt(entry.get('rows_per_s'), 0):>9}")
+        add(f"   throughput API / MLflow: c=1 {predict['throughput_ratio_c1']}×, "
+            f"c={c} {predict.get(f'throughput_ratio_c{c}')}×")
+    cold = results.get("coldstart")
+    if cold:
+        stack, fresh = cold["through_stack"], cold["fresh_process"]
+        add("")
+        add("3. Cold start of a new API worker")
+        add(f"   through the stack (config change → first /predict): {_fmt(stack['first_request_s'], 2)} s "
+            f"(warm request {_fmt(stack['warm_request_s'] * 1000, 1)} ms)")
+        add(f"   fresh process: init {_fmt(fresh['init_seconds'])} s (of which model load "
+            f"{_fmt(fresh['model_load_seconds'])} s), first answer {_fmt(fresh['first_request_seconds'], 3)} s, "
+            f"total {_fmt(fresh['total_seconds'])} s; served by tree scorer: {fresh['served_by_scorer']}")
+        add("   import self-time by package (s): "
+            + ", ".join(f"{name} {sec:.2f}" for name, sec in fresh["imports_by_package_s"][:8]))
+    package = results.get("package")
+    if package:
+        add("")
+        if "error" in package:
+            add(f"5. Package size: sam build failed: {package['error'][:300]}")
+        else:
+            add(f"5. Package size ({package.get('build')}), unzipped code + layers vs {package['limit_mib']} MiB")
+            if package.get("sam_error"):
+                add(f"   sam build: {package['sam_error'][:200]}")
+            add(f"   layers: " + ", ".join(f"{k} {v} MiB" for k, v in package["layers_mib"].items()))
+            for name, info in package["functions"].items():
+                if info.get("package") == "image":
+                    add(f"   {name:<20} container image")
+                else:
+                    add(f"   {name:<20} {info['total_mib']:>7} MiB  {'fits' if info['fits'] else 'TOO BIG'}")
+            if package.get("deps_layer_top"):
+                add("   largest in deps layer (MiB): "
+                    + ", ".join(f"{n} {s}" for n, s in package["deps_layer_top"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--users", default="10000,100000", help="comma-separated month sizes (default 10k,100k)")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of API vs MLflow")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
+    parser.add_argument("--table", type=Path, default=None, help="print the table of an existing JSON file")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
+    sizes = [int(s) for s in args.users.split(",") if s.strip()]
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency)
+    out = args.out or PROJECT_ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nJSON: {out}")
+    return 0
