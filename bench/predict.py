@@ -136,7 +136,7 @@ def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "stre
         agree = bool(api_answer.get("churn_prediction")) == bool(mlflow_answer["predictions"][0])
         # Warm both up at the highest concurrency (the executor starts one worker per
         # concurrent request, as Lambda does), then measure.
-        warm = max(2.0, duration / 2)
+        warm = duration if duration < 2 else max(2.0, duration / 2)
         _load(api, api_bodies, concurrency, warm, 0, headers)
         _load(serve, mlflow_bodies, concurrency, warm, 0)
         _load(api_batch, api_batch_bodies, 1, min(warm, 2.0), 0, headers)

@@ -40,13 +40,18 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                     "load_average": list(os.getloadavg())},
         "sizes": sizes,
     }
+    took = results.setdefault("bench_seconds", {})
+    clock = time.perf_counter()
     if "floor" in only:
         results["floor"] = [floor_in_subprocess(n) for n in sizes]
+        took["floor"] = round(time.perf_counter() - clock, 1)
     if {"loop", "predict", "coldstart"} & set(only):
         from contextlib import nullcontext
 
+        clock = time.perf_counter()
         with (nullcontext(config) if config is not None else bench_stack()) as stack:
             stack.apply_client_env()
+            took["stack_up"] = round(time.perf_counter() - clock, 1)
             folder = None
             if "loop" in only or "predict" in only or "coldstart" in only:
                 results["loop"] = []
@@ -56,17 +61,24 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                     outcome["bench_seconds"] = round(time.perf_counter() - started, 1)
                     results["loop"].append(outcome)
                     folder = stack.state_dir / f"data-{n}" / "month_001"
+                took["loop"] = round(sum(entry["bench_seconds"] for entry in results["loop"]), 1)
             if "predict" in only and folder is not None:
+                clock = time.perf_counter()
                 results["predict"] = predict_benchmark(stack, folder, duration=duration, rounds=rounds,
                                                        warmup=min(2.0, duration), concurrency=concurrency,
                                                        batch_size=batch_size)
+                took["predict"] = round(time.perf_counter() - clock, 1)
             if "coldstart" in only and folder is not None:
                 with open(folder / "users.csv") as handle:
                     handle.readline()
                     user_id = handle.readline().split(",", 1)[0]
+                clock = time.perf_counter()
                 results["coldstart"] = coldstart_benchmark(stack, user_id, repeats=repeats)
+                took["coldstart"] = round(time.perf_counter() - clock, 1)
     if "package" in only:
+        clock = time.perf_counter()
         results["package"] = package_sizes()
+        took["package"] = round(time.perf_counter() - clock, 1)
     results["machine"]["load_average_after"] = list(os.getloadavg())
     return results
 
