@@ -41,6 +41,6 @@ def test_schemathesis_finds_no_server_error(stack, tmp_path):
         [str(schemathesis), "run", f"{stack.api_url}/openapi.json", "--url", stack.api_url,
          "--checks", "not_a_server_error", "--max-examples", "60", "--header", f"x-api-key: {key}",
          "--seed", "1"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # it keeps state in ./.schemathesis
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
