@@ -20,7 +20,7 @@ import requests
 from streamflow_local.config import PROJECT_ROOT, StackConfig
 
 from .common import median
-from .stack import free_port
+from .stack import durations_since, free_port, log_offsets
 
 
 def api_headers(config: StackConfig) -> dict[str, str]:
@@ -144,8 +144,12 @@ def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "stre
         c = f"c{concurrency}"
         results: dict[str, list[dict[str, Any]]] = {
             k: [] for k in ("api_c1", "mlflow_c1", f"api_{c}", f"mlflow_{c}", "api_batch", "mlflow_batch")}
+        handler_ms: list[float] = []
+        function = json.loads(config.stack_file.read_text())["api"]["function"]
         for _ in range(rounds):
+            offsets = log_offsets(config)
             results["api_c1"].append(_load(api, api_bodies, 1, duration, warmup, headers))
+            handler_ms += durations_since(config, function, offsets)
             results["mlflow_c1"].append(_load(serve, mlflow_bodies, 1, duration, warmup))
             results[f"api_{c}"].append(_load(api, api_bodies, concurrency, duration, warmup, headers))
             results[f"mlflow_{c}"].append(_load(serve, mlflow_bodies, concurrency, duration, warmup))
@@ -155,6 +159,9 @@ def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "stre
         stop(process)
     summary = {key: _summary(runs) for key, runs in results.items()}
     rows_per_request = len(batch_ids[0])
+    # Inside the API function (REPORT Duration: FastAPI + DynamoDB GetItem + scoring), c=1:
+    # the rest of the latency is the gateway → Lambda Invoke → executor path.
+    summary["api_c1"]["handler_p50_ms"] = round(median(handler_ms), 2) if handler_ms else None
     for key in ("api_batch", "mlflow_batch"):
         summary[key]["rows_per_s"] = round(summary[key]["rps"] * rows_per_request, 1)
     return {

@@ -147,6 +147,7 @@ def table(results: dict[str, Any]) -> str:
             entry = r.get(key, {})
             add(f"   {label:<34} {_fmt(entry.get('p50_ms'), 1):>8} {_fmt(entry.get('p99_ms'), 1):>8} "
                 f"{_fmt(entry.get('rps'), 1):>9} {_fmt(entry.get('rows_per_s'), 0):>9}")
+        add(f"   inside the API function (c=1, handler p50): {_fmt(r['api_c1'].get('handler_p50_ms'), 1)} ms")
         add(f"   throughput API / MLflow: c=1 {predict['throughput_ratio_c1']}×, "
             f"c={c} {predict.get(f'throughput_ratio_c{c}')}×")
     cold = results.get("coldstart")

@@ -66,3 +66,14 @@ def peak_memory_since(config: StackConfig, function: str, offsets: dict[str, int
         text = handle.read().decode(errors="replace")
     peaks = [int(m.group(2)) for m in map(REPORT.match, text.splitlines()) if m]
     return max(peaks) if peaks else None
+
+
+def durations_since(config: StackConfig, function: str, offsets: dict[str, int]) -> list[float]:
+    """The handler's own ``Duration`` (ms) of each invocation logged after ``offsets``."""
+    path = config.logs_dir / f"{function}.log"
+    if not path.exists():
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(offsets.get(path.name, 0))
+        text = handle.read().decode(errors="replace")
+    return [float(m.group(1)) for m in map(REPORT.match, text.splitlines()) if m]

@@ -37,6 +37,20 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _peak_rss_mb() -> int:
+    """Peak resident memory of this process. ``VmHWM`` belongs to the address space made at
+    exec; ``ru_maxrss`` survives exec on Linux and so would report the parent's (the stack
+    server's) size at fork time."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def _error(exc: BaseException) -> dict[str, Any]:
     return {
         "errorMessage": str(exc),
@@ -78,8 +92,8 @@ def main() -> None:
             answer = {"ok": False, "payload": _error(exc)}
         duration = (time.monotonic() - started) * 1000
         print(f"END RequestId: {request_id}", file=sys.stderr, flush=True)
-        # Lambda's REPORT line; Max Memory Used is this environment's peak RSS (Linux: KiB).
-        max_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        # Lambda's REPORT line; Max Memory Used is this environment's peak RSS.
+        max_mb = _peak_rss_mb()
         print(f"REPORT RequestId: {request_id} Duration: {duration:.1f} ms Memory Size: "
               f"{memory_mb} MB Max Memory Used: {max_mb} MB",
               file=sys.stderr, flush=True)
