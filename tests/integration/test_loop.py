@@ -11,10 +11,8 @@ import json
 import shutil
 import time
 
-import boto3
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.loop import (
@@ -27,24 +25,12 @@ from streamflow_local.loop import (
     wait_for_execution,
 )
 
+from clients import MODEL, alias, aws, registry
+
 pytestmark = pytest.mark.integration
-MODEL = "streamflow_churn"
 
 
-def _client(stack, service):
-    return boto3.client(service, endpoint_url=stack.aws_endpoint, region_name=stack.region,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
-
-def _registry(stack) -> MlflowClient:
-    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
-
-
-def _alias(stack, alias: str) -> str | None:
-    try:
-        return _registry(stack).get_model_version_by_alias(MODEL, alias).version
-    except Exception:
-        return None
 
 
 def _run(stack, folder):
@@ -55,7 +41,7 @@ def _run(stack, folder):
 
 
 def _executions(stack, month: str) -> list[dict]:
-    sfn = _client(stack, "stepfunctions")
+    sfn = aws(stack, "stepfunctions")
     listed = sfn.list_executions(stateMachineArn=state_machine_arn(stack))["executions"]
     return [e for e in listed if e["name"].startswith(f"{month}-")]
 
@@ -80,31 +66,31 @@ def test_first_month_upload_starts_one_execution_that_crowns_a_champion(stack, m
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert [e["name"] for e in _executions(stack, "month_000")] == [upload.execution_name]
     assert summary["retrained"] is True and summary["promoted"] is True
-    assert _alias(stack, "Production") == summary["production_version"] == summary["challenger_version"]
-    assert _alias(stack, "Previous") is None
+    assert alias(stack, "Production") == summary["production_version"] == summary["challenger_version"]
+    assert alias(stack, "Previous") is None
 
 
 def test_drifted_month_retrains_and_better_challenger_moves_production(stack, months):
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     upload, description, summary = _run(stack, months[1])
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert summary["drift_share"] >= 0.02
     assert summary["retrained"] and summary["promoted"]
-    assert _alias(stack, "Production") == summary["challenger_version"] != champion
-    assert _alias(stack, "Previous") == champion
+    assert alias(stack, "Production") == summary["challenger_version"] != champion
+    assert alias(stack, "Previous") == champion
     messages = [r["message"] for r in grep_logs(stack, execution=upload.execution_name)]
     assert any(m.startswith("RETRAINING_TRIGGERED month=month_001") for m in messages), messages
     compare = [m for m in messages if m.startswith("[COMPARE]")]
     assert compare and compare[0].endswith("promote=True")
     assert any(m.startswith("[SUMMARY] month=month_001") and "promoted=True" in m for m in messages)
-    version = _registry(stack).get_model_version(MODEL, summary["challenger_version"])
+    version = registry(stack).get_model_version(MODEL, summary["challenger_version"])
     assert version.tags["month"] == "month_001"
     assert version.tags["decision"] == "promote"
     assert float(version.tags["decision_new_auc"]) >= float(version.tags["decision_prod_auc"]) + 0.01
 
 
 def test_drift_report_is_kept_in_s3(stack):
-    s3 = _client(stack, "s3")
+    s3 = aws(stack, "s3")
     listed = s3.list_objects_v2(Bucket=data_bucket(stack), Prefix="reports/evidently/drift_month_001_")
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert len(keys) == 1 and keys[0].endswith(".html")
@@ -119,7 +105,7 @@ def test_predict_over_http_is_answered_by_the_champion(stack, months):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["user_id"] == user_id
-    assert body["model_version"] == _alias(stack, "Production")
+    assert body["model_version"] == alias(stack, "Production")
     assert 0.0 <= body["churn_probability"] <= 1.0
     assert body["churn_prediction"] == (body["churn_probability"] >= 0.5)
     health = requests.get(f"{stack.api_url}/health", headers=api_headers(stack), timeout=60).json()
@@ -140,19 +126,19 @@ def test_api_errors_are_json_with_proper_status(stack, payload, status, code):
 
 
 def test_challenger_that_is_not_better_leaves_production(stack, months):
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     upload, description, summary = _run(stack, months[2])
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert summary["retrained"] is True and summary["promoted"] is False
-    assert _alias(stack, "Production") == champion == summary["production_version"]
+    assert alias(stack, "Production") == champion == summary["production_version"]
     compare = [r["message"] for r in grep_logs(stack, ("[COMPARE]",), execution=upload.execution_name)]
     assert compare and compare[0].endswith("promote=False")
-    assert _registry(stack).get_model_version(MODEL, summary["challenger_version"]).tags["decision"] == "keep_champion"
+    assert registry(stack).get_model_version(MODEL, summary["challenger_version"]).tags["decision"] == "keep_champion"
 
 
 def test_same_manifest_delivered_again_starts_no_second_execution(stack, months):
     before = _executions(stack, "month_002")
-    s3 = _client(stack, "s3")
+    s3 = aws(stack, "s3")
     body = (months[2] / MANIFEST_NAME).read_bytes()
     for _ in range(3):
         s3.put_object(Bucket=data_bucket(stack), Key=f"months/month_002/{MANIFEST_NAME}", Body=body)
@@ -162,7 +148,7 @@ def test_same_manifest_delivered_again_starts_no_second_execution(stack, months)
 
 
 def test_malformed_month_fails_with_a_named_rule_and_keeps_production(stack, months, tmp_path):
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     bad = tmp_path / "month_003"
     shutil.copytree(months[2], bad)
     usage = (bad / "usage_agg_30d.csv").read_text().replace("watch_hours_30d", "watch_hours", 1)
@@ -175,4 +161,4 @@ def test_malformed_month_fails_with_a_named_rule_and_keeps_production(stack, mon
     assert description["status"] == "FAILED"
     assert "Validate failed" in description["cause"]
     assert "usage_agg_30d.csv:watch_hours_30d: required column missing" in description["cause"]
-    assert _alias(stack, "Production") == champion
+    assert alias(stack, "Production") == champion

@@ -12,35 +12,22 @@ from pathlib import Path
 
 import boto3
 import pytest
-from mlflow import MlflowClient
 
 from streamflow.generator import build_manifest, generate_month, month_csv_bytes, write_month
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.loop import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
 from streamflow_local.stack import hold_registry, release_registry
 
+from clients import MODEL, alias, aws, registry
+
 pytestmark = pytest.mark.integration
-MODEL = "streamflow_churn"
 
 
-def _client(stack, service):
-    return boto3.client(service, endpoint_url=stack.aws_endpoint, region_name=stack.region,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
-
-def _registry(stack) -> MlflowClient:
-    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
-
-
-def _alias(stack, alias: str) -> str | None:
-    try:
-        return _registry(stack).get_model_version_by_alias(MODEL, alias).version
-    except Exception:
-        return None
 
 
 def _executions(stack, month: str) -> list[dict]:
-    listed = _client(stack, "stepfunctions").list_executions(stateMachineArn=state_machine_arn(stack))["executions"]
+    listed = aws(stack, "stepfunctions").list_executions(stateMachineArn=state_machine_arn(stack))["executions"]
     return [e for e in listed if e["name"].startswith(f"{month}-")]
 
 
@@ -121,7 +108,7 @@ def _write(folder: Path, files: dict[str, bytes], manifest: bytes | None = None)
 
 
 def _rejection(stack, month: str, timeout: float = 120) -> dict:
-    s3 = _client(stack, "s3")
+    s3 = aws(stack, "s3")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -133,7 +120,7 @@ def _rejection(stack, month: str, timeout: float = 120) -> dict:
 
 
 def _keys(stack, prefix: str) -> list[str]:
-    listed = _client(stack, "s3").list_objects_v2(Bucket=data_bucket(stack), Prefix=prefix)
+    listed = aws(stack, "s3").list_objects_v2(Bucket=data_bucket(stack), Prefix=prefix)
     return sorted(item["Key"] for item in listed.get("Contents", []))
 
 
@@ -148,7 +135,7 @@ def watched_user(months) -> str:
 def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, watched_user, number, case):
     _, make_bad, (file, column, rule) = case
     month = f"month_{number}"
-    production, online_before = _alias(stack, "Production"), _online_item(stack, watched_user)
+    production, online_before = alias(stack, "Production"), _online_item(stack, watched_user)
     upload = upload_month(stack, _write(tmp_path / month, make_bad(_small_month_files())))
     description = wait_for_execution(stack, upload.execution_arn)
     assert description["status"] == "FAILED"
@@ -159,7 +146,7 @@ def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, 
     assert _keys(stack, f"months/{month}/") == []
     assert f"quarantine/{month}/{MANIFEST_NAME}" in _keys(stack, f"quarantine/{month}/")
     assert len(_keys(stack, f"quarantine/{month}/")) == len(report["quarantined"]) + 1
-    assert _alias(stack, "Production") == production
+    assert alias(stack, "Production") == production
     assert _online_item(stack, watched_user) == online_before
 
 
@@ -174,7 +161,7 @@ def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, 
 def test_bad_manifest_is_rejected_at_ingest_without_an_execution(stack, tmp_path, month, manifest, rule):
     files = {"users.csv": _small_month_files()["users.csv"]}
     folder = _write(tmp_path / month, files, manifest)
-    s3 = _client(stack, "s3")
+    s3 = aws(stack, "s3")
     s3.upload_file(str(folder / "users.csv"), data_bucket(stack), f"months/{month}/users.csv")
     s3.put_object(Bucket=data_bucket(stack), Key=f"months/{month}/{MANIFEST_NAME}",
                   Body=(folder / MANIFEST_NAME).read_bytes())
@@ -192,7 +179,7 @@ def test_same_month_uploaded_five_times_gives_one_execution_and_one_decision(sta
         upload_month(stack, months[2])
     time.sleep(1)
     assert _executions(stack, "month_002") == before
-    challengers = [v for v in _registry(stack).search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_002"]
+    challengers = [v for v in registry(stack).search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_002"]
     assert len(challengers) == 1
 
 
@@ -204,9 +191,10 @@ def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
 
     for key, value in stack.client_env().items():
         monkeypatch.setenv(key, value)
-    registry = _registry(stack)
-    weak = next(v.version for v in registry.search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_000")
-    registry.set_registered_model_alias(MODEL, "Production", weak)
+    mlflow_client = registry(stack)
+    weak = next(v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")
+                if v.tags.get("month") == "month_000")
+    mlflow_client.set_registered_model_alias(MODEL, "Production", weak)
     folders = [write_month(stack.state_dir / "data", m, n_users=3000) for m in (7, 8)]
     with lease.hold(f"{stack.stack_name}-leases", owner="test"):
         uploads = [upload_month(stack, folder) for folder in folders]
@@ -216,7 +204,7 @@ def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
     assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.get("cause") for r in results]
     summaries = [json.loads(r["output"]) for r in results]
     promotions = []
-    sfn = _client(stack, "stepfunctions")
+    sfn = aws(stack, "stepfunctions")
     for upload in uploads:
         for event in sfn.get_execution_history(executionArn=upload.execution_arn, maxResults=1000)["events"]:
             if event["type"] == "TaskStateExited" and event["stateExitedEventDetails"]["name"] == "Promote":
@@ -231,7 +219,7 @@ def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
         expected = (second["challenger"]["version"], first["challenger"]["version"])
     else:
         expected = (first["challenger"]["version"], weak)
-    assert (_alias(stack, "Production"), _alias(stack, "Previous")) == expected
+    assert (alias(stack, "Production"), alias(stack, "Previous")) == expected
     assert {s["production_version"] for s in summaries} <= {expected[0], first["challenger"]["version"]}
 
 
@@ -248,7 +236,7 @@ def _wait_for_state(stack, execution_arn: str, state: str, timeout: float = 120)
 
 
 def test_registry_outage_mid_run_fails_readably_and_keeps_production(stack):
-    production = _alias(stack, "Production")
+    production = alias(stack, "Production")
     upload = upload_month(stack, write_month(stack.state_dir / "data", 9, n_users=3000))
     _wait_for_state(stack, upload.execution_arn, "DetectDrift")
     hold_registry(stack)
@@ -259,14 +247,14 @@ def test_registry_outage_mid_run_fails_readably_and_keeps_production(stack):
     assert description["status"] == "FAILED"
     assert description["error"] == "RegistryUnavailable"
     assert "failed: " in description["cause"] and "MLflow registry unreachable" in description["cause"]
-    retries = [e for e in _client(stack, "stepfunctions").get_execution_history(
+    retries = [e for e in aws(stack, "stepfunctions").get_execution_history(
         executionArn=upload.execution_arn, maxResults=1000)["events"] if e["type"] == "LambdaFunctionFailed"]
     assert len(retries) >= 2  # retried with backoff before giving up
-    assert _alias(stack, "Production") == production
+    assert alias(stack, "Production") == production
 
 
 def test_a_handler_that_times_out_fails_with_the_step_named(stack):
-    lam = _client(stack, "lambda")
+    lam = aws(stack, "lambda")
     name = f"{stack.stack_name}-drift"
     timeout = lam.get_function_configuration(FunctionName=name)["Timeout"]
     lam.update_function_configuration(FunctionName=name, Timeout=1)

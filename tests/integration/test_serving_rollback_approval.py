@@ -12,18 +12,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from streamflow.generator import write_month
 from streamflow_local import cli
 from streamflow_local.deploy import deploy
 from streamflow_local.loop import api_headers, data_bucket, first_user, upload_month, wait_for_execution
 
+from clients import MODEL, alias, aws, registry
+
 pytestmark = pytest.mark.integration
-MODEL = "streamflow_churn"
 APPROVAL_TIMEOUT = 15
 
 
@@ -41,15 +40,6 @@ def streamflow(stack, monkeypatch):
     return run
 
 
-def _registry(stack) -> MlflowClient:
-    return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
-
-
-def _alias(stack, alias: str) -> str | None:
-    try:
-        return _registry(stack).get_model_version_by_alias(MODEL, alias).version
-    except Exception:
-        return None
 
 
 def _predict(stack, user_id: str) -> requests.Response:
@@ -83,7 +73,7 @@ class Barrage:
 
 
 def test_rollback_moves_production_back_and_the_api_follows_at_once(stack, months, streamflow):
-    production, previous = _alias(stack, "Production"), _alias(stack, "Previous")
+    production, previous = alias(stack, "Production"), alias(stack, "Previous")
     assert production and previous and production != previous
     user_id = first_user(months[1])
     assert _predict(stack, user_id).json()["model_version"] == production
@@ -93,22 +83,22 @@ def test_rollback_moves_production_back_and_the_api_follows_at_once(stack, month
         after = _predict(stack, user_id)
         time.sleep(1.0)
     assert after.status_code == 200 and after.json()["model_version"] == previous
-    assert _alias(stack, "Production") == previous and _alias(stack, "Previous") is None
+    assert alias(stack, "Production") == previous and alias(stack, "Previous") is None
     assert barrage.answers, "requests were fired during the switch"
     assert all(status == 200 for status, _ in barrage.answers), barrage.answers
     assert {version for _, version in barrage.answers} <= {production, previous}
-    history = json.loads(_registry(stack).get_model_version(MODEL, previous).tags["alias_history"])
+    history = json.loads(registry(stack).get_model_version(MODEL, previous).tags["alias_history"])
     assert history[-1]["alias"] == "Production" and history[-1]["action"] == "set"
     assert "rollback: test: bad champion" == history[-1]["reason"] and history[-1]["rolled_back_from"] == production
-    demoted = _registry(stack).get_model_version(MODEL, production).tags
+    demoted = registry(stack).get_model_version(MODEL, production).tags
     assert demoted["production_action"] == "removed" and demoted["production_reason"].startswith("rollback")
 
 
 def test_rollback_with_nothing_to_roll_back_to_refuses(stack, streamflow, capsys):
-    production = _alias(stack, "Production")
+    production = alias(stack, "Production")
     assert streamflow("rollback") == 1
     assert "nothing to roll back to" in capsys.readouterr().err
-    assert _alias(stack, "Production") == production
+    assert alias(stack, "Production") == production
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +115,7 @@ def _start_month(stack, index: int):
 
 
 def _wait_for_pending_approval(stack, month: str, timeout: float = 120) -> dict:
-    s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint, region_name=stack.region,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = aws(stack, "s3")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -139,52 +128,52 @@ def _wait_for_pending_approval(stack, month: str, timeout: float = 120) -> dict:
 
 def test_rejected_challenger_stays_out_of_production(approval_stack, streamflow):
     stack = approval_stack
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     upload = _start_month(stack, 4)
     pending = _wait_for_pending_approval(stack, "month_004")
-    assert _alias(stack, "Staging") == pending["challenger_version"]
+    assert alias(stack, "Staging") == pending["challenger_version"]
     assert streamflow("reject", "month_004", "--reason", "holiday season, hold") == 0
     description = wait_for_execution(stack, upload.execution_arn)
     summary = json.loads(description["output"])
     assert description["status"] == "SUCCEEDED"
     assert summary["approval"] == "rejected" and summary["promoted"] is False
-    assert _alias(stack, "Production") == champion and _alias(stack, "Staging") is None
-    tags = _registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
+    assert alias(stack, "Production") == champion and alias(stack, "Staging") is None
+    tags = registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
     assert tags["decision"] == "rejected" and tags["rejected_reason"] == "holiday season, hold"
     assert streamflow("approve", "month_004") == 1  # nothing pending any more
 
 
 def test_unanswered_approval_times_out_as_a_rejection(approval_stack):
     stack = approval_stack
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     upload = _start_month(stack, 5)
     pending = _wait_for_pending_approval(stack, "month_005")
     description = wait_for_execution(stack, upload.execution_arn, timeout=APPROVAL_TIMEOUT + 120)
     summary = json.loads(description["output"])
     assert summary["approval"] == "timed_out" and summary["promoted"] is False
-    assert _alias(stack, "Production") == champion
-    tags = _registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
+    assert alias(stack, "Production") == champion
+    tags = registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
     assert tags["decision"] == "rejected_timeout"
 
 
 def test_approved_challenger_is_promoted_and_served_by_the_very_next_request(approval_stack, months, streamflow):
     stack = approval_stack
-    champion = _alias(stack, "Production")
+    champion = alias(stack, "Production")
     user_id = first_user(months[1])
     upload = _start_month(stack, 6)
     pending = _wait_for_pending_approval(stack, "month_006")
     challenger = pending["challenger_version"]
-    assert _alias(stack, "Production") == champion  # nothing moves before a human says so
+    assert alias(stack, "Production") == champion  # nothing moves before a human says so
     with Barrage(stack, user_id) as barrage:
         assert streamflow("approve", "month_006") == 0
         description = wait_for_execution(stack, upload.execution_arn)
         very_next = _predict(stack, user_id)
     summary = json.loads(description["output"])
     assert summary["approval"] == "approved" and summary["promoted"] is True
-    assert _alias(stack, "Production") == challenger and _alias(stack, "Previous") == champion
+    assert alias(stack, "Production") == challenger and alias(stack, "Previous") == champion
     assert very_next.status_code == 200 and very_next.json()["model_version"] == challenger
     assert all(status == 200 for status, _ in barrage.answers), barrage.answers
     assert {version for _, version in barrage.answers} <= {champion, challenger}
-    history = json.loads(_registry(stack).get_model_version(MODEL, challenger).tags["alias_history"])
+    history = json.loads(registry(stack).get_model_version(MODEL, challenger).tags["alias_history"])
     assert [h["alias"] for h in history] == ["Staging", "Production"]
     assert history[-1]["approved_by"] and history[-1]["execution"] == upload.execution_name
