@@ -6,8 +6,9 @@ at ``AWS_ENDPOINT_URL`` (LocalStack after ``samlocal deploy``, see the CI workfl
 registry at ``MLFLOW_TRACKING_URI`` and the API at ``STREAMFLOW_API_URL`` (default: the
 stack's REST API through LocalStack's ``/restapis/<id>/Prod/_user_request_`` path).
 
-It writes the same ``stack.json`` the local deploy step writes (outputs, parameters, the
-API function), so the helpers in ``streamflow_local.loop`` work unchanged, and mirrors the
+It writes the same ``stack.json`` the local deploy step writes (``streamflow_local.attach``:
+outputs, parameters, the API function and key), so the helpers in ``streamflow_local.loop``
+work unchanged, and mirrors the
 functions' CloudWatch log groups into ``<state>/logs/*.log`` so ``grep_logs`` finds the
 ``RETRAINING_TRIGGERED`` / ``[COMPARE]`` / ``[SUMMARY]`` lines there too.
 
@@ -17,13 +18,14 @@ redeploying with the local deploy step) are skipped in this mode.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import threading
 from pathlib import Path
 
 import boto3
 
+from streamflow_local.attach import attach, localstack_api_url
 from streamflow_local.config import StackConfig
 
 EXTERNAL = os.environ.get("STREAMFLOW_EXTERNAL_STACK") == "1"
@@ -35,49 +37,13 @@ LOCAL_ONLY_FIXTURES = {"approval_stack"}
 SKIP_REASON = "needs the local emulator (STREAMFLOW_EXTERNAL_STACK=1)"
 
 
-def _client(service: str, endpoint: str):
-    return boto3.client(service, endpoint_url=endpoint,
-                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-
-
-def describe(endpoint: str, stack_name: str) -> dict:
-    """What the local deploy step records in stack.json, read from CloudFormation."""
-    cfn = _client("cloudformation", endpoint)
-    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    resources: dict[str, dict[str, str]] = {}
-    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
-        for resource in page["StackResourceSummaries"]:
-            resources.setdefault(resource["ResourceType"], {})[resource["LogicalResourceId"]] = \
-                resource["PhysicalResourceId"]
-    functions = resources.get("AWS::Lambda::Function", {})
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    api_key = None
-    if outputs.get("ApiKeyId"):  # the template requires x-api-key (SAM usage plan)
-        api_key = _client("apigateway", endpoint).get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
-    return {
-        "stack": stack_name,
-        "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "parameters": {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
-        "outputs": outputs,
-        "functions": functions,
-        "api": {"function": functions.get("ApiFunction", ""), "api_key": api_key,
-                "rest_api": next(iter(resources.get("AWS::ApiGateway::RestApi", {}).values()), "")},
-    }
-
-
 def external_stack(state_dir: Path) -> StackConfig:
-    endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
-    name = os.environ.get("STREAMFLOW_STACK_NAME", "streamflow")
-    description = describe(endpoint, name)
-    api_url = os.environ.get("STREAMFLOW_API_URL") or \
-        f"{endpoint}/restapis/{description['api']['rest_api']}/Prod/_user_request_"
-    config = StackConfig(state_dir=Path(state_dir), stack_name=name, aws_endpoint_url=endpoint,
-                         mlflow_url=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
-                         api_base_url=api_url)
-    config.stack_file.parent.mkdir(parents=True, exist_ok=True)
-    config.stack_file.write_text(json.dumps(description, indent=2) + "\n")
-    config.logs_dir.mkdir(parents=True, exist_ok=True)
-    return config
+    config = StackConfig(state_dir=Path(state_dir), stack_name=os.environ.get("STREAMFLOW_STACK_NAME", "streamflow"),
+                         aws_endpoint_url=os.environ["AWS_ENDPOINT_URL"].rstrip("/"),
+                         mlflow_url=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
+    description = attach(config)
+    api_url = os.environ.get("STREAMFLOW_API_URL") or localstack_api_url(config, description["api"]["rest_api"])
+    return dataclasses.replace(config, api_base_url=api_url)
 
 
 class LogMirror:
@@ -85,7 +51,7 @@ class LogMirror:
 
     def __init__(self, config: StackConfig, functions: dict[str, str]):
         self.config, self.functions = config, functions
-        self.logs = _client("logs", config.aws_endpoint)
+        self.logs = boto3.client("logs", endpoint_url=config.aws_endpoint, region_name=config.region)
         self.since: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-mirror", daemon=True)

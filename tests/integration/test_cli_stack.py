@@ -23,6 +23,10 @@ def streamflow(stack, monkeypatch, capsys):
                        ("STREAMFLOW_API_PORT", stack.api_port), ("STREAMFLOW_STATE_DIR", stack.state_dir),
                        ("STREAMFLOW_STACK_NAME", stack.stack_name)):
         monkeypatch.setenv(key, str(value))
+    for attribute, key in (("aws_endpoint_url", "STREAMFLOW_ENDPOINT_URL"), ("mlflow_url", "STREAMFLOW_MLFLOW_URL"),
+                           ("api_base_url", "STREAMFLOW_API_URL")):
+        if getattr(stack, attribute):  # external mode (tests/integration/external.py)
+            monkeypatch.setenv(key, getattr(stack, attribute))
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()

@@ -10,7 +10,7 @@ import pytest
 
 from streamflow_local import cli
 
-COMMANDS = ["serve", "up", "down", "deploy", "seed", "upload", "status", "report", "models", "logs", "predict",
+COMMANDS = ["serve", "up", "down", "deploy", "attach", "seed", "upload", "status", "report", "models", "logs", "predict",
             "rollback", "approve", "reject", "demo"]
 
 
@@ -92,3 +92,40 @@ def test_a_terminal_gets_colours_unless_no_color(monkeypatch):
     monkeypatch.setattr(sys, "stdout", terminal)
     cli._console().print(cli._styled("SUCCEEDED"))
     assert "\x1b[3" not in terminal.getvalue()  # no colour (bold may stay)
+
+
+def test_attach_reads_a_deployed_stack_from_cloudformation(tmp_path, monkeypatch, capsys):
+    """`streamflow attach` against a CloudFormation endpoint (moto's server plays LocalStack)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for key, value in (("STREAMFLOW_ENDPOINT_URL", endpoint), ("STREAMFLOW_STATE_DIR", str(tmp_path)),
+                           ("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                           ("AWS_DEFAULT_REGION", "us-east-1"), ("STREAMFLOW_STACK_NAME", "streamflow")):
+            monkeypatch.setenv(key, value)
+        template = {"Resources": {"DataBucket": {"Type": "AWS::S3::Bucket"}},
+                    "Outputs": {"DataBucketName": {"Value": {"Ref": "DataBucket"}}}}
+        boto3.client("cloudformation", endpoint_url=endpoint).create_stack(StackName="streamflow",
+                                                                           TemplateBody=json.dumps(template))
+        assert cli.main(["attach"]) == 0
+        described = json.loads((tmp_path / "stack.json").read_text())
+        assert described["stack"] == "streamflow" and described["outputs"]["DataBucketName"]
+        assert described["attached"]["endpoint"] == endpoint
+        capsys.readouterr()
+        # the other commands now talk to that endpoint: no report there yet
+        assert cli.main(["report", "month_001", "--out", str(tmp_path)]) == 1
+        assert "no drift report for month_001" in capsys.readouterr().err
+    finally:
+        server.stop()
+
+
+def test_attach_without_an_endpoint_is_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("STREAMFLOW_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("STREAMFLOW_STATE_DIR", str(tmp_path))
+    assert cli.main(["attach"]) == 2
+    assert "STREAMFLOW_ENDPOINT_URL" in capsys.readouterr().err

@@ -123,6 +123,22 @@ def cmd_deploy(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
+def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
+    from .attach import attach, localstack_api_url
+
+    if not config.aws_endpoint_url:
+        print("error: set STREAMFLOW_ENDPOINT_URL to the stack's endpoint (LocalStack: http://localhost:4566)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    description = attach(config, args.stack_name)
+    _say(f"attached stack {description['stack']} at {config.aws_endpoint} (description in {config.stack_file}):")
+    for key, value in description["outputs"].items():
+        _say(f"  {key:18} {value}")
+    if not config.api_base_url and description["api"]["rest_api"]:
+        _say(f"for predict: export STREAMFLOW_API_URL={localstack_api_url(config, description['api']['rest_api'])}")
+    return EXIT_OK
+
+
 def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
     from .loop import seed
 
@@ -350,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("down", cmd_down, "stop the local stack")
     p = command("deploy", cmd_deploy, "create template.yaml's resources in the local stack")
     p.add_argument("--parameter", action="append", metavar="KEY=VALUE", help="template parameter override")
+    p = command("attach", cmd_attach, "use a stack deployed by `sam deploy`/`samlocal deploy` at "
+                "STREAMFLOW_ENDPOINT_URL (registry: STREAMFLOW_MLFLOW_URL, API: STREAMFLOW_API_URL)")
+    p.add_argument("--stack-name", help="CloudFormation stack name (default: STREAMFLOW_STACK_NAME or streamflow)")
     p = command("seed", cmd_seed, "generate StreamFlow months (deterministic)")
     p.add_argument("--out", default=str(StackConfig().state_dir / "data"), help="output folder (default: %(default)s)")
     p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")

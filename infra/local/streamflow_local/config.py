@@ -29,11 +29,11 @@ class StackConfig:
     stack_name: str = field(default_factory=lambda: os.environ.get("STREAMFLOW_STACK_NAME", "streamflow"))
     region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     template: Path = PROJECT_ROOT / "template.yaml"
-    # An existing stack elsewhere (LocalStack, AWS) instead of the local one: full URLs that
-    # replace host:port (the integration tests' external mode sets them). None: local stack.
-    aws_endpoint_url: str | None = None
-    mlflow_url: str | None = None
-    api_base_url: str | None = None
+    # A stack elsewhere (LocalStack, AWS; see `streamflow attach`) instead of the local one:
+    # full URLs that replace host:port. None (the default): the local stack.
+    aws_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_ENDPOINT_URL") or None)
+    mlflow_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_MLFLOW_URL") or None)
+    api_base_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_API_URL") or None)
 
     @property
     def aws_endpoint(self) -> str:
