@@ -13,22 +13,11 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
+from dev_tools import TOOLS_BIN, tool
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS_BIN = Path(os.environ.get("STREAMFLOW_TOOLS_VENV", ROOT / ".venv-tools")) / "bin"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
-
-
-def _tool(name: str) -> Path:
-    path = TOOLS_BIN / name
-    if not path.exists():
-        message = f"{path} is missing: run `make tools`"
-        if os.environ.get("STREAMFLOW_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def _offline_env() -> dict[str, str]:
@@ -38,7 +27,7 @@ def _offline_env() -> dict[str, str]:
 
 
 def test_sam_validate_lint_passes_offline():
-    sam = _tool("sam")
+    sam = tool("sam")
     result = subprocess.run([str(sam), "validate", "--lint", "--template", str(ROOT / "template.yaml"),
                              "--region", "us-east-1"], capture_output=True, text=True, cwd=ROOT,
                             env=_offline_env(), timeout=180)
@@ -47,7 +36,7 @@ def test_sam_validate_lint_passes_offline():
 
 
 def test_actionlint_passes_on_the_workflow():
-    actionlint = _tool("actionlint")
+    actionlint = tool("actionlint")
     shellcheck = TOOLS_BIN / "shellcheck"
     argv = [str(actionlint), "-no-color"]
     if shellcheck.exists():

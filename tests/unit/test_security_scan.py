@@ -9,29 +9,16 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
+from dev_tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS_BIN = Path(os.environ.get("STREAMFLOW_TOOLS_VENV", ROOT / ".venv-tools")) / "bin"
-
-
-def _checkov() -> Path:
-    path = TOOLS_BIN / "checkov"
-    if not path.exists():
-        message = f"{path} is missing: run `make tools`"
-        if os.environ.get("STREAMFLOW_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def _skipped_in_config() -> list[str]:
     return re.findall(r"^\s*-\s*(CKV_\w+)", (ROOT / ".checkov.yaml").read_text(), flags=re.M)
 
 
 def test_checkov_finds_no_failed_check_in_the_template():
     result = subprocess.run(
-        [str(_checkov()), "--config-file", str(ROOT / ".checkov.yaml"), "-f", str(ROOT / "template.yaml"),
+        [str(tool("checkov")), "--config-file", str(ROOT / ".checkov.yaml"), "-f", str(ROOT / "template.yaml"),
          "--output", "json", "--quiet"],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"}, timeout=300,
     )
