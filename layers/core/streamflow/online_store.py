@@ -81,20 +81,23 @@ def _write_batch(table_name: str, items: list[dict[str, Any]]) -> None:
     raise RuntimeError(f"DynamoDB left {len(request.get(table_name, []))} items unprocessed in {table_name}")
 
 
-def write_online_features(table_name: str, month: str, frame: pd.DataFrame) -> int:
-    """Upsert every user's features for the month; returns the number of items written."""
+def write_online_features(table_name: str, month: str, frame: pd.DataFrame, block_rows: int = 10_000) -> int:
+    """Upsert every user's features for the month; returns the number of items written.
+
+    Items are built a block of rows at a time, so memory stays flat however many users."""
     frame = frame[~frame.index.duplicated(keep="last")]  # one put per key in a batch
-    items = [_wire_item(str(user_id), month, row)
-             for user_id, row in zip(frame.index, frame[MODEL_FEATURES].to_dict("records"))]
-    batches = [items[i:i + BATCH_WRITE_ITEMS] for i in range(0, len(items), BATCH_WRITE_ITEMS)]
-    if len(batches) <= 1:
-        for batch in batches:
-            _write_batch(table_name, batch)
-    else:
-        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+    features = frame[MODEL_FEATURES]
+    written = 0
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        for start in range(0, len(features), block_rows):
+            block = features.iloc[start:start + block_rows]
+            items = [_wire_item(str(user_id), month, row)
+                     for user_id, row in zip(block.index, block.to_dict("records"))]
+            batches = [items[i:i + BATCH_WRITE_ITEMS] for i in range(0, len(items), BATCH_WRITE_ITEMS)]
             for _ in pool.map(lambda batch: _write_batch(table_name, batch), batches):
                 pass
-    return len(items)
+            written += len(items)
+    return written
 
 
 def read_online_row(table_name: str, user_id: str) -> dict[str, Any] | None:
