@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from csv_edit import read_rows, replaced, with_cell, write_rows
-from streamflow.contract import ContractError, Violation, check_month
+from streamflow.contract import ContractError, Violation, check_month, check_sizes
 from streamflow.schema import MONTH_FILES, NULLABLE_COLUMNS, TABLE_COLUMNS
 
 
@@ -354,3 +354,23 @@ def test_rows_with_a_trailing_comma_are_reported_not_raised(month0_files):
     result = check_month(replaced(month0_files, "payments_agg_90d.csv", body))
     assert not result.ok
     assert all(v.file == "payments_agg_90d.csv" for v in result.violations)
+
+
+def test_file_over_the_size_limit_is_refused_before_it_is_read():
+    violations = check_sizes({"users.csv": 1_000, "labels.csv": 1_001}, max_file_bytes=1_000)
+    assert [(v.file, v.column) for v in violations] == [("labels.csv", "")]
+    assert "larger than the limit of 1000 bytes" in violations[0].rule and "1001 bytes" in violations[0].example
+    assert check_sizes({"users.csv": 10}, max_file_bytes=1_000) == []
+
+
+def test_a_json_document_in_place_of_a_csv_is_rejected(month0_files):
+    result = check_month(replaced(month0_files, "users.csv", b'{"users": [{"user_id": "7590-VHVEG"}]}\n'))
+    assert not result.ok
+    assert {v.file for v in result.violations} == {"users.csv"}
+    assert any(v.rule == "required column missing" and v.column == "user_id" for v in result.violations)
+
+
+def test_a_binary_file_in_place_of_a_csv_is_rejected(month0_files):
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
+    result = check_month(replaced(month0_files, "support_agg_90d.csv", png))
+    assert [(v.file, v.rule) for v in result.violations] == [("support_agg_90d.csv", "must be UTF-8 text")]
