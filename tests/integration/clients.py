@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import boto3
 from mlflow import MlflowClient
 
@@ -24,3 +27,17 @@ def alias(stack, name: str) -> str | None:
         return registry(stack).get_model_version_by_alias(MODEL, name).version
     except Exception:
         return None
+
+
+def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
+    """Poll the data bucket until ``key`` exists; its JSON body. Fails after ``timeout``."""
+    from streamflow_local.loop import data_bucket
+
+    s3 = aws(stack, "s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return json.loads(s3.get_object(Bucket=data_bucket(stack), Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.5)
+    raise AssertionError(f"s3://{data_bucket(stack)}/{key} never appeared")

@@ -18,7 +18,7 @@ from streamflow.schema import MANIFEST_NAME
 from streamflow_local.loop import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
 from streamflow_local.stack import hold_registry, release_registry
 
-from clients import MODEL, alias, aws, registry
+from clients import MODEL, alias, aws, registry, wait_for_json
 
 pytestmark = pytest.mark.integration
 
@@ -107,16 +107,8 @@ def _write(folder: Path, files: dict[str, bytes], manifest: bytes | None = None)
     return folder
 
 
-def _rejection(stack, month: str, timeout: float = 120) -> dict:
-    s3 = aws(stack, "s3")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            body = s3.get_object(Bucket=data_bucket(stack), Key=f"quarantine/{month}/_REJECTION.json")["Body"].read()
-            return json.loads(body)
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.5)
-    raise AssertionError(f"no rejection report for {month}")
+def _rejection(stack, month: str) -> dict:
+    return wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
 
 
 def _keys(stack, prefix: str) -> list[str]:

@@ -18,9 +18,9 @@ import requests
 from streamflow.generator import write_month
 from streamflow_local import cli
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import api_headers, data_bucket, first_user, upload_month, wait_for_execution
+from streamflow_local.loop import api_headers, first_user, upload_month, wait_for_execution
 
-from clients import MODEL, alias, aws, registry
+from clients import MODEL, alias, registry, wait_for_json
 
 pytestmark = pytest.mark.integration
 APPROVAL_TIMEOUT = 15
@@ -114,16 +114,8 @@ def _start_month(stack, index: int):
     return upload_month(stack, folder)
 
 
-def _wait_for_pending_approval(stack, month: str, timeout: float = 120) -> dict:
-    s3 = aws(stack, "s3")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            body = s3.get_object(Bucket=data_bucket(stack), Key=f"approvals/{month}.json")["Body"].read()
-            return json.loads(body)
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.5)
-    raise AssertionError(f"no approval requested for {month}")
+def _wait_for_pending_approval(stack, month: str) -> dict:
+    return wait_for_json(stack, f"approvals/{month}.json")
 
 
 def test_rejected_challenger_stays_out_of_production(approval_stack, streamflow):
