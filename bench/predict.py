@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import Any
 import requests
 
 from streamflow_local.config import PROJECT_ROOT, StackConfig
+from streamflow_local.stack import stop_process_group
 
 from .common import median
 from .stack import durations_since, free_port, log_offsets
@@ -90,13 +90,7 @@ def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int) -> tup
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(process, timeout=20)
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -91,6 +91,18 @@ def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
     return process
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a process started with ``start_new_session`` (and its children); SIGKILL
+    after ``timeout`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def serve(config: StackConfig) -> None:
     """Run the stack until SIGTERM/SIGINT."""
     import boto3
@@ -131,12 +143,7 @@ def serve(config: StackConfig) -> None:
                 mlflow = start_mlflow(config)
     finally:
         gateway.stop()
-        if mlflow.poll() is None:
-            os.killpg(mlflow.pid, signal.SIGTERM)
-            try:
-                mlflow.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(mlflow.pid, signal.SIGKILL)
+        stop_process_group(mlflow, timeout=10)
         executor.shutdown()
         moto.stop()
         config.pid_file.unlink(missing_ok=True)
