@@ -86,7 +86,7 @@ async def unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 @app.get("/health", response_model=HealthResponse)
-def health() -> HealthResponse:
+async def health() -> HealthResponse:
     current = champion.get()
     return HealthResponse(
         status="ok" if current else "no_model",
@@ -98,7 +98,7 @@ def health() -> HealthResponse:
 
 @app.post("/predict", response_model=PredictResponse,
           responses={404: {"description": "unknown user"}, 503: {"description": "no champion yet"}})
-def predict(request: PredictRequest) -> PredictResponse | JSONResponse:
+async def predict(request: PredictRequest) -> PredictResponse | JSONResponse:
     current = champion.get()
     if current is None:
         return error(503, "no_model", champion.last_error or "no Production model to serve")
@@ -116,7 +116,7 @@ def predict(request: PredictRequest) -> PredictResponse | JSONResponse:
 
 @app.post("/predict/batch", response_model=BatchResponse,
           responses={503: {"description": "no champion yet"}})
-def predict_batch(request: BatchRequest) -> BatchResponse | JSONResponse:
+async def predict_batch(request: BatchRequest) -> BatchResponse | JSONResponse:
     """Up to 1,000 users in one call; unknown ids are listed, not an error."""
     current = champion.get()
     if current is None:

@@ -1,8 +1,9 @@
-"""A local API Gateway: HTTP on 127.0.0.1 → REST (v1) proxy event → Lambda Invoke.
+"""A local API Gateway: HTTP on 127.0.0.1 → REST (v1) proxy event → the API function.
 
-Like API Gateway, it calls the API function through the Lambda API (of the emulator, or of
-any endpoint in ``AWS_ENDPOINT_URL``), so the function runs exactly as deployed. Routes
-come from the ``Api`` events the deploy step found in ``template.yaml``.
+Inside the local stack it hands the event straight to the executor's warm execution
+environment for the deployed function (as API Gateway's Lambda integration, or
+``sam local start-api``, does); on its own it calls the Lambda ``Invoke`` API of the
+endpoint in ``AWS_ENDPOINT_URL``. Either way the function runs exactly as deployed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -58,9 +59,14 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
     }
 
 
+Invoke = Callable[[str, dict[str, Any]], tuple[str, bool]]
+"""(function name, event) → (response payload as JSON text, the function errored)."""
+
+
 class LocalApiGateway:
-    def __init__(self, config: StackConfig):
+    def __init__(self, config: StackConfig, invoke: Invoke | None = None):
         self.config = config
+        self._invoke = invoke or self._invoke_over_api
         self._lambda = boto3.client(
             "lambda",
             endpoint_url=config.aws_endpoint,
@@ -72,6 +78,10 @@ class LocalApiGateway:
         self._server: ThreadingHTTPServer | None = None
         self._api: dict[str, Any] = {}
         self._api_mtime: float | None = None
+
+    def _invoke_over_api(self, function: str, event: dict[str, Any]) -> tuple[str, bool]:
+        response = self._lambda.invoke(FunctionName=function, Payload=json.dumps(event))
+        return response["Payload"].read().decode() or "null", bool(response.get("FunctionError"))
 
     def api(self) -> dict[str, Any]:
         """The deployed API (function, routes, key), re-read when deploy rewrites it."""
@@ -96,9 +106,9 @@ class LocalApiGateway:
             return 502, {"Content-Type": "application/json"}, json.dumps(
                 {"error": {"code": "not_deployed", "message": "no API function deployed; run `streamflow deploy`"}}
             ).encode()
-        response = self._lambda.invoke(FunctionName=function, Payload=json.dumps(proxy_event(method, path, headers, body)))
-        payload = json.loads(response["Payload"].read() or b"null")
-        if response.get("FunctionError") or not isinstance(payload, dict) or "statusCode" not in payload:
+        raw_payload, errored = self._invoke(function, proxy_event(method, path, headers, body))
+        payload = json.loads(raw_payload)
+        if errored or not isinstance(payload, dict) or "statusCode" not in payload:
             return 502, {"Content-Type": "application/json"}, json.dumps(
                 {"error": {"code": "bad_gateway", "message": "the API function failed", "detail": payload}}
             ).encode()

@@ -6,6 +6,8 @@
   (quadratic); check the size once per item instead (same 400 KB limit).
 * DynamoDB ``GetItem``/``BatchGetItem`` answers go through moto's generic shape serialiser
   (≈3 ms an item); their results are already the wire JSON, so send them directly.
+* The server's host → service lookup lists moto's package folder (≈60 ``stat`` calls)
+  on every request; the folder does not change while the server runs, so list it once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ def install() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
     _linear_item_size_check()
     _direct_json_reads()
+    _cached_module_list()
+
+
+def _cached_module_list() -> None:
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
 
 
 def _linear_item_size_check() -> None:

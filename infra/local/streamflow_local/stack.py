@@ -8,6 +8,7 @@ its state in memory, so each start also begins a fresh registry database.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,11 +107,11 @@ def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
 def serve(config: StackConfig) -> None:
     """Run the stack until SIGTERM/SIGINT."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from . import moto_patches
     from .executor import LocalExecutor, install
     from .gateway import LocalApiGateway
+    from .moto_server import MotoServer
 
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     config.stack_file.unlink(missing_ok=True)
@@ -120,14 +121,14 @@ def serve(config: StackConfig) -> None:
     executor = LocalExecutor(config)
     install(executor)
     moto_patches.install()
-    moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
+    moto = MotoServer(config.host, config.aws_port)
     moto.start()
     requests.post(f"{config.aws_endpoint}/moto-api/config",
                   json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
     boto3.client("s3", endpoint_url=config.aws_endpoint).create_bucket(Bucket=config.artifact_bucket)
     _registry_hold_file(config).unlink(missing_ok=True)
     mlflow = start_mlflow(config, fresh=True)
-    gateway = LocalApiGateway(config)
+    gateway = LocalApiGateway(config, invoke=executor.invoke_function)
     gateway.serve()
     config.pid_file.write_text(str(os.getpid()))
     print(f"streamflow local stack: aws={config.aws_endpoint} mlflow={config.mlflow_uri} api={config.api_url}",
@@ -158,11 +159,25 @@ def running_pid(config: StackConfig) -> int | None:
         return None
 
 
+def rotate_logs(config: StackConfig) -> None:
+    """Move the last stack's logs to ``logs/previous/``: a new stack starts empty, and
+    its executions (named after the month and manifest) would otherwise find the old
+    stack's lines under the same names."""
+    previous = config.logs_dir / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    logs = sorted(config.logs_dir.glob("*.log"))
+    if logs:
+        previous.mkdir(parents=True)
+        for path in logs:
+            path.rename(previous / path.name)
+
+
 def up(config: StackConfig, timeout: float = 180.0, progress: Callable[[dict[str, bool]], None] | None = None) -> int:
     """Start ``serve`` in the background and wait until every part answers; returns its pid."""
     pid = running_pid(config)
     if pid is None:
         config.logs_dir.mkdir(parents=True, exist_ok=True)
+        rotate_logs(config)
         log = open(config.logs_dir / "stack.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "streamflow_local.cli", "serve"],
