@@ -25,6 +25,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
+    from streamflow_local import moto_patches
+
+    moto_patches.install()
     port = _free_port()
     server = MotoServer("127.0.0.1", port)
     server.start()
@@ -62,6 +65,23 @@ def test_s3_keys_with_encoded_characters_round_trip(moto_endpoint):
         assert s3.get_object(Bucket="keys", Key=key)["Body"].read() == key.encode()
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="keys")["Contents"]) == sorted(
         ["months/month_001/users.csv", "odd/a%2Fb c+d.csv", "ümlaut/ä.json"])
+
+
+def test_batch_written_items_read_back_the_same_with_the_patched_parser(moto_endpoint):
+    dynamodb = _client("dynamodb", moto_endpoint)
+    dynamodb.create_table(TableName="items", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    plain = {"user_id": {"S": "u1"}, "fee": {"N": "70.35"}, "senior": {"BOOL": True}, "none": {"NULL": True},
+             "tags": {"SS": ["a", "b"]}, "nested": {"M": {"x": {"L": [{"N": "1"}, {"S": "y"}]}}}}
+    binary = {"user_id": {"S": "u2"}, "blob": {"B": b"\x00\x01raw"}, "fee": {"N": "1"}}
+    dynamodb.batch_write_item(RequestItems={"items": [{"PutRequest": {"Item": plain}},
+                                                      {"PutRequest": {"Item": binary}}]})
+    assert dynamodb.get_item(TableName="items", Key={"user_id": {"S": "u1"}})["Item"] == plain
+    assert dynamodb.get_item(TableName="items", Key={"user_id": {"S": "u2"}})["Item"] == binary
+    with pytest.raises(dynamodb.exceptions.ClientError, match="duplicates"):
+        dynamodb.batch_write_item(RequestItems={"items": [{"PutRequest": {"Item": plain}},
+                                                          {"PutRequest": {"Item": plain}}]})
 
 
 def _deployed_gateway(tmp_path: Path, invoke) -> LocalApiGateway:
