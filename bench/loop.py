@@ -14,7 +14,8 @@ from streamflow_local.loop import execution_steps, seed, upload_month, wait_for_
 from .stack import function_names, log_offsets, peak_memory_since
 
 STATE_FUNCTIONS = {
-    "Validate": "ValidateFunction", "BuildFeatures": "FeaturesFunction", "DetectDrift": "DriftFunction",
+    "Validate": "ValidateFunction", "BuildFeatures": "FeaturesFunction",
+    "PublishOnlineFeatures": "PublishFunction", "DetectDrift": "DriftFunction",
     "TrainChallenger": "TrainFunction", "Compare": "CompareFunction", "Promote": "PromoteFunction",
     "Summary": "SummaryFunction",
 }

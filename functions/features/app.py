@@ -1,4 +1,4 @@
-"""BuildFeatures: the month's model features, to S3 and to the online feature table."""
+"""BuildFeatures: the month's model features, to S3 (PublishOnlineFeatures fills the online table)."""
 
 from streamflow import steps
 from streamflow.handlers import lambda_step

@@ -26,9 +26,38 @@ def test_state_machine_definition_is_valid_json_with_every_substitution_declared
     asl = json.loads(definition)
     used = set(re.findall(r"\$\{(\w+)\}", definition))
     assert used == set(machine["DefinitionSubstitutions"])
-    for name, state in asl["States"].items():
-        if state["Type"] == "Task":
-            catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
-            assert catch_all and state["Catch"][-1] is catch_all[0], name  # last, after specific ones
-            assert asl["States"][catch_all[0]["Next"]]["Type"] == "Fail", name
-            assert state["Retry"], name
+    tasks = 0
+    for states in _state_sets(asl):
+        for name, state in states.items():
+            if state["Type"] == "Task":
+                tasks += 1
+                catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+                assert catch_all and state["Catch"][-1] is catch_all[0], name  # last, after specific ones
+                assert states[catch_all[0]["Next"]]["Type"] == "Fail", name  # in the same branch
+                assert state["Retry"], name
+    functions = [k for k in machine["DefinitionSubstitutions"] if k.endswith("FunctionArn")]
+    assert tasks >= len(functions)  # the walk reached the tasks inside the Parallel's branches
+
+
+def _state_sets(machine: dict) -> list[dict]:
+    """The top-level states and those of every Parallel branch, at any depth."""
+    found = [machine["States"]]
+    for state in machine["States"].values():
+        for branch in state.get("Branches", []):
+            found += _state_sets(branch)
+    return found
+
+
+def test_features_are_published_while_drift_and_training_run_and_joined_before_promotion():
+    """The online-table write runs beside drift → train → compare; Promote waits for both."""
+    asl = json.loads((ROOT / "infra" / "statemachine" / "pipeline.asl.json").read_text())
+    states = asl["States"]
+    assert states["BuildFeatures"]["Next"] == "FeaturesReady"
+    parallel = states["FeaturesReady"]
+    assert parallel["Type"] == "Parallel"
+    starts = [branch["StartAt"] for branch in parallel["Branches"]]
+    assert starts == ["PublishOnlineFeatures", "DetectDrift"]
+    decide = parallel["Branches"][1]["States"]
+    assert {"TrainChallenger", "Compare"} <= set(decide)
+    assert "Promote" not in decide and "Promote" in states
+    assert states[parallel["Next"]]["Choices"][0]["Next"] == "PromoteNeeded"

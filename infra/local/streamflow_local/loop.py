@@ -112,7 +112,10 @@ def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], No
 
 
 def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
-    """Each state the execution entered, with its duration and outcome so far."""
+    """Each state the execution entered, in order, with its duration and outcome so far.
+
+    States in a Parallel's branches run at the same time, so an exit is matched to the
+    entry of the same name, and a failure to the newest task still running."""
     sfn = _client(config, "stepfunctions")
     events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     steps: list[dict[str, Any]] = []
@@ -120,13 +123,19 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
         kind = event["type"]
         if kind.endswith("StateEntered"):
             steps.append({"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
-                          "status": "RUNNING", "seconds": None})
-        elif kind.endswith("StateExited") and steps:
-            step = steps[-1]
-            step["status"] = "DONE"
-            step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
-        elif kind in ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed") and steps:
-            steps[-1]["status"] = "FAILED"
+                          "status": "RUNNING", "seconds": None, "parallel": kind.startswith("Parallel")})
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            step = next((s for s in reversed(steps) if s["state"] == name and s["status"] == "RUNNING"), None)
+            if step is not None:
+                step["status"] = "DONE"
+                step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
+        elif kind in ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed"):
+            running = [s for s in steps if s["status"] == "RUNNING" and not s["parallel"]]
+            if running:
+                running[-1]["status"] = "FAILED"
+    for step in steps:
+        del step["parallel"]
     return steps
 
 

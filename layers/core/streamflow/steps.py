@@ -14,15 +14,16 @@ import math
 from typing import Any
 
 from . import champion, lease, online_store, registry, storage
-from .contract import ContractError, check_month, check_sizes
-from .features import build_features
 from .logs import logger
 from .promotion import should_promote, should_retrain
 from .quarantine import quarantine_month, report_key
 from .schema import TARGET, month_index
 from .settings import Settings
-from .split import split_by_user
-from .training import evaluate_auc, model_input, train
+from .violations import ContractError, check_sizes
+
+# pandas, pandera (``contract``, ``features``, ``split``) and scikit-learn (``training``) are
+# imported by the steps that use them, not here: Approval, Rejection and Summary import this
+# module too, and ship as zip functions without them (see template.yaml, bench/package.py).
 
 
 class RegistryUnavailable(RuntimeError):
@@ -44,6 +45,8 @@ def _registry_call(fn, *args, **kwargs):
 
 
 def _load_checked_month(settings: Settings, month: str):
+    from .contract import check_month
+
     month_index(month)  # raises on a name that is not month_NNN
     result = check_month(storage.read_month_files(settings.data_bucket, month))
     if not result.ok:
@@ -72,14 +75,24 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    """Features for every user: to S3 for training/drift, to DynamoDB for serving."""
+    """Features for every user, to S3: what drift, training and the online table read."""
     month = event["month"]
     frame = build_features(_load_checked_month(settings, month))
     key = storage.write_features(settings.data_bucket, month, frame)
-    written = online_store.write_online_features(settings.feature_table, month, frame)
-    logger.info("features built", extra={"features_key": key, "online_items": written})
-    return {"features_key": key, "users": int(len(frame)), "online_items": written,
+    logger.info("features built", extra={"features_key": key, "users": int(len(frame))})
+    return {"features_key": key, "users": int(len(frame)),
             "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None}
+
+
+def publish_online_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """The month's features into the online table the API reads. The state machine runs
+    this beside drift → train → compare (one item per user: at 1M users it is the longest
+    write of the loop) and joins both before anything is promoted."""
+    month = event["month"]
+    frame = storage.read_features(settings.data_bucket, month)
+    written = online_store.write_online_features(settings.feature_table, month, frame)
+    logger.info("online features published", extra={"table": settings.feature_table, "online_items": written})
+    return {"table": settings.feature_table, "online_items": written}
 
 
 def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +130,9 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
 def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Fit a challenger on the month's training users; register it as a new version."""
+    from .split import split_by_user
+    from .training import evaluate_auc, model_input, train
+
     month = event["month"]
     frame = storage.read_features(settings.data_bucket, month)
     training_rows, validation_rows = split_by_user(frame)
@@ -143,11 +159,15 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
 
 
 def _auc_of(settings: Settings, version: str, validation_rows) -> float:
+    from .training import evaluate_auc
+
     model = _registry_call(registry.load_version, settings.mlflow_tracking_uri, settings.model_name, version)
     return evaluate_auc(model, validation_rows)
 
 
 def _validation_rows(settings: Settings, month: str):
+    from .split import split_by_user
+
     return split_by_user(storage.read_features(settings.data_bucket, month))[1]
 
 
