@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from .violations import ContractError, Violation, check_sizes  # noqa: F401 - re-exported
 from .schema import (
     BOOLEAN_COLUMNS,
     CATEGORIES,
@@ -35,21 +36,6 @@ ID_REGEX = r"^\d{4}-[A-Z]{5}$"
 REQUIRED_PER_USER = ("subscriptions.csv", "labels.csv")
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One broken rule: where (file, column) and what (rule, example)."""
-
-    file: str
-    column: str
-    rule: str
-    example: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.column}" if self.column else self.file
-        tail = f" (e.g. {self.example})" if self.example else ""
-        return f"{where}: {self.rule}{tail}"
-
-
 @dataclass
 class ContractResult:
     """The typed tables when the month is valid, else the violations found."""
@@ -68,17 +54,6 @@ class ContractResult:
 
     def as_dicts(self) -> list[dict[str, str]]:
         return [asdict(v) for v in self.violations]
-
-
-class ContractError(ValueError):
-    """Raised by callers that need an exception; carries the violations."""
-
-    def __init__(self, month: str, violations: list[Violation]):
-        self.month = month
-        self.violations = violations
-        shown = "; ".join(str(v) for v in violations[:10])
-        more = f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
-        super().__init__(f"month {month} breaks the data contract: {shown}{more}")
 
 
 def _first_bad(raw: pd.Series, bad_mask: pd.Series) -> str:
@@ -226,15 +201,6 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
     if labels is not None and labels[TARGET].nunique(dropna=True) < 2:
         violations.append(Violation("labels.csv", TARGET, "must contain both classes (True and False)"))
     return violations
-
-
-def check_sizes(sizes: dict[str, int], max_file_bytes: int) -> list[Violation]:
-    """Files over the configured limit are refused before anything reads them."""
-    return [
-        Violation(name, "", f"file larger than the limit of {max_file_bytes} bytes", f"{size} bytes")
-        for name, size in sizes.items()
-        if size > max_file_bytes
-    ]
 
 
 def check_month(files: dict[str, bytes]) -> ContractResult:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import storage
-from .contract import Violation
+from .violations import Violation
 from .quarantine import quarantine_month, report_key
 from .schema import MANIFEST_NAME, MONTH_PATTERN
 from .settings import Settings

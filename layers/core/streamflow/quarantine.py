@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from . import storage
-from .contract import Violation
+from .violations import Violation
 
 QUARANTINE_PREFIX = "quarantine/"
 REPORT_NAME = "_REJECTION.json"

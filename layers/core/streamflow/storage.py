@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import io
 import json
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .schema import MANIFEST_NAME
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read or written: Approval and Rejection need none
+    import pandas as pd
 
 MONTHS_PREFIX = "months/"
 FEATURES_PREFIX = "features/"
@@ -91,6 +92,8 @@ def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:
 
 
 def read_frame(bucket: str, key: str) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_parquet(io.BytesIO(get_bytes(bucket, key)))
 
 
