@@ -57,6 +57,8 @@ def _load_checked_month(settings: Settings, month: str):
 def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Check the month's data contract; a bad month stops here with a named rule, its files
     moved to ``quarantine/<month>/`` beside a ``_REJECTION.json`` report."""
+    from .contract import check_month
+
     month = event["month"]
     month_index(month)
     violations = check_sizes(storage.month_file_sizes(settings.data_bucket, month), settings.max_file_bytes)
@@ -76,6 +78,8 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
 def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Features for every user, to S3: what drift, training and the online table read."""
+    from .features import build_features
+
     month = event["month"]
     frame = build_features(_load_checked_month(settings, month))
     key = storage.write_features(settings.data_bucket, month, frame)
