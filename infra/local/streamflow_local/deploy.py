@@ -1,14 +1,22 @@
 """Create ``template.yaml``'s resources in the emulator (what ``sam deploy`` does on AWS).
 
 Layers and function code are zipped from their ``ContentUri``/``CodeUri`` folders and
-uploaded through the Lambda API, so the executor runs what was deployed. Re-running
+uploaded through the Lambda API, so the executor runs what was deployed. A ``PackageType:
+Image`` function is deployed as what its Dockerfile assembles (``image.py``: the files it
+copies under the task root, the handler from its ``CMD``), without layers; this virtual
+environment plays the image's ``pip install`` as it plays the deps layer. Re-running
 deploy updates code and configuration in place.
+
+``STREAMFLOW_TRACE_IMPORTS=1`` in the deploying process adds ``PYTHONPROFILEIMPORTTIME=1``
+to every function's environment: each worker's log then lists every module it imported
+(``python -m bench.imports`` sums them up per function).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import zipfile
 from pathlib import Path
@@ -18,9 +26,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .config import PROJECT_ROOT, StackConfig
+from .image import image_of
 from .template import Stack, load_template
 
 LOCAL_ROLE = "streamflow-local-lambda"
+TRACE_IMPORTS_ENV = "STREAMFLOW_TRACE_IMPORTS"
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -154,17 +164,30 @@ class LocalDeployer:
         lam = self.clients["lambda"]
         props = self._resolve(self.stack.function_properties(logical))
         name = self.stack.physical[logical]
-        code = zip_folder(PROJECT_ROOT / props["CodeUri"])
+        described: dict[str, Any] = {"name": name, "arn": self.stack.arn(logical)}
+        if props.get("PackageType") == "Image":
+            image = image_of(PROJECT_ROOT, self.stack.resources[logical], props)
+            code, runtime, handler, layers = image.code_zip(), image.runtime, image.handler, []
+            described.update(package_type="Image", dockerfile=image.dockerfile.relative_to(PROJECT_ROOT).as_posix(),
+                             handler=handler, code=sorted({path.split("/")[0] + ("/" if "/" in path else "")
+                                                          for path in image.code_paths()}))
+        else:
+            code, runtime, handler = zip_folder(PROJECT_ROOT / props["CodeUri"]), props["Runtime"], props["Handler"]
+            layers = list(props.get("Layers", []))
+            described.update(package_type="Zip", code_uri=props["CodeUri"])
+        variables = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        if os.environ.get(TRACE_IMPORTS_ENV):
+            variables["PYTHONPROFILEIMPORTTIME"] = "1"
         config = {
             "FunctionName": name,
-            "Runtime": props["Runtime"],
+            "Runtime": runtime,
             "Role": role_arn,
-            "Handler": props["Handler"],
+            "Handler": handler,
             "Description": props.get("Description", ""),
             "Timeout": int(props.get("Timeout", 3)),
             "MemorySize": int(props.get("MemorySize", 128)),
-            "Environment": {"Variables": {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}},
-            "Layers": list(props.get("Layers", [])),
+            "Environment": {"Variables": variables},
+            "Layers": layers,
         }
         try:
             lam.get_function(FunctionName=name)
@@ -172,7 +195,7 @@ class LocalDeployer:
             lam.update_function_configuration(**{k: v for k, v in config.items() if k != "Runtime"})
         except lam.exceptions.ResourceNotFoundException:
             lam.create_function(Code={"ZipFile": code}, **config)
-        return {"name": name, "arn": self.stack.arn(logical), "code_uri": props["CodeUri"]}
+        return described
 
     def _state_machine(self, logical: str, role_arn: str) -> dict[str, Any]:
         sfn = self.clients["stepfunctions"]
