@@ -17,7 +17,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt constraints.txt layers/deps/requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt layers/deps/requirements.txt $(wildcard functions/*/requirements.txt) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
