@@ -229,7 +229,7 @@ def test_reader_needs_one_handler_and_code_under_the_task_root(tmp_path):
                         tmp_path)
 
 
-def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(stack, monkeypatch):
+def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(stack, monkeypatch, tmp_path):
     """What the deployer hands moto for TrainFunction: the image's files, its CMD handler, no layers."""
     from streamflow_local import deploy as deploy_module
 
@@ -245,9 +245,12 @@ def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(s
         def create_function(self, **kwargs):
             calls[kwargs["FunctionName"]] = kwargs
 
+    from streamflow_local.config import StackConfig
+
     deployer = deploy_module.LocalDeployer.__new__(deploy_module.LocalDeployer)
     deployer.stack, deployer.layer_arns, deployer.clients = stack, {"CoreLayer": "arn:core", "DepsLayer": "arn:deps"}, {
         "lambda": FakeLambda()}
+    deployer.config = StackConfig(state_dir=tmp_path)
     monkeypatch.setenv(deploy_module.TRACE_IMPORTS_ENV, "1")
     described = deployer._function("TrainFunction", "arn:role")
     assert described["package_type"] == "Image" and described["code"] == ["app.py", "streamflow/"]
@@ -259,3 +262,36 @@ def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(s
         assert set(archive.namelist()) == {"app.py", *_core_files()}
     zipped = deployer._function("ApiFunction", "arn:role")
     assert zipped["package_type"] == "Zip" and calls["streamflow-api"]["Layers"] == ["arn:core", "arn:deps"]
+    # The import guard: each worker may import what its package installs, nothing else.
+    guards = {name: json.loads(Path(call["Environment"]["Variables"][deploy_module.IMPORT_GUARD_ENV]).read_text())
+              for name, call in calls.items()}
+    assert {"sklearn", "skops", "mlflow", "pyarrow"} <= set(guards["streamflow-train"]["modules"])
+    assert {"fastapi", "mangum", "mlflow", "boto3"} <= set(guards["streamflow-api"]["modules"])
+    assert not {"sklearn", "pandas", "numpy", "pyarrow"} & set(guards["streamflow-api"]["modules"])
+
+
+def test_worker_guard_refuses_modules_outside_the_package(tmp_path):
+    """The worker with STREAMFLOW_IMPORT_GUARD: an allowed module imports, another does not."""
+    guard = tmp_path / "guard.json"
+    guard.write_text(json.dumps({"modules": ["yaml"]}))
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(textwrap.dedent("""
+        import yaml
+
+        def handler(event, context):
+            import importlib.util
+
+            try:
+                import pandas  # noqa: F401
+            except ImportError as exc:
+                return {"refused": str(exc), "probe": importlib.util.find_spec("pandas")}
+            return {"refused": None}
+    """))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{tmp_path / 'code'}:{ROOT / 'infra' / 'local'}",
+           "_HANDLER": "app.handler", "STREAMFLOW_IMPORT_GUARD": str(guard)}
+    done = subprocess.run([sys.executable, "-m", "streamflow_local.worker"], input="{}\n", capture_output=True,
+                          text=True, env=env, cwd=tmp_path / "code", timeout=60)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {"ready": True}, done.stderr
+    assert lines[1]["payload"] == {"refused": "No module named 'pandas'", "probe": None}
+    assert "[import guard] 'pandas' is not in this function's package" in done.stderr

@@ -7,9 +7,13 @@ copies under the task root, the handler from its ``CMD``), without layers; this 
 environment plays the image's ``pip install`` as it plays the deps layer. Re-running
 deploy updates code and configuration in place.
 
-``STREAMFLOW_TRACE_IMPORTS=1`` in the deploying process adds ``PYTHONPROFILEIMPORTTIME=1``
-to every function's environment: each worker's log then lists every module it imported
-(``python -m bench.imports`` sums them up per function).
+Every worker runs this venv, which holds every function's dependencies; so that a function
+cannot lean on one its package does not ship, each gets ``STREAMFLOW_IMPORT_GUARD`` naming
+the top-level modules of its package (``packages.py``), and the worker refuses the others
+as Lambda would (``STREAMFLOW_IMPORT_GUARD=0`` in the deploying process turns that off).
+``STREAMFLOW_TRACE_IMPORTS=1`` adds ``PYTHONPROFILEIMPORTTIME=1`` to every function's
+environment: each worker's log then lists every module it imported (``python -m
+bench.imports`` sums them up per function).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from botocore.exceptions import ClientError
 
 from .config import PROJECT_ROOT, StackConfig
 from .image import image_of
+from .packages import allowed_modules, function_requirements
 from .template import Stack, load_template
 
 LOCAL_ROLE = "streamflow-local-lambda"
 TRACE_IMPORTS_ENV = "STREAMFLOW_TRACE_IMPORTS"
+IMPORT_GUARD_ENV = "STREAMFLOW_IMPORT_GUARD"  # also the worker's variable: its allowed-modules file
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -178,6 +184,8 @@ class LocalDeployer:
         variables = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
         if os.environ.get(TRACE_IMPORTS_ENV):
             variables["PYTHONPROFILEIMPORTTIME"] = "1"
+        if os.environ.get(IMPORT_GUARD_ENV, "1") != "0":
+            variables[IMPORT_GUARD_ENV] = str(self._import_guard(logical, name))
         config = {
             "FunctionName": name,
             "Runtime": runtime,
@@ -196,6 +204,15 @@ class LocalDeployer:
         except lam.exceptions.ResourceNotFoundException:
             lam.create_function(Code={"ZipFile": code}, **config)
         return described
+
+    def _import_guard(self, logical: str, name: str) -> Path:
+        """The file naming the modules ``logical``'s package installs (read by the worker)."""
+        requirements = function_requirements(self.stack, logical)
+        path = self.config.state_dir / "import-guard" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"function": logical, "requirements": requirements,
+                                    "modules": allowed_modules(requirements)}) + "\n")
+        return path
 
     def _state_machine(self, logical: str, role_arn: str) -> dict[str, Any]:
         sfn = self.clients["stepfunctions"]

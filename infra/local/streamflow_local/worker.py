@@ -59,7 +59,43 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _guard_imports() -> None:
+    """``STREAMFLOW_IMPORT_GUARD=<file>`` (set by the local deploy): a top-level module that is
+    neither in the standard library, nor in the function's code and layers, nor installed by
+    its package (the file's ``modules``) is not found, as on Lambda, where it is not there.
+    Only the path-based finder is narrowed, so ``import`` fails with ModuleNotFoundError and
+    ``importlib.util.find_spec`` answers None: optional imports fail over as they do on AWS.
+    A refused module that this venv has is logged once."""
+    guard_file = os.environ.get("STREAMFLOW_IMPORT_GUARD")
+    if not guard_file:
+        return
+    from importlib.machinery import PathFinder
+
+    with open(guard_file) as handle:
+        allowed = set(json.load(handle)["modules"])
+    allowed |= set(sys.stdlib_module_names) | {name.split(".")[0] for name in sys.modules}
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):  # the code and the layers
+        if entry and os.path.isdir(entry):
+            allowed |= {name[:-3] if name.endswith(".py") else name for name in os.listdir(entry)}
+    refused: set[str] = set()
+
+    class PackagePathFinder(PathFinder):
+        @classmethod
+        def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> Any:
+            if path is None and fullname not in allowed and not fullname.startswith("_"):
+                if fullname not in refused:  # say so once, when the venv would have had it
+                    refused.add(fullname)
+                    if super().find_spec(fullname, path, target) is not None:
+                        print(f"[import guard] {fullname!r} is not in this function's package ({guard_file})",
+                              file=sys.stderr, flush=True)
+                return None
+            return super().find_spec(fullname, path, target)
+
+    sys.meta_path[:] = [PackagePathFinder if finder is PathFinder else finder for finder in sys.meta_path]
+
+
 def main() -> None:
+    _guard_imports()
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # the handler's stdout joins stderr (the log file)
     sys.stdout = sys.stderr
