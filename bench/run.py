@@ -168,18 +168,27 @@ def table(results: dict[str, Any]) -> str:
         if "error" in package:
             add(f"5. Package size: sam build failed: {package['error'][:300]}")
         else:
-            add(f"5. Package size ({package.get('build')}), unzipped code + layers vs {package['limit_mib']} MiB")
+            image_limit = package.get("image_limit_mib", 10240)
+            add(f"5. Package size: zip functions {package.get('build')}, unzipped code + layers vs "
+                f"{package['limit_mib']} MiB; image functions vs {image_limit} MiB")
             if package.get("sam_error"):
                 add(f"   sam build: {package['sam_error'][:200]}")
             add(f"   layers: " + ", ".join(f"{k} {v} MiB" for k, v in package["layers_mib"].items()))
+            add(f"   {'function':<20} {'kind':<6} {'MiB':>8} {'limit':>7}")
             for name, info in package["functions"].items():
-                if info.get("package") == "image":
-                    add(f"   {name:<20} container image")
-                else:
-                    add(f"   {name:<20} {info['total_mib']:>7} MiB  {'fits' if info['fits'] else 'TOO BIG'}")
+                kind = info.get("package", "zip")
+                if "total_mib" not in info:
+                    add(f"   {name:<20} {kind:<6} {'–':>8}")
+                    continue
+                limit = info.get("limit_mib", package["limit_mib"])
+                largest = ", ".join(f"{n} {s}" for n, s in info.get("largest", [])[:4])
+                add(f"   {name:<20} {kind:<6} {info['total_mib']:>8} {limit:>7}  {'fits' if info['fits'] else 'TOO BIG'}"
+                    + (f"   (largest: {largest})" if largest else ""))
             if package.get("deps_layer_top"):
-                add("   largest in deps layer (MiB): "
+                add("   largest in the deps layer (MiB): "
                     + ", ".join(f"{n} {s}" for n, s in package["deps_layer_top"]))
+            if package.get("image_note"):
+                add(f"   {package['image_note']}")
     return "\n".join(lines)
 
 
