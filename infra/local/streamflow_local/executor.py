@@ -12,8 +12,10 @@ a warm worker process per function configuration:
 * the function's Timeout is enforced: a late worker is killed and the call fails with
   ``States.Timeout``-style "Task timed out" like Lambda.
 
-The deps layer is this virtual environment: workers run its Python, so its packages are
-what ``layers/deps/requirements.txt`` installs on AWS.
+Workers run this virtual environment's Python: it plays the deps layer of the zip
+functions and the pip install of the image functions' Dockerfiles (``requirements.txt``
+includes all of them); the import guard (``packages.py``) keeps each worker to the
+modules its own package installs.
 """
 
 from __future__ import annotations
