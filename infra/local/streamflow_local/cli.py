@@ -9,6 +9,7 @@ running or not deployed). Colours and spinners only when the output is a termina
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -148,9 +149,35 @@ def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
-def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
-    from .loop import grep_logs, upload_month, wait_for_execution
+def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout: float) -> tuple[int, dict]:
+    """An earlier upload of the same data started this execution: say so and show its
+    result with its own recorded duration, uploading and timing nothing."""
+    from .loop import grep_logs, recorded_seconds, wait_for_execution
 
+    started = description["startDate"].astimezone(datetime.timezone.utc)
+    month = description["name"].split("-", 1)[0]
+    _say(f"{month} was already processed by execution {description['name']} at {started:%Y-%m-%d %H:%M:%S} UTC "
+         "(the same data maps to the same execution); showing its result, nothing uploaded")
+    if not wait:
+        return EXIT_OK, {}
+    if description["status"] == "RUNNING":
+        _say("  it is still running: waiting for it")
+    description = wait_for_execution(config, description["executionArn"], timeout=timeout)
+    _say(f"  execution {description['status']}, recorded duration {recorded_seconds(description):.1f} s")
+    for record in grep_logs(config, execution=description["name"]):
+        _say(record["message"])
+    if description["status"] != "SUCCEEDED":
+        _say(f"error: {description.get('error', '')}: {description.get('cause', '')}")
+        return EXIT_FAILED, {}
+    return EXIT_OK, json.loads(description.get("output") or "{}")
+
+
+def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
+    from .loop import grep_logs, recorded_execution, upload_month, wait_for_execution
+
+    recorded = recorded_execution(config, folder)
+    if recorded is not None:
+        return _recorded_result(config, recorded, wait, timeout)
     console = _console()
     report = _progress("")
     if console.is_terminal:  # a spinner that says what is happening; finished steps stay printed
@@ -168,7 +195,7 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
         if not wait:
             return EXIT_OK, {}
         description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
-                                         on_step=lambda state: report(f"→ {state}"))
+                                         on_step=lambda step: report(f"→ {step['state']}"))
     finally:
         if console.is_terminal:
             spinner.stop()

@@ -106,9 +106,36 @@ def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], No
         progress(f"upload {MANIFEST_NAME}")
     s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=body)
     name = execution_name(month, body)
-    machine = state_machine_arn(config)
-    arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
-    return Upload(month=month, execution_name=name, execution_arn=arn, seconds=time.monotonic() - started)
+    return Upload(month=month, execution_name=name, execution_arn=execution_arn_for(config, name),
+                  seconds=time.monotonic() - started)
+
+
+def execution_arn_for(config: StackConfig, name: str) -> str:
+    """The ARN an execution of the stack's state machine gets for ``name``."""
+    return state_machine_arn(config).replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def recorded_execution(config: StackConfig, folder: Path) -> dict[str, Any] | None:
+    """The execution that this month's manifest already started, or None.
+
+    Ingest names an execution after the month and its manifest's content, so uploading the
+    same files again finds that execution instead of running the loop: a caller asks first,
+    and shows the recorded run rather than timing work that will not happen."""
+    manifest = Path(folder) / MANIFEST_NAME
+    if not MONTH_PATTERN.match(manifest.parent.name) or not manifest.is_file():
+        return None  # not an uploadable month: upload_month says why
+    name = execution_name(manifest.parent.name, manifest.read_bytes())
+    sfn = _client(config, "stepfunctions")
+    try:
+        return sfn.describe_execution(executionArn=execution_arn_for(config, name))
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
+
+
+def recorded_seconds(description: dict[str, Any]) -> float | None:
+    """An execution's duration from its own start and stop dates (None while it runs)."""
+    stopped = description.get("stopDate")
+    return None if stopped is None else (stopped - description["startDate"]).total_seconds()
 
 
 def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
@@ -140,8 +167,9 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
 
 
 def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float = 600.0,
-                       on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Poll until the execution ends; ``on_step`` hears each state as it starts."""
+                       on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Poll until the execution ends; ``on_step`` hears each state (a step of
+    ``execution_steps``) as it starts."""
     sfn = _client(config, "stepfunctions")
     deadline = time.monotonic() + timeout
     seen = 0
@@ -154,7 +182,7 @@ def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float =
             steps = execution_steps(config, execution_arn)
             for step in steps[seen:]:
                 if on_step:
-                    on_step(step["state"])
+                    on_step(step)
             seen = len(steps)
             if description["status"] in TERMINAL:
                 return description
