@@ -36,7 +36,7 @@ from typing import Any
 
 from .config import StackConfig
 
-# moto internal, pinned with moto in requirements: see DESIGN.md.
+# A moto internal: moto is pinned in constraints.txt so this name cannot move under us.
 MOTO_INVOKE_ATTRIBUTE = "_invoke_lambda"
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
