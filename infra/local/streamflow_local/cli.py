@@ -165,6 +165,7 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
     try:
         from datetime import datetime, timezone
 
+        from .outcome import CAUSE_PLUMBING
         from .views import ingest_rejection_since
 
         since = datetime.now(timezone.utc)
@@ -173,7 +174,8 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
         if not wait:
             return EXIT_OK, {}
         description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
-                                         on_step=lambda state: report(f"→ {state}"),
+                                         on_step=lambda state: None if state.endswith(CAUSE_PLUMBING)
+                                         else report(f"→ {state}"),
                                          not_started=lambda: ingest_rejection_since(config, upload.month, since))
     finally:
         if console.is_terminal:
