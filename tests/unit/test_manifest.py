@@ -203,6 +203,7 @@ def test_an_accepted_month_starts_one_execution_with_the_stacks_policy(s3, machi
     execution = boto3.client("stepfunctions").describe_execution(executionArn=result["execution_arn"])
     payload = json.loads(execution["input"])
     assert payload["threshold"] == 0.3 and payload["delta"] == 0.01 and payload["reference_month"] == "month_000"
+    assert payload["files"] == {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
     assert start_month_execution(_settings(state_machine_arn=machine), upload)["duplicate"]
 
 
@@ -259,6 +260,17 @@ def test_a_repeated_event_after_a_rejection_keeps_the_first_report(s3, machine):
     assert s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read() == first
 
 
+def test_validate_refuses_bytes_changed_after_ingest_verified_them():
+    from streamflow.checksums import changed_since_ingest
+
+    verified = {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
+    assert changed_since_ingest(dict(FILES), verified) == []
+    assert changed_since_ingest(dict(FILES), None) == []  # an execution started without ingest
+    changed = changed_since_ingest(dict(FILES, **{"users.csv": b"other"}, extra=b"x"), verified)
+    assert [(v.file, v.rule) for v in changed] == [("users.csv", "changed after ingest verified it"),
+                                                   ("extra", "appeared after ingest verified the month")]
+
+
 # --- the schema file, the JSON Schema and `streamflow manifest` ----------------------------------
 
 
@@ -291,3 +303,20 @@ def test_manifest_for_a_folder_of_csvs(tmp_path):
     (folder / "_MANIFEST.json").write_text("{}")
     (folder / ".DS_Store").write_bytes(b"x")
     assert manifest_for_folder(folder) == build_manifest("month_007", FILES)
+
+
+def test_readme_documents_the_manifest_and_the_policy_rule():
+    import re
+
+    from streamflow_local.template import load_template
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The manifest\n", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    jsonschema.validate(example, json_schema())
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(\w+)` \|$", section, re.M))
+    assert rows == POLICY_KEYS
+    parameters = load_template(ROOT / "template.yaml")["Parameters"]
+    assert set(POLICY_KEYS.values()) <= set(parameters)
+    assert parameters["AllowManifestOverrides"]["Default"] == "false"
+    assert "AllowManifestOverrides=true" in section and "docs/manifest.schema.json" in section

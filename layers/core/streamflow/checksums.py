@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 
 from . import storage
+from .violations import Violation
 
 CHUNK = 1024 * 1024
 
@@ -68,3 +69,15 @@ def object_digest(bucket: str, key: str, expected_sha256: str, expected_size: in
     if full_object_sha256(head) == expected_sha256:
         return ObjectDigest(size, expected_sha256, "s3-checksum")
     return ObjectDigest(size, stream_sha256(bucket, key), "streamed")
+
+
+def changed_since_ingest(files: dict[str, bytes], verified: dict[str, str] | None) -> list[Violation]:
+    """Files that differ from the SHA-256 ingest verified (``verified``: name → hex digest,
+    from the execution input): a file replaced between ingest and the step that reads it."""
+    if not verified:
+        return []
+    violations = [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
+                  for name, digest in sorted(verified.items())
+                  if name not in files or hashlib.sha256(files[name]).hexdigest() != digest]
+    violations += [Violation(name, "", "appeared after ingest verified the month") for name in sorted(set(files) - set(verified))]
+    return violations

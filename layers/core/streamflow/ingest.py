@@ -90,11 +90,14 @@ def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = Fal
     return AcceptedMonth(manifest, overrides, digests)
 
 
-def execution_input(settings: Settings, month: str, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Policy from the template parameters; a manifest's only with AllowManifestOverrides."""
+def execution_input(settings: Settings, month: str, name: str, overrides: dict[str, Any],
+                    verified: dict[str, str] | None = None) -> dict[str, Any]:
+    """Policy from the template parameters; a manifest's only with AllowManifestOverrides.
+    ``files`` (name → SHA-256 ingest verified) lets Validate refuse bytes changed since."""
     return {
         "month": month,
         "execution": name,
+        "files": dict(sorted((verified or {}).items())),
         "reference_month": settings.reference_month,
         "threshold": float(settings.drift_threshold),
         "delta": float(settings.promotion_delta),
@@ -130,7 +133,8 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
             return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
         accepted = check_manifest(upload, body, settings.allow_manifest_overrides)
         name = execution_name(upload.month, body)
-        payload = execution_input(settings, upload.month, name, accepted.overrides)
+        payload = execution_input(settings, upload.month, name, accepted.overrides,
+                                  {n: d.sha256 for n, d in accepted.digests.items()})
         return _start(settings, upload.month, name, payload, accepted)
     except ManifestError as exc:
         return _reject(upload, exc.violations, str(exc))
