@@ -64,7 +64,59 @@ def test_status_is_a_table_of_executions_and_steps(streamflow, champion):
     assert code == 0 and executions[0]["month"] == "month_000"
     assert executions[0]["steps"][0]["state"] == "Validate"
 
-    assert streamflow("status", "month_077")[:2] == (0, "no executions for month_077\n")
+    assert streamflow("status", "month_077")[:2] == (1, "no executions for month_077\n")
+
+
+def _readable(line: str) -> None:
+    assert len(line) <= 400 and "Traceback" not in line and 'File "' not in line and "/site-packages/" not in line
+
+
+def test_status_exit_codes_and_causes_of_a_failed_and_a_rejected_month(streamflow, champion, stack, tmp_path):
+    from streamflow.generator import build_manifest, generate_month, month_csv_bytes
+    from streamflow_local.loop import data_bucket
+
+    from clients import aws, wait_for_json
+
+    files = month_csv_bytes(generate_month(1, n_users=200, seed=5))
+    usage = files["usage_agg_30d.csv"].decode().splitlines()
+    cells = usage[1].split(",")
+    cells[1] = "lots"
+    usage[1] = ",".join(cells)
+    bad = dict(files, **{"usage_agg_30d.csv": ("\n".join(usage) + "\n").encode()})
+    folder = tmp_path / "month_150"
+    folder.mkdir()
+    for name, body in bad.items():
+        (folder / name).write_bytes(body)
+    assert streamflow("manifest", str(folder))[0] == 0
+    code, out, _ = streamflow("upload", str(folder))
+    expected = ("Validate failed: month_150 breaks the data contract: usage_agg_30d.csv:watch_hours_30d: "
+                "must be a number (e.g. row 2 value 'lots')")
+    assert code == 1 and f"error: ContractError: {expected}" in out
+
+    code, out, _ = streamflow("status", "month_150")
+    assert code == 1
+    assert "RUNNING" not in out and "  ValidateFailed" in out and "ValidateCaught" not in out
+    (cause,) = [line for line in out.splitlines() if line.startswith("month_150: ")]
+    assert cause == f"month_150: FAILED: {expected}"
+    _readable(cause)
+    code, out, _ = streamflow("status", "month_150", "--json")
+    (execution,) = json.loads(out)
+    assert code == 1 and execution["cause"] == expected and execution["error"] == "ContractError"
+
+    # rejected at ingest (a file changed after its manifest): no execution, a hint where to look
+    month, bucket = "month_151", data_bucket(stack)
+    s3 = aws(stack, "s3")
+    manifest = build_manifest(month, files)
+    for name, body in files.items():
+        s3.put_object(Bucket=bucket, Key=f"months/{month}/{name}", Body=body.replace(b"Male", b"Mal3", 1))
+    s3.put_object(Bucket=bucket, Key=f"months/{month}/_MANIFEST.json", Body=json.dumps(manifest).encode())
+    wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+    code, out, _ = streamflow("status", month)
+    assert code == 1
+    (line,) = out.splitlines()
+    assert line.startswith(f"{month}: REJECTED: rejected at ingest, see s3://{bucket}/quarantine/{month}/_REJECTION.json: ")
+    assert "users.csv: sha256 differs from the manifest" in line
+    _readable(line)
 
 
 def test_report_downloads_the_newest_drift_report(streamflow, champion, tmp_path):

@@ -6,6 +6,7 @@ Runs after test_serving_rollback_approval.py (see MODULE_ORDER in conftest.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -111,6 +112,13 @@ def _rejection(stack, month: str) -> dict:
     return wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
 
 
+def assert_readable_cause(stack, cause: str) -> None:
+    """A Fail cause is one line a person reads: no traceback, no local paths, ≤ 300 chars."""
+    assert "\n" not in cause and len(cause) <= 300, cause
+    assert "Traceback" not in cause and 'File "' not in cause and "stackTrace" not in cause, cause
+    assert str(stack.state_dir) not in cause and "/site-packages/" not in cause and "/work/" not in cause, cause
+
+
 def _keys(stack, prefix: str) -> list[str]:
     listed = aws(stack, "s3").list_objects_v2(Bucket=data_bucket(stack), Prefix=prefix)
     return sorted(item["Key"] for item in listed.get("Contents", []))
@@ -132,6 +140,7 @@ def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, 
     description = wait_for_execution(stack, upload.execution_arn)
     assert description["status"] == "FAILED"
     assert description["cause"].startswith("Validate failed:") and f"{file}:{column}" in description["cause"]
+    assert_readable_cause(stack, description["cause"])
     report = _rejection(stack, month)
     assert report["stage"] == "validate" and report["execution"] == upload.execution_name
     assert any(v["file"] == file and v["column"] == column and rule in v["rule"] for v in report["violations"]), report
@@ -145,8 +154,11 @@ def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, 
 @pytest.mark.parametrize(
     ("month", "manifest", "rule"),
     [("month_120", b"{not json", "must be valid JSON"),
-     ("month_121", json.dumps({"month": "month_121", "files": {"users.csv": {}, "ghost.csv": {}}}).encode(),
-      "lists a file that is not in the bucket"),
+     ("month_121", json.dumps({"month": "month_121", "files": {
+         "users.csv": {"bytes": len(_small_month_files()["users.csv"]),
+                       "sha256": hashlib.sha256(_small_month_files()["users.csv"]).hexdigest()},
+         "ghost.csv": {"bytes": 1, "sha256": "0" * 64}}}).encode(),
+      "listed in the manifest but not in the bucket"),
      ("2026-01", None, "month name must match month_NNN")],
     ids=["manifest_not_json", "manifest_names_missing_file", "bad_month_name"],
 )
@@ -159,7 +171,7 @@ def test_bad_manifest_is_rejected_at_ingest_without_an_execution(stack, tmp_path
                   Body=(folder / MANIFEST_NAME).read_bytes())
     report = _rejection(stack, month)
     assert report["stage"] == "ingest"
-    assert report["violations"][0]["file"] == MANIFEST_NAME and rule in report["violations"][0]["rule"]
+    assert report["violations"][0]["file"] in (MANIFEST_NAME, "ghost.csv") and rule in report["violations"][0]["rule"]
     assert _executions(stack, month) == []
     assert _keys(stack, f"months/{month}/") == []
 
@@ -239,6 +251,7 @@ def test_registry_outage_mid_run_fails_readably_and_keeps_production(stack):
     assert description["status"] == "FAILED"
     assert description["error"] == "RegistryUnavailable"
     assert "failed: " in description["cause"] and "MLflow registry unreachable" in description["cause"]
+    assert_readable_cause(stack, description["cause"])
     retries = [e for e in aws(stack, "stepfunctions").get_execution_history(
         executionArn=upload.execution_arn, maxResults=1000)["events"] if e["type"] == "LambdaFunctionFailed"]
     assert len(retries) >= 2  # retried with backoff before giving up
@@ -258,3 +271,8 @@ def test_a_handler_that_times_out_fails_with_the_step_named(stack):
     assert description["status"] == "FAILED"
     assert description["error"] == "Sandbox.Timedout", description.get("cause")
     assert description["cause"].startswith("DetectDrift failed:") and "timed out after 1.00 seconds" in description["cause"]
+    assert_readable_cause(stack, description["cause"])
+    # the Parallel and the branch beside the failed one ended with the execution: none RUNNING
+    steps = execution_steps(stack, upload.execution_arn)
+    assert steps and all(s["status"] != "RUNNING" for s in steps), steps
+    assert {s["state"]: s["status"] for s in steps}["FeaturesReady"] == "FAILED"

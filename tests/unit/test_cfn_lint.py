@@ -33,10 +33,43 @@ def test_state_machine_definition_is_valid_json_with_every_substitution_declared
                 tasks += 1
                 catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
                 assert catch_all and state["Catch"][-1] is catch_all[0], name  # last, after specific ones
-                assert states[catch_all[0]["Next"]]["Type"] == "Fail", name  # in the same branch
+                assert _ends_of(states, catch_all[0]["Next"]) == {f"{name}Failed"}, name  # in the same branch
+                assert states[f"{name}Failed"]["Type"] == "Fail", name
                 assert state["Retry"], name
     functions = [k for k in machine["DefinitionSubstitutions"] if k.endswith("FunctionArn")]
     assert tasks >= len(functions)  # the walk reached the tasks inside the Parallel's branches
+
+
+def _ends_of(states: dict, start: str) -> set[str]:
+    """The states a failure handler ends in, following its Choice and Pass states."""
+    state = states[start]
+    if state["Type"] == "Choice":
+        return set().union(*(_ends_of(states, n) for n in [c["Next"] for c in state["Choices"]] + [state["Default"]]))
+    if state["Type"] == "Pass":
+        return _ends_of(states, state["Next"])
+    return {start}
+
+
+def test_every_fail_cause_is_the_one_line_error_message_of_its_step():
+    """Catch → <Step>Caught (Choice) → read the Lambda error JSON's errorMessage, or keep a
+    plain cause, or use the error name → <Step>Failed: 'Step failed: <message>'."""
+    asl = json.loads((ROOT / "infra" / "statemachine" / "pipeline.asl.json").read_text())
+    fails = 0
+    for states in _state_sets(asl):
+        for name, state in states.items():
+            if state["Type"] != "Fail":
+                continue
+            fails += 1
+            step = name.removesuffix("Failed")
+            assert state["CausePath"] == f"States.Format('{step} failed: {{}}', $.error.Cause.errorMessage)", name
+            assert state["ErrorPath"] == "$.error.Error", name
+            caught = states[f"{step}Caught"]
+            targets = [c["Next"] for c in caught["Choices"]] + [caught["Default"]]
+            assert targets == [f"{step}ReadCause", f"{step}PlainCause", f"{step}NoCause"], name
+            assert states[f"{step}ReadCause"]["Parameters"]["Cause.$"] == "States.StringToJson($.error.Cause)"
+            for target in targets:
+                assert states[target]["ResultPath"] == "$.error" and states[target]["Next"] == name
+    assert fails >= 10
 
 
 def _state_sets(machine: dict) -> list[dict]:

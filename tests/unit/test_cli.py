@@ -11,7 +11,7 @@ import pytest
 from streamflow_local import cli
 
 COMMANDS = ["serve", "up", "down", "deploy", "attach", "seed", "upload", "status", "report", "models", "logs", "predict",
-            "rollback", "approve", "reject", "demo"]
+            "rollback", "approve", "reject", "demo", "manifest"]
 
 
 def test_every_command_is_listed_and_has_help(capsys):
@@ -129,3 +129,31 @@ def test_attach_without_an_endpoint_is_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("STREAMFLOW_STATE_DIR", str(tmp_path))
     assert cli.main(["attach"]) == 2
     assert "STREAMFLOW_ENDPOINT_URL" in capsys.readouterr().err
+
+
+def test_manifest_writes_a_valid_manifest_for_a_folder_of_csvs(tmp_path, capsys):
+    import hashlib
+
+    from streamflow.manifest import parse
+
+    folder = tmp_path / "month_042"
+    folder.mkdir()
+    (folder / "users.csv").write_bytes(b"user_id\n0001-ABCDE\n")
+    (folder / "empty.csv").write_bytes(b"")
+    assert cli.main(["manifest", str(folder)]) == 0
+    written = (folder / "_MANIFEST.json").read_bytes()
+    manifest = parse("k", written, "month_042")
+    assert manifest.files["users.csv"].sha256 == hashlib.sha256(b"user_id\n0001-ABCDE\n").hexdigest()
+    assert manifest.files["empty.csv"].bytes == 0
+    assert cli.main(["manifest", str(folder), "--stdout"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1]) == json.loads(written)
+
+
+def test_manifest_of_a_folder_not_named_as_a_month_needs_month(tmp_path, capsys):
+    folder = tmp_path / "my-data"
+    folder.mkdir()
+    (folder / "users.csv").write_bytes(b"x\n")
+    assert cli.main(["manifest", str(folder)]) == 2
+    assert "month_NNN" in capsys.readouterr().err
+    assert cli.main(["manifest", str(folder), "--month", "month_009"]) == 0
+    assert json.loads((folder / "_MANIFEST.json").read_text())["month"] == "month_009"

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from streamflow import ingest
-from streamflow.ingest import ManifestError, MonthUpload, check_manifest, execution_name, month_from_key
+from streamflow.ingest import MonthUpload, execution_name, month_from_key
 
 SFN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 BODY = json.dumps({"month": "month_001", "files": {"users.csv": {"bytes": 10, "sha256": "ab"}}}).encode()
@@ -53,48 +52,3 @@ def test_month_from_key_ignores_other_keys(key):
     assert month_from_key("bucket-1", key) is None
 
 
-# --- check_manifest, with the bucket replaced by a dict of sizes -----------------------------------
-
-
-@pytest.fixture
-def bucket(monkeypatch):
-    sizes: dict[str, int] = {}
-    monkeypatch.setattr(ingest.storage, "object_size", lambda bucket, key: sizes.get(key))
-    return sizes
-
-
-def _upload(month="month_001"):
-    return MonthUpload("b", month, f"months/{month}/_MANIFEST.json")
-
-
-def test_check_manifest_accepts_a_complete_month(bucket):
-    bucket["months/month_001/users.csv"] = 10
-    assert check_manifest(_upload(), BODY)["month"] == "month_001"
-
-
-def test_check_manifest_refuses_a_bad_month_name(bucket):
-    with pytest.raises(ManifestError, match="month_NNN"):
-        check_manifest(_upload("latest"), BODY)
-
-
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"month": "month_001"}', b"\xff"])
-def test_check_manifest_refuses_an_unreadable_manifest(bucket, body):
-    with pytest.raises(ManifestError):
-        check_manifest(_upload(), body)
-
-
-def test_check_manifest_refuses_another_month(bucket):
-    bucket["months/month_002/users.csv"] = 10
-    with pytest.raises(ManifestError, match="month_001"):
-        check_manifest(_upload("month_002"), BODY)
-
-
-def test_check_manifest_refuses_a_listed_file_not_in_the_bucket(bucket):
-    with pytest.raises(ManifestError, match="users.csv"):
-        check_manifest(_upload(), BODY)
-
-
-def test_check_manifest_refuses_a_size_mismatch(bucket):
-    bucket["months/month_001/users.csv"] = 9
-    with pytest.raises(ManifestError, match="9 bytes"):
-        check_manifest(_upload(), BODY)

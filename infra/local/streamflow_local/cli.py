@@ -190,12 +190,20 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
             if text.startswith(("→", "manifest", "execution")):
                 console.print(f"  [dim]{time.monotonic() - started:6.1f}s[/] {text}")
     try:
+        from datetime import datetime, timezone
+
+        from .outcome import CAUSE_PLUMBING
+        from .views import ingest_rejection_since
+
+        since = datetime.now(timezone.utc)
         upload = upload_month(config, folder, progress=report)
         report(f"manifest landed; execution {upload.execution_name}")
         if not wait:
             return EXIT_OK, {}
         description = wait_for_execution(config, upload.execution_arn, timeout=timeout,
-                                         on_step=lambda step: report(f"→ {step['state']}"))
+                                         on_step=lambda step: None if step['state'].endswith(CAUSE_PLUMBING)
+                                         else report(f"→ {step['state']}"),
+                                         not_started=lambda: ingest_rejection_since(config, upload.month, since))
     finally:
         if console.is_terminal:
             spinner.stop()
@@ -203,7 +211,9 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
     for record in grep_logs(config, execution=upload.execution_name):
         _say(record["message"])
     if description["status"] != "SUCCEEDED":
-        _say(f"error: {description.get('error', '')}: {description.get('cause', '')}")
+        from .outcome import readable_cause
+
+        _say(f"error: {description.get('error', '')}: {readable_cause(description.get('cause'))}")
         return EXIT_FAILED, {}
     return EXIT_OK, json.loads(description.get("output") or "{}")
 
@@ -220,25 +230,80 @@ def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
     return code
 
 
+def cmd_manifest(args: argparse.Namespace, config: StackConfig) -> int:
+    """Write ``<folder>/_MANIFEST.json`` for a folder of CSVs (sizes and SHA-256, streamed)."""
+    from pydantic import ValidationError
+
+    from streamflow.manifest import manifest_for_folder
+    from streamflow.schema import MANIFEST_NAME
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        manifest = manifest_for_folder(folder, args.month)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        print(f"error: {folder} cannot make a valid manifest ({problems}); "
+              "name the folder month_NNN or pass --month", file=sys.stderr)
+        return EXIT_USAGE
+    text = json.dumps(manifest, indent=2) + "\n"
+    if args.stdout:
+        sys.stdout.write(text)
+    else:
+        (folder / MANIFEST_NAME).write_text(text)
+        _say(str(folder / MANIFEST_NAME))
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
-    from .views import executions
+    from .outcome import month_outcomes, status_exit_code
+    from .views import executions, rejection_reports
 
     found = executions(config, args.month)
+    rejected = {m: r for m, r in rejection_reports(config, args.month).items() if r.get("stage") == "ingest"}
+    outcomes = month_outcomes(found, rejected)
+    notes = _status_notes(found, rejected, outcomes)
+    code = status_exit_code(outcomes)
     if args.json:
-        _say(json.dumps(found, indent=2))
-        return EXIT_OK
-    if not found:
+        rows = found + [{"name": None, "month": m, "status": "REJECTED", "stage": "ingest", "report": r["report"],
+                         "cause": n} for m, r in rejected.items() for n in [notes[m]] if outcomes.get(m) == "REJECTED"]
+        _say(json.dumps(rows, indent=2))
+        return code
+    if not outcomes:
         _say("no executions" + (f" for {args.month}" if args.month else ""))
-        return EXIT_OK
+        return code
     console = _console()
-    table = _table(console, "execution / step", "status", "duration", "started")
-    for execution in found:
-        table.add_row(f"[bold]{execution['name']}[/]", _styled(execution["status"]),
-                      _seconds(execution["seconds"]), execution["started"])
-        for step in execution["steps"]:
-            table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
-    console.print(table)
-    return EXIT_OK
+    if found:
+        table = _table(console, "execution / step", "status", "duration", "started")
+        for execution in found:
+            table.add_row(f"[bold]{execution['name']}[/]", _styled(execution["status"]),
+                          _seconds(execution["seconds"]), execution["started"])
+            for step in execution["steps"]:
+                table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
+        console.print(table)
+    from rich.markup import escape
+
+    for month, note in notes.items():
+        console.print(f"{month}: {_styled(outcomes[month])}: {escape(note)}", soft_wrap=True)
+    return code
+
+
+def _status_notes(found: list[dict], rejected: dict[str, dict], outcomes: dict[str, str]) -> dict[str, str]:
+    """One line per month whose latest outcome is a failure: the cause, or the ingest report."""
+    from .outcome import FAILED_STATUSES, readable_cause
+    from .views import ingest_hint
+
+    latest = {e["month"]: e for e in found}
+    notes = {}
+    for month, outcome in sorted(outcomes.items()):
+        if outcome == "REJECTED":
+            report = rejected[month]
+            notes[month] = f"{ingest_hint(report['report'])}: {readable_cause(report.get('message', ''))}"
+        elif outcome in FAILED_STATUSES:
+            notes[month] = latest[month].get("cause") or latest[month].get("error") or outcome
+    return notes
 
 
 def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
@@ -406,7 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(StackConfig().state_dir / "data"), help="where month names are looked up")
     p.add_argument("--no-wait", action="store_true", help="return once the manifest is uploaded")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the execution")
-    p = command("status", cmd_status, "executions with each step, duration and outcome, as a table")
+    p = command("manifest", cmd_manifest, "write _MANIFEST.json (each file's size and SHA-256) for a folder of "
+                "a month's CSVs, so any data can be uploaded (schema: docs/manifest.schema.json)")
+    p.add_argument("folder", help="the month's folder, e.g. my-data/month_004")
+    p.add_argument("--month", help="the month name when the folder is not named month_NNN")
+    p.add_argument("--stdout", action="store_true", help="print the manifest instead of writing it")
+    p = command("status", cmd_status, "executions with each step, duration and outcome, as a table; exit 1 when "
+                "the month's last execution FAILED/TIMED_OUT/ABORTED, it was rejected at ingest, or nothing is found")
     p.add_argument("month", nargs="?", help="only this month's executions")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = command("report", cmd_report, "download a month's newest Evidently drift report and print its path")

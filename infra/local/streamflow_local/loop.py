@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import requests
+from boto3.s3.transfer import TransferConfig
 
 from streamflow.generator import DEFAULT_SEED, DEFAULT_USERS, write_month
 from streamflow.ingest import execution_name
@@ -21,6 +22,7 @@ from streamflow.schema import MANIFEST_NAME, MONTH_PATTERN, month_name
 
 from .config import StackConfig
 
+SINGLE_PUT = TransferConfig(multipart_threshold=512 * 1024 * 1024)
 GREP_PREFIXES = ("RETRAINING_TRIGGERED", "[COMPARE]", "[SUMMARY]")
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -100,11 +102,16 @@ def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], No
         if path.is_file() and path.name != MANIFEST_NAME:
             if progress:
                 progress(f"upload {path.name}")
-            s3.upload_file(str(path), bucket, f"months/{month}/{path.name}")
+            # S3 verifies the bytes in transit and keeps the SHA-256, which ingest compares
+            # with the manifest's instead of reading the file again
+            # with the manifest's instead of reading the file again. One PUT per file up to
+            # 512 MiB (the default MaxFileBytes): a multipart upload's SHA-256 is of its parts.
+            s3.upload_file(str(path), bucket, f"months/{month}/{path.name}", ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                           Config=SINGLE_PUT)
     body = manifest.read_bytes()
     if progress:
         progress(f"upload {MANIFEST_NAME}")
-    s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=body, ChecksumAlgorithm="SHA256")
     name = execution_name(month, body)
     return Upload(month=month, execution_name=name, execution_arn=execution_arn_for(config, name),
                   seconds=time.monotonic() - started)
@@ -142,7 +149,10 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
     """Each state the execution entered, in order, with its duration and outcome so far.
 
     States in a Parallel's branches run at the same time, so an exit is matched to the
-    entry of the same name, and a failure to the newest task still running."""
+    entry of the same name, and a failure to the newest task still running. Once the
+    execution has ended no step is RUNNING (``outcome.settle_steps``)."""
+    from .outcome import settle_steps
+
     sfn = _client(config, "stepfunctions")
     events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     steps: list[dict[str, Any]] = []
@@ -150,7 +160,8 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
         kind = event["type"]
         if kind.endswith("StateEntered"):
             steps.append({"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
-                          "status": "RUNNING", "seconds": None, "parallel": kind.startswith("Parallel")})
+                          "status": "RUNNING", "seconds": None, "parallel": kind.startswith("Parallel"),
+                          "fail_state": kind == "FailStateEntered"})
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
             step = next((s for s in reversed(steps) if s["state"] == name and s["status"] == "RUNNING"), None)
@@ -161,15 +172,19 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
             running = [s for s in steps if s["status"] == "RUNNING" and not s["parallel"]]
             if running:
                 running[-1]["status"] = "FAILED"
+    settle_steps(steps, events)
     for step in steps:
-        del step["parallel"]
+        del step["parallel"], step["fail_state"]
     return steps
 
 
 def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float = 600.0,
-                       on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                       on_step: Callable[[dict[str, Any]], None] | None = None,
+                       not_started: Callable[[], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Poll until the execution ends; ``on_step`` hears each state (a step of
-    ``execution_steps``) as it starts."""
+    ``execution_steps``) as it starts. While the
+    execution does not exist, ``not_started`` may end the wait with its answer (a month
+    rejected at ingest never gets one)."""
     sfn = _client(config, "stepfunctions")
     deadline = time.monotonic() + timeout
     seen = 0
@@ -178,6 +193,9 @@ def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float =
             description = sfn.describe_execution(executionArn=execution_arn)
         except sfn.exceptions.ExecutionDoesNotExist:
             description = None
+            answer = not_started() if not_started else None
+            if answer is not None:
+                return answer
         if description is not None:
             steps = execution_steps(config, execution_arn)
             for step in steps[seen:]:

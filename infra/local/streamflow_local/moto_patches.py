@@ -12,6 +12,10 @@
   the same dict with ``json.loads``, so take that path for those.
 * The server's host → service lookup lists moto's package folder (≈60 ``stat`` calls)
   on every request; the folder does not change while the server runs, so list it once.
+* S3 stores the ``x-amz-checksum-<algorithm>`` a client sends (header or aws-chunked
+  trailer) without checking it against the bytes; S3 answers ``400 BadDigest`` when they
+  differ. Ingest trusts a stored ``ChecksumSHA256``, so the emulator must verify it too
+  (SHA256, SHA1, CRC32: the algorithms moto computes exactly).
 """
 
 from __future__ import annotations
@@ -34,6 +38,31 @@ def install() -> None:
     _direct_json_reads()
     _plain_json_batch_writes()
     _cached_module_list()
+    _verified_s3_checksums()
+
+
+VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})
+
+
+def _verified_s3_checksums() -> None:
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.responses import S3Response
+    from moto.s3.utils import compute_checksum
+
+    original = S3Response._get_checksum
+
+    def get_checksum(self: Any, response_headers: dict[str, Any]) -> tuple[str, str | None]:
+        algorithm, value = original(self, response_headers)
+        claims = {name: self.headers.get(f"x-amz-checksum-{name.lower()}") for name in VERIFIED_CHECKSUMS}
+        if algorithm.upper() in VERIFIED_CHECKSUMS and value:
+            claims[algorithm.upper()] = value  # from the header or the aws-chunked trailer
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        for name, claimed in claims.items():
+            if claimed and compute_checksum(body, algorithm=name).decode() != claimed:
+                raise S3ClientError("BadDigest", f"The {name} you specified did not match the calculated checksum.")
+        return algorithm, value
+
+    S3Response._get_checksum = get_checksum
 
 
 PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem"})

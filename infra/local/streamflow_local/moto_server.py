@@ -5,6 +5,15 @@ request with ``Connection: close`` and starts a thread per connection: each boto
 function made paid a TCP connect and a thread start on top of moto's work (a DynamoDB
 ``GetItem`` 2.8 ms → 1.9 ms p50 with keep-alive, measured side by side). The application
 is moto's unchanged (``DomainDispatcherApplication``).
+
+One fix to waitress 3.0's HTTP handling, so every S3 client works: a request with
+``Expect: 100-continue`` and no body (``Content-Length: 0``, what botocore sends for an
+empty ``PutObject``) was parsed completely, then waitress sent ``100 Continue`` and marked
+it incomplete again, waiting forever for a body that never comes (``aws s3 cp`` of an empty
+file hung). Such a request is now answered at once, without the interim response (RFC 9110
+§10.1.1: a server need not send 100 when no content is coming). Chunked bodies
+(``Transfer-Encoding: chunked``) are waitress' own; ``aws-chunked`` content encoding
+(signed or unsigned, with trailing checksums) is decoded by moto's S3.
 """
 
 from __future__ import annotations
@@ -32,6 +41,23 @@ def _with_raw_uri(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable
     return wrapped
 
 
+def _channel_class() -> type:
+    """waitress' channel, with a parser that expects no ``100 Continue`` for an empty body."""
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+
+    class Parser(HTTPRequestParser):
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            if self.body_rcv is None:  # Content-Length 0 (or none), not chunked: nothing to wait for
+                self.expect_continue = False
+
+    class Channel(HTTPChannel):
+        parser_class = Parser
+
+    return Channel
+
+
 class MotoServer:
     """moto on ``host:port`` in a background thread; ``stop`` closes it."""
 
@@ -45,6 +71,7 @@ class MotoServer:
             max_request_body_size=MAX_REQUEST_BODY, channel_timeout=900, asyncore_use_poll=True,
             ident="moto",
         )
+        self._server.channel_class = _channel_class()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

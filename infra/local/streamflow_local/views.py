@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamflow.quarantine import QUARANTINE_PREFIX, REPORT_NAME, report_key
 from streamflow.storage import REPORTS_PREFIX
 
 from .config import StackConfig
 from .loop import _client, data_bucket, execution_steps, stack_description, state_machine_arn
+from .outcome import FAILED_STATUSES, readable_cause, shown_steps
 
 
 class NothingFound(LookupError):
@@ -128,13 +130,62 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
     result = []
     for execution in sorted(listed, key=lambda e: e["startDate"]):
         stop = execution.get("stopDate")
-        result.append({
+        row = {
             "name": execution["name"],
             "month": execution["name"].rsplit("-", 1)[0],
             "status": execution["status"],
             "started": execution["startDate"].isoformat(timespec="seconds"),
             "seconds": (stop - execution["startDate"]).total_seconds() if stop else None,
             "steps": [{"state": s["state"], "status": s["status"], "seconds": s["seconds"]}
-                      for s in execution_steps(config, execution["executionArn"])],
-        })
+                      for s in shown_steps(execution_steps(config, execution["executionArn"]))],
+        }
+        if execution["status"] in FAILED_STATUSES:
+            row.update(failure(config, execution["executionArn"]))
+        result.append(row)
     return result
+
+
+def failure(config: StackConfig, execution_arn: str) -> dict[str, str]:
+    """A failed execution's error and its cause on one line."""
+    description = _client(config, "stepfunctions").describe_execution(executionArn=execution_arn)
+    return {"error": description.get("error", ""), "cause": readable_cause(description.get("cause"))}
+
+
+def rejection_reports(config: StackConfig, month: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{month: _REJECTION.json}`` of the quarantined months (or of ``month`` alone)."""
+    import json
+
+    s3 = _client(config, "s3")
+    bucket = data_bucket(config)
+    if month:
+        keys = [report_key(month)]
+    else:
+        keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=QUARANTINE_PREFIX)
+                for obj in page.get("Contents", []) if obj["Key"].endswith("/" + REPORT_NAME)]
+    found: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        try:
+            report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            continue
+        report["report"] = f"s3://{bucket}/{key}"
+        found[key[len(QUARANTINE_PREFIX):].split("/", 1)[0]] = report
+    return found
+
+
+def ingest_rejection_since(config: StackConfig, month: str, since: Any) -> dict[str, Any] | None:
+    """An execution-like answer for a month rejected at ingest after ``since`` (a datetime),
+    else None: what `upload` waits for besides an execution."""
+    from datetime import datetime
+
+    report = rejection_reports(config, month).get(month)
+    if not report or report.get("stage") != "ingest":
+        return None
+    if datetime.fromisoformat(report["rejected_at"]) < since.replace(microsecond=0):
+        return None
+    return {"status": "REJECTED", "error": "RejectedAtIngest",
+            "cause": f"{ingest_hint(report['report'])}: {readable_cause(report.get('message', ''))}"}
+
+
+def ingest_hint(report_uri: str) -> str:
+    return f"rejected at ingest, see {report_uri}"

@@ -108,7 +108,8 @@ def main() -> None:
     except BaseException as exc:  # init errors are reported like Lambda's Runtime.* errors
         traceback.print_exc()
         error = _error(exc)
-        error["errorType"] = "Runtime.ImportModuleError"
+        error["errorType"] = "Runtime.ImportModuleError"  # one line, as Lambda's own message
+        error["errorMessage"] = f"Unable to import module '{module_name}': " + " ".join(str(exc).split())[:200]
         protocol.write(json.dumps({"ready": False, "payload": error}) + "\n")
         return
     protocol.write(json.dumps({"ready": True}) + "\n")

@@ -1,30 +1,31 @@
-"""From a manifest's S3 event to exactly one state machine execution for the month.
+"""From a manifest's S3 event to exactly one state machine execution for the month, or a
+quarantine: never files left in ``months/<month>/`` with neither.
 
-The execution name is derived from the month and the manifest's content (which lists each
-file's SHA-256), so an event delivered twice, or the same month uploaded again, maps to
-the same name and Step Functions starts it once.
+A month is accepted when its manifest keeps the schema (``manifest.py``), carries no policy
+(unless the stack allows checked overrides), and lists exactly the files under the month's
+prefix with their sizes and SHA-256 (``checksums.py``). The execution name is derived from
+the month and the manifest's content, so an event delivered twice, or the same month
+uploaded again, maps to the same name and Step Functions starts it once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import storage
-from .violations import Violation
+from . import checksums, storage
+from .causes import one_line
+from .logs import logger
+from .manifest import ManifestError, Manifest, parse, policy_overrides
 from .quarantine import quarantine_month, report_key
-from .schema import MANIFEST_NAME, MONTH_PATTERN
+from .schema import MANIFEST_NAME
 from .settings import Settings
+from .violations import Violation
 
-
-class ManifestError(ValueError):
-    """The manifest is unreadable or names files that are not in the bucket."""
-
-    def __init__(self, key: str, rule: str, example: str = ""):
-        self.violation = Violation(MANIFEST_NAME, "", rule, example)
-        super().__init__(f"{key}: {rule}" + (f" ({example})" if example else ""))
+__all__ = ["ManifestError", "MonthUpload", "month_from_key", "execution_name", "check_manifest",
+           "execution_input", "start_month_execution"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class MonthUpload:
     bucket: str
     month: str
     manifest_key: str
+
+
+@dataclass(frozen=True)
+class AcceptedMonth:
+    manifest: Manifest
+    overrides: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, checksums.ObjectDigest] = field(default_factory=dict)
 
 
 def month_from_key(bucket: str, key: str) -> MonthUpload | None:
@@ -46,56 +54,105 @@ def execution_name(month: str, manifest_body: bytes) -> str:
     return f"{month}-{hashlib.sha256(manifest_body).hexdigest()[:16]}"
 
 
-def check_manifest(upload: MonthUpload, body: bytes) -> dict[str, Any]:
-    """The manifest must be JSON naming this month, and every file it lists must be there."""
-    if not MONTH_PATTERN.match(upload.month):
-        raise ManifestError(upload.manifest_key, "month name must match month_NNN", repr(upload.month))
+def _month_processed(bucket: str, month: str) -> bool:
+    """A reference month must have features to compare against."""
+    return storage.object_size(bucket, storage.features_key(month)) is not None
+
+
+def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = False) -> AcceptedMonth:
+    """The manifest keeps its schema and policy rule, and the bucket holds exactly the files
+    it lists, byte for byte (size, then SHA-256). ManifestError names what differs."""
+    key = upload.manifest_key
+    manifest = parse(key, body, upload.month, allow_overrides)
+    overrides = policy_overrides(key, manifest, allow_overrides, lambda m: _month_processed(upload.bucket, m))
+    in_bucket = storage.month_file_sizes(upload.bucket, upload.month)
+    unlisted = sorted(set(in_bucket) - set(manifest.files))
+    if unlisted:
+        raise ManifestError(key, [Violation(name, "", "file is in the month's folder but not in the manifest")
+                                  for name in unlisted])
+    digests: dict[str, checksums.ObjectDigest] = {}
+    violations: list[Violation] = []
+    for name, entry in sorted(manifest.files.items()):
+        digest = checksums.object_digest(upload.bucket, storage.month_prefix(upload.month) + name,
+                                         entry.sha256, entry.bytes)
+        if digest is None:
+            violations.append(Violation(name, "", "listed in the manifest but not in the bucket"))
+        elif digest.size != entry.bytes:
+            violations.append(Violation(name, "", "size differs from the manifest",
+                                        f"{digest.size} bytes, manifest says {entry.bytes}"))
+        elif digest.sha256 != entry.sha256:
+            violations.append(Violation(name, "", "sha256 differs from the manifest",
+                                        f"expected {entry.sha256}, actual {digest.sha256}"))
+        else:
+            digests[name] = digest
+    if violations:
+        raise ManifestError(key, violations)
+    return AcceptedMonth(manifest, overrides, digests)
+
+
+def execution_input(settings: Settings, month: str, name: str, overrides: dict[str, Any],
+                    verified: dict[str, str] | None = None) -> dict[str, Any]:
+    """Policy from the template parameters; a manifest's only with AllowManifestOverrides.
+    ``files`` (name → SHA-256 ingest verified) lets Validate refuse bytes changed since."""
+    return {
+        "month": month,
+        "execution": name,
+        "files": dict(sorted((verified or {}).items())),
+        "reference_month": settings.reference_month,
+        "threshold": float(settings.drift_threshold),
+        "delta": float(settings.promotion_delta),
+        "require_approval": settings.require_approval,
+        "approval_timeout_seconds": settings.approval_timeout_seconds,
+        **overrides,
+    }
+
+
+def _reject(upload: MonthUpload, violations: list[Violation], reason: str) -> dict[str, Any]:
+    quarantine_month(upload.bucket, upload.month, "ingest", violations)
+    return {"month": upload.month, "started": False, "rejected": True, "reason": reason,
+            "report": f"s3://{upload.bucket}/{report_key(upload.month)}"}
+
+
+def _manifest_body(upload: MonthUpload) -> bytes | None:
+    from botocore.exceptions import ClientError
+
     try:
-        manifest = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(upload.manifest_key, "must be valid JSON", str(exc)[:120]) from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise ManifestError(upload.manifest_key, "must be an object with a 'files' object")
-    if manifest.get("month", upload.month) != upload.month:
-        raise ManifestError(upload.manifest_key, f"names month {manifest.get('month')!r}, uploaded as {upload.month}")
-    for name, meta in manifest["files"].items():
-        size = storage.object_size(upload.bucket, storage.month_prefix(upload.month) + name)
-        if size is None:
-            raise ManifestError(upload.manifest_key, "lists a file that is not in the bucket", name)
-        expected = meta.get("bytes") if isinstance(meta, dict) else None
-        if expected is not None and int(expected) != size:
-            raise ManifestError(upload.manifest_key, "file size differs from the manifest",
-                                f"{name}: {size} bytes, manifest says {expected}")
-    return manifest
+        return storage.get_bytes(upload.bucket, upload.manifest_key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
 
 
 def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, Any]:
-    """Start the month's execution (or find the one already started for this content)."""
+    """Start the month's execution (or find the one already started for this content); any
+    fault on the way, expected or not, quarantines the month with a report instead."""
+    try:
+        body = _manifest_body(upload)
+        if body is None:  # a repeated event for a month already quarantined or replaced
+            return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
+        accepted = check_manifest(upload, body, settings.allow_manifest_overrides)
+        name = execution_name(upload.month, body)
+        payload = execution_input(settings, upload.month, name, accepted.overrides,
+                                  {n: d.sha256 for n, d in accepted.digests.items()})
+        return _start(settings, upload.month, name, payload, accepted)
+    except ManifestError as exc:
+        return _reject(upload, exc.violations, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the month must not be left half-accepted
+        logger.exception("ingest failed unexpectedly")
+        reason = f"ingest failed: {type(exc).__name__}: {one_line(str(exc), 200)}"
+        return _reject(upload, [Violation(MANIFEST_NAME, "", reason + "; upload the month again")], reason)
+
+
+def _start(settings: Settings, month: str, name: str, payload: dict[str, Any], accepted: AcceptedMonth) -> dict[str, Any]:
     import boto3
 
-    body = storage.get_bytes(upload.bucket, upload.manifest_key)
-    try:
-        manifest = check_manifest(upload, body)
-    except ManifestError as exc:
-        quarantine_month(upload.bucket, upload.month, "ingest", [exc.violation])
-        return {"month": upload.month, "started": False, "rejected": True, "reason": str(exc),
-                "report": f"s3://{upload.bucket}/{report_key(upload.month)}"}
-    name = execution_name(upload.month, body)
-    execution_input = {
-        "month": upload.month,
-        "reference_month": manifest.get("reference_month", settings.reference_month),
-        "threshold": float(manifest.get("threshold", settings.drift_threshold)),
-        "delta": float(manifest.get("delta", settings.promotion_delta)),
-        "execution": name,
-        # Set by the template only: an uploader cannot switch the approval gate off.
-        "require_approval": settings.require_approval,
-        "approval_timeout_seconds": settings.approval_timeout_seconds,
-    }
     sfn = boto3.client("stepfunctions")
+    logger.info("month accepted", extra={"files": {n: d.method for n, d in accepted.digests.items()},
+                                          "overrides": accepted.overrides})
     try:
-        response = sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(execution_input, sort_keys=True)
-        )
-        return {"month": upload.month, "execution": name, "execution_arn": response["executionArn"], "started": True}
+        response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=name,
+                                       input=json.dumps(payload, sort_keys=True))
+        return {"month": month, "execution": name, "execution_arn": response["executionArn"], "started": True}
     except sfn.exceptions.ExecutionAlreadyExists:
-        return {"month": upload.month, "execution": name, "started": False, "duplicate": True}
+        return {"month": month, "execution": name, "started": False, "duplicate": True}

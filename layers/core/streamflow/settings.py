@@ -26,6 +26,7 @@ class Settings:
     approval_timeout_seconds: int = 86_400
     max_file_bytes: int = 512 * 1024 * 1024
     lease_table: str = ""
+    allow_manifest_overrides: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -44,4 +45,5 @@ class Settings:
             approval_timeout_seconds=int(env.get("APPROVAL_TIMEOUT_SECONDS", "86400")),
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(512 * 1024 * 1024))),
             lease_table=env.get("LEASE_TABLE", ""),
+            allow_manifest_overrides=env.get("ALLOW_MANIFEST_OVERRIDES", "false").strip().lower() == "true",
         )

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from . import champion, lease, online_store, registry, storage
+from .checksums import changed_since_ingest
 from .logs import logger
 from .promotion import should_promote, should_retrain
 from .quarantine import quarantine_month, report_key
@@ -64,8 +65,11 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     violations = check_sizes(storage.month_file_sizes(settings.data_bucket, month), settings.max_file_bytes)
     result = None
     if not violations:
-        result = check_month(storage.read_month_files(settings.data_bucket, month))
-        violations = result.violations
+        files = storage.read_month_files(settings.data_bucket, month)
+        violations = changed_since_ingest(files, event.get("files"))  # replaced after ingest checked it
+        if not violations:
+            result = check_month(files)
+            violations = result.violations
     if violations:
         quarantine_month(settings.data_bucket, month, "validate", violations, event.get("execution"))
         logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report_key(month)}",

@@ -30,9 +30,9 @@ class ContractError(ValueError):
     def __init__(self, month: str, violations: list[Violation]):
         self.month = month
         self.violations = violations
-        shown = "; ".join(str(v) for v in violations[:10])
-        more = f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
-        super().__init__(f"month {month} breaks the data contract: {shown}{more}")
+        shown = "; ".join(str(v) for v in violations[:3])
+        more = f"; and {len(violations) - 3} more (see _REJECTION.json)" if len(violations) > 3 else ""
+        super().__init__(f"{month} breaks the data contract: {shown}{more}")
 
 
 def check_sizes(sizes: dict[str, int], max_file_bytes: int) -> list[Violation]:

@@ -1,0 +1,322 @@
+"""The manifest contract at ingest: schema, checksums, the policy rule, and a quarantine
+for every way ingest can fail. S3 and Step Functions are moto's, in process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import boto3
+import jsonschema
+import pytest
+from moto import mock_aws
+
+from streamflow import storage
+from streamflow.checksums import full_object_sha256
+from streamflow.generator import build_manifest
+from streamflow.ingest import ManifestError, MonthUpload, check_manifest, start_month_execution
+from streamflow.manifest import POLICY_ALIASES, POLICY_KEYS, json_schema, manifest_for_folder, parse
+from streamflow.quarantine import report_key
+from streamflow.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "data-bucket"
+MONTH = "month_005"
+FILES = {"users.csv": b"user_id,x\n0001-ABCDE,1\n", "labels.csv": b"user_id,churn_label\n0001-ABCDE,True\n"}
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    storage.s3.cache_clear()
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    storage.s3.cache_clear()
+
+
+def _put_month(s3, files=FILES, manifest=None, month=MONTH, checksum=True) -> MonthUpload:
+    for name, body in files.items():
+        extra = {"ChecksumAlgorithm": "SHA256"} if checksum else {}
+        s3.put_object(Bucket=BUCKET, Key=f"months/{month}/{name}", Body=body, **extra)
+    body = manifest if isinstance(manifest, bytes) else json.dumps(manifest or build_manifest(month, files)).encode()
+    s3.put_object(Bucket=BUCKET, Key=f"months/{month}/_MANIFEST.json", Body=body)
+    return MonthUpload(BUCKET, month, f"months/{month}/_MANIFEST.json")
+
+
+def _body(s3, upload: MonthUpload) -> bytes:
+    return s3.get_object(Bucket=BUCKET, Key=upload.manifest_key)["Body"].read()
+
+
+# --- checksums ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("checksum", [True, False], ids=["s3_checksum", "streamed"])
+def test_a_month_whose_bytes_match_is_accepted(s3, checksum):
+    upload = _put_month(s3, checksum=checksum)
+    accepted = check_manifest(upload, _body(s3, upload))
+    assert sorted(accepted.digests) == sorted(FILES)
+    assert {d.method for d in accepted.digests.values()} == {"s3-checksum" if checksum else "streamed"}
+
+
+@pytest.mark.parametrize("checksum", [True, False], ids=["s3_checksum", "streamed"])
+def test_a_tampered_file_of_the_same_size_is_refused_naming_both_digests(s3, checksum):
+    manifest = build_manifest(MONTH, FILES)
+    tampered = dict(FILES, **{"labels.csv": FILES["labels.csv"].replace(b"True", b"Fals")})
+    assert len(tampered["labels.csv"]) == len(FILES["labels.csv"])
+    upload = _put_month(s3, tampered, manifest, checksum=checksum)
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(upload, _body(s3, upload))
+    (violation,) = caught.value.violations
+    assert violation.file == "labels.csv" and "sha256 differs" in violation.rule
+    assert hashlib.sha256(FILES["labels.csv"]).hexdigest() in violation.example
+    assert hashlib.sha256(tampered["labels.csv"]).hexdigest() in violation.example
+
+
+def test_a_multipart_upload_is_hashed_from_its_bytes(s3):
+    """A multipart upload's checksum is composite (of the parts): ingest reads the bytes."""
+    big = {"users.csv": b"u" * (6 * 1024 * 1024)}
+    from boto3.s3.transfer import TransferConfig
+
+    s3.upload_fileobj(io.BytesIO(big["users.csv"]), BUCKET, f"months/{MONTH}/users.csv",
+                      ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                      Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+    upload = _put_month(s3, {}, build_manifest(MONTH, big))
+    assert check_manifest(upload, _body(s3, upload)).digests["users.csv"].sha256 == hashlib.sha256(big["users.csv"]).hexdigest()
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    ({"ChecksumSHA256": base64.b64encode(b"\x01" * 32).decode()}, "01" * 32),
+    ({"ChecksumSHA256": base64.b64encode(b"\x01" * 32).decode(), "ChecksumType": "FULL_OBJECT"}, "01" * 32),
+    ({"ChecksumSHA256": base64.b64encode(b"\x01" * 32).decode() + "-3", "ChecksumType": "COMPOSITE"}, None),
+    ({"ChecksumSHA256": base64.b64encode(b"\x01" * 32).decode(), "ChecksumType": "COMPOSITE"}, None),
+    ({"ChecksumCRC32": "AAAAAA=="}, None),
+    ({"ChecksumSHA256": "not base64!"}, None),
+    ({}, None),
+])
+def test_only_a_full_object_sha256_from_s3_counts(head, expected):
+    assert full_object_sha256(head) == expected
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    (lambda m: m["files"]["users.csv"].pop("sha256"), "files.users.csv.sha256"),
+    (lambda m: m["files"]["users.csv"].update(sha256="ABC"), "files.users.csv.sha256"),
+    (lambda m: m["files"]["users.csv"].update(bytes="12"), "files.users.csv.bytes"),
+    (lambda m: m.pop("month"), "month"),
+    (lambda m: m.update(files={}), "files"),
+    (lambda m: m.update(month="month_006"), "month"),
+])
+def test_a_manifest_that_breaks_its_schema_is_refused(s3, change, rule):
+    manifest = build_manifest(MONTH, FILES)
+    change(manifest)
+    upload = _put_month(s3, FILES, manifest)
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(upload, _body(s3, upload))
+    assert any(v.column == rule for v in caught.value.violations), caught.value.violations
+
+
+def test_files_in_the_folder_must_all_be_listed_and_listed_files_must_be_there(s3):
+    manifest = build_manifest(MONTH, {"users.csv": FILES["users.csv"]})
+    upload = _put_month(s3, FILES, manifest)
+    with pytest.raises(ManifestError, match="labels.csv: file is in the month's folder but not in the manifest"):
+        check_manifest(upload, _body(s3, upload))
+    upload = _put_month(s3, {"users.csv": FILES["users.csv"]}, build_manifest(MONTH, FILES), month="month_006")
+    with pytest.raises(ManifestError, match="labels.csv: listed in the manifest but not in the bucket"):
+        check_manifest(upload, _body(s3, upload).replace(b"month_005", b"month_006"))
+
+
+# --- policy belongs to the stack ----------------------------------------------------------------
+
+GOOD_VALUES = {"threshold": 0.5, "delta": 0.02, "reference_month": "month_000", "require_approval": True,
+               "approval_timeout_seconds": 600}
+
+
+@pytest.mark.parametrize("key", list(POLICY_KEYS) + list(POLICY_ALIASES))
+@pytest.mark.parametrize("value", ["abc", 0.5], ids=["bad_value", "good_value"])
+def test_a_policy_key_is_refused_naming_it_and_where_policy_is_set(s3, key, value):
+    upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), **{key: value}))
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(upload, _body(s3, upload))
+    message = str(caught.value)
+    assert f"policy keys {key} are not accepted" in message and "template parameters" in message
+    assert POLICY_KEYS.get(key, POLICY_KEYS.get(POLICY_ALIASES.get(key, ""))) in message
+
+
+def test_with_overrides_allowed_good_values_are_used(s3):
+    s3.put_object(Bucket=BUCKET, Key=storage.features_key("month_000"), Body=b"parquet")
+    upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), **GOOD_VALUES))
+    assert check_manifest(upload, _body(s3, upload), allow_overrides=True).overrides == GOOD_VALUES
+
+
+@pytest.mark.parametrize(("key", "value", "rule"), [
+    ("threshold", "abc", "valid number"),
+    ("threshold", 1.5, "less than or equal to 1"),
+    ("threshold", True, "valid number"),
+    ("delta", -1, "greater than or equal to 0"),
+    ("reference_month", "month_999", "has not been processed"),
+    ("reference_month", MONTH, "another month"),
+    ("reference_month", "latest", "pattern"),
+    ("require_approval", "yes", "valid boolean"),
+    ("approval_timeout_seconds", 0, "greater than or equal to 1"),
+    ("drift_threshold", 0.1, "use 'threshold'"),
+])
+def test_with_overrides_allowed_a_bad_value_is_refused(s3, key, value, rule):
+    upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), **{key: value}))
+    with pytest.raises(ManifestError, match=rule):
+        check_manifest(upload, _body(s3, upload), allow_overrides=True)
+
+
+# --- start_month_execution: an execution or a quarantine, never neither -------------------------
+
+
+def _settings(**changes) -> Settings:
+    base = Settings(data_bucket=BUCKET, feature_table="", model_name="m", mlflow_tracking_uri="",
+                    reference_month="month_000", drift_threshold=0.02, promotion_delta=0.01,
+                    state_machine_arn="", api_function_name="")
+    return Settings(**{**base.__dict__, **changes})
+
+
+@pytest.fixture
+def machine(s3):
+    sfn = boto3.client("stepfunctions")
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    return sfn.create_state_machine(name="pipeline", definition=definition, roleArn=role)["stateMachineArn"]
+
+
+def _month_keys(s3, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def test_an_accepted_month_starts_one_execution_with_the_stacks_policy(s3, machine):
+    upload = _put_month(s3)
+    result = start_month_execution(_settings(state_machine_arn=machine, drift_threshold=0.3), upload)
+    assert result["started"]
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=result["execution_arn"])
+    payload = json.loads(execution["input"])
+    assert payload["threshold"] == 0.3 and payload["delta"] == 0.01 and payload["reference_month"] == "month_000"
+    assert payload["files"] == {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
+    assert start_month_execution(_settings(state_machine_arn=machine), upload)["duplicate"]
+
+
+def test_overrides_reach_the_execution_when_allowed(s3, machine):
+    upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), threshold=0.9, reference_month="previous"))
+    result = start_month_execution(_settings(state_machine_arn=machine, allow_manifest_overrides=True), upload)
+    payload = json.loads(boto3.client("stepfunctions").describe_execution(executionArn=result["execution_arn"])["input"])
+    assert payload["threshold"] == 0.9 and payload["reference_month"] == "previous"
+
+
+BROKEN = {
+    "not_json": b"{",
+    "threshold_abc": {"threshold": "abc"},
+    "delta_negative": {"delta": -1},
+    "nan": b'{"month": "month_005", "files": {}, "threshold": NaN}',
+    "files_not_object": {"files": [1, 2]},
+    "file_entry_not_object": {"files": {"users.csv": "x"}},
+    "bytes_huge": {"files": {"users.csv": {"bytes": 10**30, "sha256": "0" * 64}, "labels.csv": {"bytes": 1, "sha256": "0" * 64}}},
+    "nested_file_name": {"files": {"../users.csv": {"bytes": 1, "sha256": "0" * 64}}},
+    "unicode": "\u00ff".encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["overrides_off", "overrides_on"])
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_every_broken_manifest_is_quarantined_not_left_behind(s3, machine, name, allow):
+    change = BROKEN[name]
+    manifest = change if isinstance(change, bytes) else dict(build_manifest(MONTH, FILES), **change)
+    upload = _put_month(s3, manifest=manifest)
+    result = start_month_execution(_settings(state_machine_arn=machine, allow_manifest_overrides=allow), upload)
+    assert result["rejected"] and not result["started"]
+    assert _month_keys(s3, f"months/{MONTH}/") == []
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read())
+    assert report["stage"] == "ingest" and report["violations"]
+    assert boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
+
+
+def test_an_unexpected_failure_quarantines_the_month_too(s3):
+    """No state machine to start (a fault of the stack, not of the month): still no orphan files."""
+    upload = _put_month(s3)
+    result = start_month_execution(_settings(state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:none"),
+                                   upload)
+    assert result["rejected"] and "ingest failed: " in result["reason"]
+    assert _month_keys(s3, f"months/{MONTH}/") == []
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read())
+    assert "upload the month again" in report["violations"][0]["rule"]
+
+
+def test_a_repeated_event_after_a_rejection_keeps_the_first_report(s3, machine):
+    upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), delta=-1))
+    start_month_execution(_settings(state_machine_arn=machine), upload)
+    first = s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read()
+    assert start_month_execution(_settings(state_machine_arn=machine), upload)["ignored"]
+    assert s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read() == first
+
+
+def test_validate_refuses_bytes_changed_after_ingest_verified_them():
+    from streamflow.checksums import changed_since_ingest
+
+    verified = {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
+    assert changed_since_ingest(dict(FILES), verified) == []
+    assert changed_since_ingest(dict(FILES), None) == []  # an execution started without ingest
+    changed = changed_since_ingest(dict(FILES, **{"users.csv": b"other"}, extra=b"x"), verified)
+    assert [(v.file, v.rule) for v in changed] == [("users.csv", "changed after ingest verified it"),
+                                                   ("extra", "appeared after ingest verified the month")]
+
+
+# --- the schema file, the JSON Schema and `streamflow manifest` ----------------------------------
+
+
+def test_the_schema_file_is_the_models_schema():
+    assert json.loads((ROOT / "docs" / "manifest.schema.json").read_text()) == json_schema()
+
+
+def test_json_schema_and_the_model_agree_on_accept_and_refuse():
+    validator = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "manifest.schema.json").read_text()))
+    good = dict(build_manifest(MONTH, FILES), generator={"seed": 1})
+    cases = [good, dict(good, **GOOD_VALUES)] + [
+        dict(good, **change) for change in BROKEN.values() if isinstance(change, dict)
+    ] + [dict(good, threshold=2), {"files": good["files"]}, dict(good, month="2026-01")]
+    for case in cases:
+        schema_ok = validator.is_valid(case)
+        try:
+            parse("k", json.dumps(case).encode(), MONTH if MONTH == case.get("month") else case.get("month", MONTH),
+                  allow_overrides=True)
+            model_ok = True
+        except ManifestError:
+            model_ok = False
+        assert schema_ok == model_ok, case
+
+
+def test_manifest_for_a_folder_of_csvs(tmp_path):
+    folder = tmp_path / "month_007"
+    folder.mkdir()
+    for name, body in FILES.items():
+        (folder / name).write_bytes(body)
+    (folder / "_MANIFEST.json").write_text("{}")
+    (folder / ".DS_Store").write_bytes(b"x")
+    assert manifest_for_folder(folder) == build_manifest("month_007", FILES)
+
+
+def test_readme_documents_the_manifest_and_the_policy_rule():
+    import re
+
+    from streamflow_local.template import load_template
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The manifest\n", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    jsonschema.validate(example, json_schema())
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(\w+)` \|$", section, re.M))
+    assert rows == POLICY_KEYS
+    parameters = load_template(ROOT / "template.yaml")["Parameters"]
+    assert set(POLICY_KEYS.values()) <= set(parameters)
+    assert parameters["AllowManifestOverrides"]["Default"] == "false"
+    assert "AllowManifestOverrides=true" in section and "docs/manifest.schema.json" in section
