@@ -1,0 +1,558 @@
+"""Durable emulator state: moto's backends checkpointed to ``<state>/aws`` and restored on start.
+
+moto keeps every service's state in Python objects (``BackendDict`` → account → region →
+backend). A checkpoint pickles the backends of each service that changed since the last
+one into ``<service>-<generation>.pickle`` and then replaces ``index.json`` (temp file +
+``os.replace``), so a crash at any moment leaves the previous complete checkpoint. It runs
+every ``CHECKPOINT_SECONDS`` when something changed: an acknowledged write is lost by a
+``kill -9`` only if it came less than one interval plus one checkpoint before it.
+
+* What changed is known from the requests (``track_writes``): a request that is not a read
+  (GET/HEAD, ``Get*``/``Describe*``/``List*``/``Query``/``Scan``…, Lambda ``Invoke``) marks
+  its service (from the SigV4 credential scope) dirty; Step Functions is dirty while an
+  execution runs (its interpreter thread writes the history).
+* A write request holds its service's lock shared; a checkpoint of that service holds it
+  exclusive, so the pickle is a consistent cut of that service.
+* S3 bodies are written once, as files in ``blobs/`` (an object's body never changes in
+  moto: a PUT makes a new key), so a checkpoint re-pickles only keys' metadata; a restored
+  key reads its body from its file. Blobs no committed checkpoint references are deleted.
+* A Step Functions execution is pickled without its interpreter thread, with its history
+  as data; one that was running comes back ``ABORTED`` with the error ``INTERRUPTED_ERROR``
+  (``streamflow status`` shows it as interrupted; ``streamflow resume`` finishes it).
+
+``STREAMFLOW_PERSIST=0`` turns all of this off (the stack is in-memory, as before).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import datetime
+import io
+import json
+import logging
+import os
+import pickle
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+LOG = logging.getLogger("streamflow.persistence")
+
+PERSIST_ENV = "STREAMFLOW_PERSIST"
+CHECKPOINT_SECONDS = float(os.environ.get("STREAMFLOW_CHECKPOINT_SECONDS", "0.5"))
+FORMAT_VERSION = 1
+INDEX = "index.json"
+BLOBS = "blobs"
+ALL = "*"
+INTERRUPTED_ERROR = "StreamFlow.Interrupted"
+INTERRUPTED_CAUSE = ("the local stack stopped (streamflow down, or a crash) while this execution was running; "
+                     "finish it with `streamflow resume {month}`")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ACTION_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Head", "Validate", "Test")
+SCOPE_TO_SERVICE = {"states": "stepfunctions"}
+CHECKPOINT_PATH = "/_streamflow/checkpoint"  # POST: write a checkpoint now (``snapshot save``)
+
+
+def enabled() -> bool:
+    return os.environ.get(PERSIST_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+# ---- which requests change what --------------------------------------------------------
+
+def request_service(environ: dict[str, Any]) -> str:
+    """The moto service a request is for, from its SigV4 credential scope (``ALL`` if unsigned)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = ""
+    if "Credential=" in auth:
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+    elif "X-Amz-Credential=" in environ.get("QUERY_STRING", ""):
+        from urllib.parse import unquote
+
+        scope = unquote(environ["QUERY_STRING"].split("X-Amz-Credential=", 1)[1].split("&", 1)[0])
+    parts = scope.split("/")
+    if len(parts) >= 4:
+        return SCOPE_TO_SERVICE.get(parts[3], parts[3])
+    return ALL
+
+
+def is_write(environ: dict[str, Any]) -> bool:
+    """Whether a request may change the emulator's state (reads and Lambda Invoke do not)."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method in READ_METHODS:
+        return False
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        action = target.rsplit(".", 1)[-1]
+        return not action.startswith(READ_ACTION_PREFIXES)
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/20") and path.endswith("/invocations"):  # Lambda Invoke
+        return False
+    return True
+
+
+class SharedExclusive:
+    """A lock many writers of one service hold shared, a checkpoint of it exclusive.
+
+    Shared holders never wait for a waiting checkpoint (a write request can nest another,
+    e.g. an S3 PUT whose notification runs a function that writes to S3), only for one
+    that holds the lock.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    def acquire_shared(self) -> None:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._shared += 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+    def acquire_exclusive(self, timeout: float) -> bool:
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._exclusive and not self._shared, timeout):
+                return False
+            self._exclusive = True
+            return True
+
+    def release_exclusive(self) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+
+# ---- S3 bodies as files -------------------------------------------------------------------
+
+class BlobBuffer:
+    """A restored S3 key's body: the file in ``blobs/``, opened per read (no descriptor held)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._pos = 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._pos = pos
+        elif whence == 1:
+            self._pos += pos
+        else:
+            self._pos = self.path.stat().st_size + pos
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(self._pos)
+            data = handle.read(size)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+_blob_dir: Path | None = None  # where keys being unpickled find their bodies
+
+
+def _restore_key(cls: type, state: dict[str, Any], blob: str) -> Any:
+    key = cls.__new__(cls)
+    key.__dict__.update(state)
+    assert _blob_dir is not None
+    key._value_buffer = BlobBuffer(_blob_dir / blob)
+    key.lock = threading.Lock()
+    key._sf_blob = blob
+    return key
+
+
+def _restore_dict(cls: type, items: dict[Any, Any], state: dict[str, Any] | None) -> Any:
+    """A dict subclass rebuilt with dict's own update: S3's versioned key store iterates
+    only the newest version of each key, and DynamoDB's item dict re-measures the whole
+    item on every key set; neither must run on restore."""
+    obj = cls.__new__(cls)
+    dict.update(obj, items)
+    if state:
+        obj.__dict__.update(state)
+    return obj
+
+
+def _reduce_dict(obj: Any) -> Any:
+    return (_restore_dict, (type(obj), dict(dict.items(obj)), getattr(obj, "__dict__", None) or None))
+
+
+def _restore_lock() -> Any:
+    return threading.Lock()
+
+
+def _restore_rlock() -> Any:
+    return threading.RLock()
+
+
+def _write_blob(key: Any, blob_dir: Path) -> str:
+    blob = uuid.uuid4().hex
+    tmp = blob_dir / f".{blob}.tmp"
+    with open(tmp, "wb") as out, key.lock:
+        try:
+            key._value_buffer.seek(0)
+            shutil.copyfileobj(key._value_buffer, out, 8 * 1024 * 1024)
+        except ValueError:  # a disposed key (closed buffer): moto itself treats it as empty
+            pass
+    os.replace(tmp, blob_dir / blob)
+    return blob
+
+
+# ---- Step Functions executions -----------------------------------------------------------
+
+def _execution_month(execution: Any) -> str:
+    data = getattr(execution, "input_data", None)
+    if isinstance(data, dict) and data.get("month"):
+        return str(data["month"])
+    return str(getattr(execution, "name", "")).split("-", 1)[0]
+
+
+def _restore_execution(cls: type, state: dict[str, Any], history: list[dict[str, Any]]) -> Any:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    execution = cls.__new__(cls)
+    execution.__dict__.update(state)
+    execution.exec_worker = None
+    execution._sf_history = history
+    if execution.exec_status == ExecutionStatus.RUNNING:
+        _mark_interrupted(execution)
+    return execution
+
+
+def _mark_interrupted(execution: Any) -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    now = datetime.datetime.now(tz=datetime.timezone.utc)
+    execution.exec_status = ExecutionStatus.ABORTED
+    execution.stop_date = now
+    execution.error = INTERRUPTED_ERROR
+    execution.cause = INTERRUPTED_CAUSE.format(month=_execution_month(execution))
+    history = execution._sf_history
+    last_id = history[-1]["id"] if history else 0
+    history.append({"timestamp": now, "type": "ExecutionAborted", "id": last_id + 1, "previousEventId": last_id,
+                    "executionAbortedEventDetails": {"error": execution.error, "cause": execution.cause}})
+
+
+def _execution_history(execution: Any) -> list[dict[str, Any]]:
+    saved = getattr(execution, "_sf_history", None)
+    worker = execution.__dict__.get("exec_worker")
+    env = getattr(worker, "env", None)
+    if env is None:
+        return list(saved or [])
+    return list(env.event_manager.get_event_history())
+
+
+def _install_execution_patches() -> None:
+    """A restored execution has no interpreter: its history is the saved one."""
+    from moto.stepfunctions.parser.api import GetExecutionHistoryOutput
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    if getattr(Execution, "_sf_patched", False):
+        return
+    original = Execution.to_history_output
+
+    def to_history_output(self: Any) -> Any:
+        if self.exec_worker is None and hasattr(self, "_sf_history"):
+            return GetExecutionHistoryOutput(events=list(self._sf_history))
+        return original(self)
+
+    Execution.to_history_output = to_history_output
+    Execution._sf_patched = True
+
+
+# ---- pickling one service ----------------------------------------------------------------
+
+class _Pickler(pickle.Pickler):
+    """moto objects, with locks recreated, S3 bodies as blob files, executions as data."""
+
+    def __init__(self, file: Any, blob_dir: Path):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+        from moto.s3.models import FakeKey, MultipartDict
+        from moto.s3.utils import _VersionedKeyStore
+        from moto.stepfunctions.parser.backend.execution import Execution
+
+        self.blobs: set[str] = set()
+        table = copyreg.dispatch_table.copy()
+        table[type(threading.Lock())] = lambda _lock: (_restore_lock, ())
+        table[type(threading.RLock())] = lambda _lock: (_restore_rlock, ())
+
+        def reduce_key(key: Any) -> Any:
+            blob = key.__dict__.get("_sf_blob")
+            if blob is None or not (blob_dir / blob).exists():
+                blob = key._sf_blob = _write_blob(key, blob_dir)
+            self.blobs.add(blob)
+            state = {k: v for k, v in key.__dict__.items() if k not in ("_value_buffer", "lock", "_sf_blob")}
+            return (_restore_key, (type(key), state, blob))
+
+        def reduce_execution(execution: Any) -> Any:
+            state = {k: v for k, v in execution.__dict__.items() if k not in ("exec_worker", "_sf_history")}
+            return (_restore_execution, (type(execution), state, _execution_history(execution)))
+
+        table[FakeKey] = reduce_key
+        for cls in (_VersionedKeyStore, LimitedSizeDict, MultipartDict):
+            table[cls] = _reduce_dict
+        for cls in (Execution, *Execution.__subclasses__()):
+            table[cls] = reduce_execution
+        self.dispatch_table = table
+
+
+def _backend_dicts() -> dict[str, Any]:
+    """Every moto BackendDict in use, by '<module>:<backend class>' (two dicts may share a
+    service name: Step Functions has a plain and an interpreting backend)."""
+    from moto.core.base_backend import BackendDict
+
+    return {f"{bd.backend.__module__}:{bd.backend.__name__}": bd
+            for bd in list(BackendDict._instances) if len(bd)}
+
+
+def _find_backend_dict(key: str) -> Any:
+    import importlib
+
+    from moto.core.base_backend import BackendDict
+
+    module_name, class_name = key.split(":")
+    module = importlib.import_module(module_name)
+    for value in vars(module).values():
+        if isinstance(value, BackendDict) and value.backend.__name__ == class_name:
+            return value
+    raise LookupError(f"no moto backend {key}")
+
+
+def _contents(bd: Any) -> dict[str, dict[str, Any]]:
+    return {account: dict(dict.items(regions)) for account, regions in dict.items(bd)}
+
+
+# ---- the store ---------------------------------------------------------------------------
+
+class Store:
+    """Checkpoints of moto's state in ``folder`` (``<state>/aws``)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.blob_dir = self.folder / BLOBS
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        self._locks: dict[str, SharedExclusive] = {}
+        self._checkpoint_lock = threading.Lock()
+        self.stats: list[dict[str, Any]] = []
+
+    # -- change tracking --
+    def lock_for(self, service: str) -> SharedExclusive:
+        lock = self._locks.get(service)
+        if lock is None:
+            with self._dirty_lock:
+                lock = self._locks.setdefault(service, SharedExclusive())
+        return lock
+
+    def mark_dirty(self, service: str) -> None:
+        with self._dirty_lock:
+            self._dirty.add(service)
+
+    def track_writes(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        """WSGI wrapper: a write request holds its service's lock and marks it dirty."""
+        store = self
+
+        def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == CHECKPOINT_PATH and environ.get("REQUEST_METHOD") == "POST":
+                body = json.dumps(store.checkpoint(force=True) or {}).encode()
+                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
+            if not is_write(environ):
+                return app(environ, start_response)
+            service = request_service(environ)
+            lock = store.lock_for(service)
+            lock.acquire_shared()
+            try:
+                return app(environ, start_response)
+            finally:
+                lock.release_shared()
+                store.mark_dirty(service)
+
+        return wrapped
+
+    # -- index --
+    def read_index(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.folder / INDEX).read_text())
+        except FileNotFoundError:
+            return {"format": FORMAT_VERSION, "generation": 0, "services": {}}
+
+    # -- restore --
+    def restore(self) -> dict[str, int]:
+        """Load the last checkpoint into moto's backends (before the server starts)."""
+        global _blob_dir
+        _install_execution_patches()
+        index = self.read_index()
+        if index.get("format") != FORMAT_VERSION:
+            raise RuntimeError(f"{self.folder / INDEX}: format {index.get('format')}, expected {FORMAT_VERSION}")
+        restored: dict[str, int] = {}
+        _blob_dir = self.blob_dir
+        try:
+            for key, entry in index.get("services", {}).items():
+                with open(self.folder / entry["file"], "rb") as handle:
+                    contents = pickle.load(handle)
+                bd = _find_backend_dict(key)
+                for account, regions in contents.items():
+                    account_backends = bd[account]
+                    for region, backend in regions.items():
+                        dict.__setitem__(account_backends, region, backend)
+                restored[key] = sum(len(r) for r in contents.values())
+        finally:
+            _blob_dir = None
+        return restored
+
+    # -- checkpoint --
+    def running_executions(self) -> bool:
+        try:
+            from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+        except ImportError:
+            return False
+        for _, _, backend in stepfunctions_parser_backends.iter_backends():
+            for machine in list(backend.state_machines):
+                for execution in list(getattr(machine, "executions", [])):
+                    if getattr(execution, "status", None) == "RUNNING":
+                        return True
+        return False
+
+    def checkpoint(self, force: bool = False) -> dict[str, Any] | None:
+        """Write the services that changed (every service with ``force``); None if nothing did."""
+        with self._checkpoint_lock:
+            return self._checkpoint(force)
+
+    def _checkpoint(self, force: bool) -> dict[str, Any] | None:
+        if self.running_executions():
+            self.mark_dirty("stepfunctions")
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        if not dirty and not force:
+            return None
+        started = time.perf_counter()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.blob_dir.mkdir(exist_ok=True)
+        index = self.read_index()
+        generation = int(index.get("generation", 0)) + 1
+        services = dict(index.get("services", {}))
+        written: dict[str, int] = {}
+        retry: set[str] = set()
+        for key, bd in _backend_dicts().items():
+            if not (force or ALL in dirty or bd.service_name in dirty):
+                continue
+            lock = self.lock_for(bd.service_name)
+            if not lock.acquire_exclusive(timeout=5.0):
+                retry.add(bd.service_name)  # a long write holds it; next round
+                continue
+            try:
+                entry = self._write_service(key, bd, generation)
+            finally:
+                lock.release_exclusive()
+            if entry is None:
+                retry.add(bd.service_name)
+                continue
+            services[key] = entry
+            written[key] = entry["bytes"]
+        if retry:
+            with self._dirty_lock:
+                self._dirty |= retry
+        if not written:
+            return None
+        from moto import __version__ as moto_version
+
+        new_index = {"format": FORMAT_VERSION, "generation": generation, "moto": moto_version,
+                     "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                     "services": services}
+        tmp = self.folder / f".{INDEX}.tmp"
+        tmp.write_text(json.dumps(new_index, indent=1) + "\n")
+        os.replace(tmp, self.folder / INDEX)
+        self._collect_garbage(new_index)
+        stat = {"generation": generation, "seconds": round(time.perf_counter() - started, 4), "bytes": written}
+        self.stats.append(stat)
+        del self.stats[:-1000]
+        return stat
+
+    def _write_service(self, key: str, bd: Any, generation: int) -> dict[str, Any] | None:
+        name = f"{key.replace(':', '.')}-{generation}.pickle"
+        tmp = self.folder / f".{name}.tmp"
+        for _attempt in range(5):  # interpreter threads may change a dict while it is pickled
+            buffer = io.BytesIO()
+            pickler = _Pickler(buffer, self.blob_dir)
+            try:
+                pickler.dump(_contents(bd))
+            except RuntimeError as exc:
+                LOG.debug("checkpoint of %s retried: %s", key, exc)
+                continue
+            data = buffer.getbuffer()
+            with open(tmp, "wb") as out:
+                out.write(data)
+            os.replace(tmp, self.folder / name)
+            return {"file": name, "bytes": len(data), "blobs": sorted(pickler.blobs)}
+        return None
+
+    def _collect_garbage(self, index: dict[str, Any]) -> None:
+        files = {entry["file"] for entry in index["services"].values()}
+        blobs = {blob for entry in index["services"].values() for blob in entry.get("blobs", [])}
+        for path in self.folder.glob("*.pickle"):
+            if path.name not in files:
+                path.unlink(missing_ok=True)
+        for path in self.blob_dir.iterdir():
+            if path.name not in blobs and not path.name.startswith("."):
+                path.unlink(missing_ok=True)
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+
+class Checkpointer:
+    """A thread that checkpoints every ``interval`` seconds when something changed."""
+
+    def __init__(self, store: Store, interval: float = CHECKPOINT_SECONDS):
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                stat = self.store.checkpoint()
+            except Exception:  # keep checkpointing: the next round may succeed
+                LOG.exception("checkpoint failed")
+                continue
+            if stat and stat["seconds"] > 1.0:
+                print(f"checkpoint {stat['generation']}: {stat['seconds']:.2f} s {stat['bytes']}", flush=True)
+
+    def stop(self) -> None:
+        """Stop the thread and write a last checkpoint."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self.store.checkpoint()
+
+
+def state_folder(state_dir: Path) -> Path:
+    return Path(state_dir) / "aws"
+
+
+def has_state(state_dir: Path) -> bool:
+    return (state_folder(state_dir) / INDEX).exists()
