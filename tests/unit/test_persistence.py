@@ -91,6 +91,10 @@ RESTORE_AND_READ = textwrap.dedent("""
         return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
     s3, dynamodb, sfn = client("s3"), client("dynamodb"), client("stepfunctions")
+    try:  # a deploy re-creates its buckets: that must not replace the restored one
+        s3.create_bucket(Bucket="durable")
+    except s3.exceptions.ClientError:
+        pass
     listing = s3.list_object_versions(Bucket="durable")
     out = {
         "versions": sorted([v["Key"], v["VersionId"], v["ETag"], v["IsLatest"]] for v in listing.get("Versions", [])),

@@ -25,6 +25,7 @@ every ``CHECKPOINT_SECONDS`` when something changed: an acknowledged write is lo
 
 from __future__ import annotations
 
+import collections
 import copyreg
 import datetime
 import io
@@ -36,6 +37,7 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from typing import Any
 LOG = logging.getLogger("streamflow.persistence")
 
 PERSIST_ENV = "STREAMFLOW_PERSIST"
+DEBUG = os.environ.get("STREAMFLOW_PERSIST_DEBUG") == "1"
 CHECKPOINT_SECONDS = float(os.environ.get("STREAMFLOW_CHECKPOINT_SECONDS", "0.5"))
 FORMAT_VERSION = 1
 INDEX = "index.json"
@@ -196,6 +199,29 @@ def _reduce_dict(obj: Any) -> Any:
     return (_restore_dict, (type(obj), dict(dict.items(obj)), getattr(obj, "__dict__", None) or None))
 
 
+def _restore_weak_values(items: dict[Any, Any]) -> Any:
+    import weakref
+
+    return weakref.WeakValueDictionary(items)
+
+
+def _restore_defaultdict(factory: Any, items: dict[Any, Any]) -> Any:
+    import collections
+
+    return collections.defaultdict(factory, items)
+
+
+def _reduce_defaultdict(d: Any) -> Any:
+    """moto builds some with ``lambda: {}``: a lambda does not pickle, the type it makes does."""
+    factory = d.default_factory
+    if getattr(factory, "__name__", "") == "<lambda>":
+        sample = factory()
+        if type(sample) not in (dict, list, set, int, str) or sample:
+            raise pickle.PicklingError(f"defaultdict with factory {factory!r}")
+        factory = type(sample)
+    return (_restore_defaultdict, (factory, dict(d)))
+
+
 def _restore_lock() -> Any:
     return threading.Lock()
 
@@ -295,6 +321,9 @@ class _Pickler(pickle.Pickler):
         table = copyreg.dispatch_table.copy()
         table[type(threading.Lock())] = lambda _lock: (_restore_lock, ())
         table[type(threading.RLock())] = lambda _lock: (_restore_rlock, ())
+        # Lambda's ARN index: its values live in the backend's function table too.
+        table[weakref.WeakValueDictionary] = lambda d: (_restore_weak_values, (dict(d.items()),))
+        table[collections.defaultdict] = _reduce_defaultdict
 
         def reduce_key(key: Any) -> Any:
             blob = key.__dict__.get("_sf_blob")
@@ -338,8 +367,15 @@ def _find_backend_dict(key: str) -> Any:
     raise LookupError(f"no moto backend {key}")
 
 
-def _contents(bd: Any) -> dict[str, dict[str, Any]]:
-    return {account: dict(dict.items(regions)) for account, regions in dict.items(bd)}
+BACKEND_DICT_ATTRIBUTES = frozenset({"backend", "service_name", "_use_boto3_regions", "_additional_regions", "_id"})
+
+
+def _contents(bd: Any) -> dict[str, Any]:
+    """The region backends of every account, and what a BackendDict subclass keeps beside
+    them (S3's bucket name → account map: without it a CreateBucket of an existing name
+    would replace the bucket)."""
+    return {"backends": {account: dict(dict.items(regions)) for account, regions in dict.items(bd)},
+            "extras": {k: v for k, v in vars(bd).items() if k not in BACKEND_DICT_ATTRIBUTES}}
 
 
 # ---- the store ---------------------------------------------------------------------------
@@ -380,6 +416,9 @@ class Store:
             if not is_write(environ):
                 return app(environ, start_response)
             service = request_service(environ)
+            if DEBUG:
+                print(f"write {service} {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} "
+                      f"{environ.get('HTTP_X_AMZ_TARGET', '')}", flush=True)
             lock = store.lock_for(service)
             lock.acquire_shared()
             try:
@@ -412,11 +451,13 @@ class Store:
                 with open(self.folder / entry["file"], "rb") as handle:
                     contents = pickle.load(handle)
                 bd = _find_backend_dict(key)
-                for account, regions in contents.items():
+                for account, regions in contents["backends"].items():
                     account_backends = bd[account]
                     for region, backend in regions.items():
                         dict.__setitem__(account_backends, region, backend)
-                restored[key] = sum(len(r) for r in contents.values())
+                for name, value in contents["extras"].items():
+                    setattr(bd, name, value)
+                restored[key] = sum(len(r) for r in contents["backends"].values())
         finally:
             _blob_dir = None
         return restored
@@ -463,6 +504,9 @@ class Store:
                 continue
             try:
                 entry = self._write_service(key, bd, generation)
+            except Exception:  # one service that cannot be written must not stop the others
+                LOG.exception("checkpoint of %s failed", key)
+                entry = None
             finally:
                 lock.release_exclusive()
             if entry is None:
