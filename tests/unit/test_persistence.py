@@ -210,3 +210,26 @@ def test_a_running_execution_comes_back_interrupted_with_its_history(durable_mot
     assert "streamflow resume month_003" in restored["cause"]
     assert (restored["first_event"], restored["last_event"]) == ("ExecutionStarted", "ExecutionAborted")
     sfn.stop_execution(executionArn=arn)
+
+
+def test_an_execution_that_ends_between_checkpoints_is_saved_ended(durable_moto):
+    store, client, endpoint = durable_moto
+    client("s3").create_bucket(Bucket="durable")
+    client("dynamodb").create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                                    AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                                    BillingMode="PAY_PER_REQUEST")
+    requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                  timeout=10).raise_for_status()
+    sfn = client("stepfunctions")
+    definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 1, "End": True}}}
+    machine = sfn.create_state_machine(name="quick", definition=json.dumps(definition),
+                                       roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name="month_004-abc")["executionArn"]
+    assert store.checkpoint() is not None  # while it runs
+    deadline = time.monotonic() + 30
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert store.checkpoint() is not None  # no request changed anything, but the execution ended
+    restored = _restore_elsewhere(store.folder)["execution"]
+    assert restored["status"] == "SUCCEEDED" and restored["last_event"] == "ExecutionSucceeded"

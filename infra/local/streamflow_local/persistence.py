@@ -390,6 +390,7 @@ class Store:
         self._dirty_lock = threading.Lock()
         self._locks: dict[str, SharedExclusive] = {}
         self._checkpoint_lock = threading.Lock()
+        self._running: set[str] = set()
         self.stats: list[dict[str, Any]] = []
 
     # -- change tracking --
@@ -463,17 +464,16 @@ class Store:
         return restored
 
     # -- checkpoint --
-    def running_executions(self) -> bool:
-        try:
-            from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-        except ImportError:
-            return False
+    def running_executions(self) -> set[str]:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        running = set()
         for _, _, backend in stepfunctions_parser_backends.iter_backends():
             for machine in list(backend.state_machines):
                 for execution in list(getattr(machine, "executions", [])):
-                    if getattr(execution, "status", None) == "RUNNING":
-                        return True
-        return False
+                    if getattr(execution, "exec_status", None) is not None and execution.status == "RUNNING":
+                        running.add(execution.exec_arn)
+        return running
 
     def checkpoint(self, force: bool = False) -> dict[str, Any] | None:
         """Write the services that changed (every service with ``force``); None if nothing did."""
@@ -481,8 +481,10 @@ class Store:
             return self._checkpoint(force)
 
     def _checkpoint(self, force: bool) -> dict[str, Any] | None:
-        if self.running_executions():
+        running = self.running_executions()
+        if running or self._running:  # running now, or one ended since the last look
             self.mark_dirty("stepfunctions")
+        self._running = running
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
         if not dirty and not force:
