@@ -4,8 +4,11 @@ moto keeps every service's state in Python objects (``BackendDict`` → account 
 backend). A checkpoint pickles the backends of each service that changed since the last
 one into ``<service>-<generation>.pickle`` and then replaces ``index.json`` (temp file +
 ``os.replace``), so a crash at any moment leaves the previous complete checkpoint. It runs
-every ``CHECKPOINT_SECONDS`` when something changed: an acknowledged write is lost by a
-``kill -9`` only if it came less than one interval plus one checkpoint before it.
+every ``CHECKPOINT_SECONDS`` (0.5 s) when something changed, and a service whose last
+checkpoint took t seconds waits ``SPACING`` × t before the next: an acknowledged write is
+lost by a ``kill -9`` only if it came less than max(0.5 s, 4 t) + t before it (t is a few
+hundredths of a second for S3, Lambda and Step Functions; it grows with a DynamoDB table's
+size, see README "Local state").
 
 * What changed is known from the requests (``track_writes``): a request that is not a read
   (GET/HEAD, ``Get*``/``Describe*``/``List*``/``Query``/``Scan``…, Lambda ``Invoke``) marks
@@ -47,6 +50,9 @@ LOG = logging.getLogger("streamflow.persistence")
 PERSIST_ENV = "STREAMFLOW_PERSIST"
 DEBUG = os.environ.get("STREAMFLOW_PERSIST_DEBUG") == "1"
 CHECKPOINT_SECONDS = float(os.environ.get("STREAMFLOW_CHECKPOINT_SECONDS", "0.5"))
+# A service whose checkpoint took t seconds is not checkpointed again for SPACING × t:
+# while a big table is being written, checkpoints take at most 1/(SPACING+1) of a core.
+SPACING = 4.0
 FORMAT_VERSION = 1
 INDEX = "index.json"
 BLOBS = "blobs"
@@ -57,7 +63,8 @@ INTERRUPTED_CAUSE = ("the local stack stopped (streamflow down, or a crash) whil
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ACTION_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Head", "Validate", "Test")
 SCOPE_TO_SERVICE = {"states": "stepfunctions"}
-CHECKPOINT_PATH = "/_streamflow/checkpoint"  # POST: write a checkpoint now (``snapshot save``)
+# POST: write a checkpoint now (``snapshot save``); GET: what checkpoints cost so far (bench)
+CHECKPOINT_PATH = "/_streamflow/checkpoint"
 
 
 def enabled() -> bool:
@@ -222,6 +229,37 @@ def _reduce_defaultdict(d: Any) -> Any:
     return (_restore_defaultdict, (factory, dict(d)))
 
 
+def _restore_item(cls: type, hash_key: Any, range_key: Any, attrs: dict[str, Any], state: dict[str, Any]) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    item = cls.__new__(cls)
+    item.__dict__.update(state)
+    item.hash_key, item.range_key = hash_key, range_key
+    values = LimitedSizeDict.__new__(LimitedSizeDict)
+    for key, value in attrs.items():
+        if type(value) is tuple:  # a scalar, flattened by _reduce_item
+            typed = DynamoType.__new__(DynamoType)
+            typed.type, typed.value = value
+            value = typed
+        dict.__setitem__(values, key, value)
+    item.attrs = values
+    return item
+
+
+def _reduce_item(item: Any) -> Any:
+    """A DynamoDB item with its scalar attributes as (type, value) tuples: pickling a tuple
+    is C work, an object per attribute was most of a checkpoint's time at 100k items."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    attrs = {key: (value.type, value.value) if type(value) is DynamoType and value.type in SCALAR_TYPES
+             and len(value.__dict__) == 2 else value for key, value in dict.items(item.attrs)}
+    state = {k: v for k, v in item.__dict__.items() if k not in ("hash_key", "range_key", "attrs")}
+    return (_restore_item, (type(item), item.hash_key, item.range_key, attrs, state))
+
+
+SCALAR_TYPES = frozenset({"S", "N", "B", "BOOL", "NULL"})
+
+
 def _restore_lock() -> Any:
     return threading.Lock()
 
@@ -312,7 +350,7 @@ class _Pickler(pickle.Pickler):
 
     def __init__(self, file: Any, blob_dir: Path):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+        from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
         from moto.s3.models import FakeKey, MultipartDict
         from moto.s3.utils import _VersionedKeyStore
         from moto.stepfunctions.parser.backend.execution import Execution
@@ -338,6 +376,7 @@ class _Pickler(pickle.Pickler):
             return (_restore_execution, (type(execution), state, _execution_history(execution)))
 
         table[FakeKey] = reduce_key
+        table[Item] = _reduce_item
         for cls in (_VersionedKeyStore, LimitedSizeDict, MultipartDict):
             table[cls] = _reduce_dict
         for cls in (Execution, *Execution.__subclasses__()):
@@ -391,6 +430,8 @@ class Store:
         self._locks: dict[str, SharedExclusive] = {}
         self._checkpoint_lock = threading.Lock()
         self._running: set[str] = set()
+        self.restore_seconds = 0.0
+        self._not_before: dict[str, float] = {}
         self.stats: list[dict[str, Any]] = []
 
     # -- change tracking --
@@ -410,8 +451,9 @@ class Store:
         store = self
 
         def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") == CHECKPOINT_PATH and environ.get("REQUEST_METHOD") == "POST":
-                body = json.dumps(store.checkpoint(force=True) or {}).encode()
+            if environ.get("PATH_INFO") == CHECKPOINT_PATH:
+                post = environ.get("REQUEST_METHOD") == "POST"
+                body = json.dumps(store.checkpoint(force=True) if post else store.summary()).encode()
                 start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
                 return [body]
             if not is_write(environ):
@@ -446,6 +488,7 @@ class Store:
         if index.get("format") != FORMAT_VERSION:
             raise RuntimeError(f"{self.folder / INDEX}: format {index.get('format')}, expected {FORMAT_VERSION}")
         restored: dict[str, int] = {}
+        started = time.perf_counter()
         _blob_dir = self.blob_dir
         try:
             for key, entry in index.get("services", {}).items():
@@ -461,6 +504,7 @@ class Store:
                 restored[key] = sum(len(r) for r in contents["backends"].values())
         finally:
             _blob_dir = None
+        self.restore_seconds = round(time.perf_counter() - started, 3)
         return restored
 
     # -- checkpoint --
@@ -497,13 +541,18 @@ class Store:
         services = dict(index.get("services", {}))
         written: dict[str, int] = {}
         retry: set[str] = set()
+        now = time.monotonic()
         for key, bd in _backend_dicts().items():
             if not (force or ALL in dirty or bd.service_name in dirty):
+                continue
+            if not force and now < self._not_before.get(key, 0.0):
+                retry.add(bd.service_name)  # its last checkpoint was long: space them out
                 continue
             lock = self.lock_for(bd.service_name)
             if not lock.acquire_exclusive(timeout=5.0):
                 retry.add(bd.service_name)  # a long write holds it; next round
                 continue
+            began = time.monotonic()
             try:
                 entry = self._write_service(key, bd, generation)
             except Exception:  # one service that cannot be written must not stop the others
@@ -511,6 +560,8 @@ class Store:
                 entry = None
             finally:
                 lock.release_exclusive()
+            took = time.monotonic() - began
+            self._not_before[key] = time.monotonic() + SPACING * took
             if entry is None:
                 retry.add(bd.service_name)
                 continue
@@ -562,6 +613,13 @@ class Store:
         for path in self.blob_dir.iterdir():
             if path.name not in blobs and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
+
+    def summary(self) -> dict[str, Any]:
+        seconds = [stat["seconds"] for stat in self.stats]
+        return {"checkpoints": len(seconds), "seconds_total": round(sum(seconds), 3),
+                "seconds_max": max(seconds, default=0.0), "restore_seconds": self.restore_seconds,
+                "disk_bytes": self.disk_bytes(),
+                "pickle_bytes": {k: v["bytes"] for k, v in self.read_index().get("services", {}).items()}}
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())

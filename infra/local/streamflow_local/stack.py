@@ -151,7 +151,8 @@ def serve(config: StackConfig) -> None:
         store = persistence.Store(persistence.state_folder(config.state_dir))
         restored = store.restore()
         if restored:
-            print(f"restored the emulator's state from {store.folder}: {', '.join(sorted(restored))}", flush=True)
+            print(f"restored the emulator's state from {store.folder} in {store.restore_seconds:.2f} s: "
+                  f"{', '.join(sorted(restored))}", flush=True)
     moto = MotoServer(config.host, config.aws_port, wrap=store.track_writes if store else None)
     moto.start()
     requests.post(f"{config.aws_endpoint}/moto-api/config",
