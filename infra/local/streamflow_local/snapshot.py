@@ -192,6 +192,8 @@ def load(config: StackConfig, source: Path) -> Loaded:
                                         f"{config.stack_name!r} (set STREAMFLOW_STACK_NAME={manifest.get('stack_name')})")
                 members = []
                 for member in archive:
+                    if member.name == MANIFEST:
+                        continue
                     if not member.isfile() or not _safe_member(member.name):
                         raise SnapshotError(f"{source}: unexpected member {member.name!r}")
                     members.append(member)
