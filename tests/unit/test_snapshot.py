@@ -19,7 +19,10 @@ README = (PROJECT_ROOT / "README.md").read_text()
 def _state(root: Path, marker: str) -> StackConfig:
     config = StackConfig(aws_port=1, mlflow_port=2, api_port=3, state_dir=root, stack_name="sfsnap")
     (root / "aws" / "blobs").mkdir(parents=True)
-    (root / "aws" / "index.json").write_text(json.dumps({"format": 1, "services": {}, "marker": marker}))
+    services = {"moto.s3.models:S3Backend": {"file": "s3-1.pickle", "bytes": 5, "blobs": ["abc"]}}
+    (root / "aws" / "index.json").write_text(json.dumps({"format": 1, "services": services, "marker": marker}))
+    (root / "aws" / "s3-1.pickle").write_bytes(marker.encode())
+    (root / "aws" / "s3-0.pickle").write_bytes(b"an older generation, not in the index")
     (root / "aws" / "blobs" / "abc").write_bytes(marker.encode() * 1000)
     with sqlite3.connect(root / "mlflow.db") as db:
         db.execute("create table t (v text)")
@@ -55,9 +58,12 @@ def test_save_then_load_into_another_folder_gives_the_same_state(tmp_path, name)
                                                               "stack.json", "logs/stack.log"}
     assert not any(item["path"].startswith("data/") for item in manifest["contents"])
 
+    assert "aws/s3-0.pickle" not in {item["path"] for item in manifest["contents"]}  # only the index's files
+
     target = _state(tmp_path / "b", "beta")
     loaded = snapshot.load(target, tmp_path / name)
     assert "aws" in loaded.replaced
+    (tmp_path / "a" / "aws" / "s3-0.pickle").unlink()
     assert _contents(tmp_path / "b") == _contents(tmp_path / "a")
     assert (tmp_path / "b" / "data" / "keep.csv").read_text() == "input"  # inputs are not state
 

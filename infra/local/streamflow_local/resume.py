@@ -6,8 +6,9 @@ starts the month once more with the interrupted execution's input under a derive
 ``<execution>_resume<N>``: the original name stays taken, so a second upload of the same
 month still finds it (ingest's idempotency holds), and the input still names the original
 execution, so log lines and registry tags stay attributed to it. The resumed run starts at
-the first step (every step up to Compare is idempotent); one decision comes out of it.
-Nothing resumes by itself on ``up``: what was interrupted is shown and left to the user.
+the first step: a month interrupted before its decision gets exactly one (a challenger the
+interrupted run registered stays in the registry, undecided). Nothing resumes by itself on
+``up``: what was interrupted is shown and left to the user.
 """
 
 from __future__ import annotations

@@ -86,6 +86,24 @@ def _request_checkpoint(config: StackConfig) -> None:
                             f"{response.text[:200]}")
 
 
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    """The files one checkpoint's index names (a running stack may write the next meanwhile)."""
+    index_text = (source / "index.json").read_text()
+    index = json.loads(index_text)
+    (target / "blobs").mkdir(parents=True)
+    for entry in index.get("services", {}).values():
+        shutil.copy2(source / entry["file"], target / entry["file"])
+        for blob in entry.get("blobs", []):
+            if not (target / "blobs" / blob).exists():
+                os.link(source / "blobs" / blob, target / "blobs" / blob) if _same_device(source, target) else \
+                    shutil.copy2(source / "blobs" / blob, target / "blobs" / blob)
+    (target / "index.json").write_text(index_text)
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
 def _tar_mode(path: Path, write: bool) -> str:
     gz = path.name.endswith((".gz", ".tgz"))
     return ("w:gz" if gz else "w") if write else "r:*"
@@ -100,10 +118,21 @@ def save(config: StackConfig, target: Path) -> dict[str, Any]:
         raise SnapshotError(f"no saved stack state in {state} (start it with `streamflow up --deploy` first)")
     with tempfile.TemporaryDirectory(prefix="streamflow-snapshot-", dir=state) as staging_name:
         staging = Path(staging_name)
-        if running_pid(config) is not None:
-            _request_checkpoint(config)
+        running = running_pid(config) is not None
+        for attempt in range(5):
+            if running:
+                _request_checkpoint(config)
+            try:
+                _copy_checkpoint(state / "aws", staging / "aws")
+                break
+            except FileNotFoundError:  # a newer checkpoint replaced a file while we copied
+                shutil.rmtree(staging / "aws", ignore_errors=True)
+        else:
+            raise SnapshotError("the running stack kept replacing its checkpoint; try again")
         for entry in STATE_ENTRIES:
             source = state / entry
+            if entry == "aws":
+                continue
             if entry == "mlflow.db" and source.exists():
                 _copy_registry(source, staging / entry)
             elif source.is_dir():

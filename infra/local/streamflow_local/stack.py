@@ -195,10 +195,9 @@ def serve(config: StackConfig) -> None:
 def running_pid(config: StackConfig) -> int | None:
     try:
         pid = int(config.pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if _alive(pid) else None
 
 
 def rotate_logs(config: StackConfig) -> None:
@@ -255,9 +254,12 @@ def _alive(pid: int) -> bool:
         pass
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:  # a killed process its parent has not reaped yet is a zombie: not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _tail(path: Path, lines: int = 15) -> str:
