@@ -82,6 +82,7 @@ RESTORE_AND_READ = textwrap.dedent("""
     moto_patches.install()
     store = persistence.Store(Path(sys.argv[1]))
     store.restore()
+    store.start_journals()
     server = MotoServer("127.0.0.1", int(sys.argv[2]), wrap=store.track_writes)
     server.start()
     endpoint = f"http://127.0.0.1:{sys.argv[2]}"
@@ -102,6 +103,7 @@ RESTORE_AND_READ = textwrap.dedent("""
         "bodies": {v["VersionId"]: s3.get_object(Bucket="durable", Key=v["Key"], VersionId=v["VersionId"])["Body"].read().hex()
                    for v in listing.get("Versions", [])},
         "item": dynamodb.get_item(TableName="features", Key={"user_id": {"S": "u1"}}).get("Item"),
+        "item2": dynamodb.get_item(TableName="features", Key={"user_id": {"S": "u2"}}).get("Item"),
     }
     machines = sfn.list_state_machines()["stateMachines"]
     if machines:
@@ -133,6 +135,7 @@ def durable_moto(tmp_path):
     BackendDict.reset()  # moto's state is per process: start from nothing other tests left
     moto_patches.install()
     store = Store(tmp_path / "aws")
+    store.start_journals()
     port = _free_port()
     server = MotoServer("127.0.0.1", port, wrap=store.track_writes)
     server.start()
@@ -233,3 +236,28 @@ def test_an_execution_that_ends_between_checkpoints_is_saved_ended(durable_moto)
     assert store.checkpoint() is not None  # no request changed anything, but the execution ended
     restored = _restore_elsewhere(store.folder)["execution"]
     assert restored["status"] == "SUCCEEDED" and restored["last_event"] == "ExecutionSucceeded"
+
+
+def test_dynamodb_writes_are_journaled_at_once_and_folded_into_a_pickle(durable_moto):
+    store, client, _ = durable_moto
+    client("s3").create_bucket(Bucket="durable")
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):  # refused: not journaled
+        dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "9"}},
+                          ConditionExpression="attribute_not_exists(user_id)")
+    # No checkpoint at all: the acknowledged writes are in the journal already.
+    assert _restore_elsewhere(store.folder)["item"] == {"user_id": {"S": "u1"}, "n": {"N": "1"}}
+
+    assert store.checkpoint(force=True) is not None  # the table pickled, a new journal begun
+    journals = sorted(p.name for p in store.folder.glob("dynamodb-journal-*.jsonl"))
+    assert len(journals) == 1 and (store.folder / journals[0]).stat().st_size == 0
+    dynamodb.update_item(TableName="features", Key={"user_id": {"S": "u1"}}, UpdateExpression="SET n = n + :one",
+                         ExpressionAttributeValues={":one": {"N": "1"}})
+    dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u2"}, "n": {"N": "2"}})
+    restored = _restore_elsewhere(store.folder)
+    assert restored["item"] == {"user_id": {"S": "u1"}, "n": {"N": "2"}}
+    assert restored["item2"] == {"user_id": {"S": "u2"}, "n": {"N": "2"}}

@@ -154,6 +154,7 @@ def test_resumed_executions_keep_the_month_and_count_their_attempts():
 def test_the_readme_states_the_persistence_facts_the_code_has():
     assert persistence.CHECKPOINT_SECONDS == 0.5 and "every 0.5 s" in README
     assert persistence.SPACING == 4.0 and "max(0.5 s, 4 t) + t" in README
+    assert persistence.JOURNALED == {"dynamodb"} and "`aws/dynamodb-journal-*.jsonl`" in README
     assert f"error `{persistence.INTERRUPTED_ERROR}`" in README
     assert f"`{snapshot.MANIFEST}`" in README
     assert "`<execution>_resume1`" in README

@@ -16,6 +16,8 @@ size, see README "Local state").
   execution runs (its interpreter thread writes the history).
 * A write request holds its service's lock shared; a checkpoint of that service holds it
   exclusive, so the pickle is a consistent cut of that service.
+* DynamoDB writes are journaled (``Journal``) before the client hears back, so none that
+  was acknowledged is lost; the table is pickled only when its journal has grown.
 * S3 bodies are written once, as files in ``blobs/`` (an object's body never changes in
   moto: a PUT makes a new key), so a checkpoint re-pickles only keys' metadata; a restored
   key reads its body from its file. Blobs no committed checkpoint references are deleted.
@@ -63,6 +65,8 @@ INTERRUPTED_CAUSE = ("the local stack stopped (streamflow down, or a crash) whil
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ACTION_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Head", "Validate", "Test")
 SCOPE_TO_SERVICE = {"states": "stepfunctions"}
+JOURNALED = frozenset({"dynamodb"})  # JSON-protocol services whose writes are journaled
+COMPACT_BYTES = 8 * 1024 * 1024  # a journal is folded into a pickle past max(this, the pickle)
 # POST: write a checkpoint now (``snapshot save``); GET: what checkpoints cost so far (bench)
 CHECKPOINT_PATH = "/_streamflow/checkpoint"
 
@@ -140,6 +144,95 @@ class SharedExclusive:
         with self._cond:
             self._exclusive = False
             self._cond.notify_all()
+
+
+# ---- DynamoDB: a journal of writes ---------------------------------------------------------
+
+class Journal:
+    """The write requests a service acknowledged since its last pickle, one JSON line each,
+    appended before the client hears back (a ``kill -9`` loses none). Pickling a big table
+    costs seconds (≈1M items: tens of seconds) and would have to happen again and again
+    while a month's features are written; the journal makes a write cost one append, and
+    the table is pickled only when its journal has grown as big as its last pickle
+    (``compaction``). ``<service>-journal-<seq>.jsonl``: a pickle records the sequence
+    number of the journal begun with it; restore replays that journal and every later one."""
+
+    def __init__(self, folder: Path, service: str):
+        self.folder = Path(folder)
+        self.service = service
+        self._lock = threading.Lock()
+        self._file: Any = None
+        self.seq = 0
+        self.bytes = 0
+
+    def path(self, seq: int) -> Path:
+        return self.folder / f"{self.service}-journal-{seq:08d}.jsonl"
+
+    def existing(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self.folder.glob(f"{self.service}-journal-*.jsonl"):
+            try:
+                found.append((int(path.stem.rsplit("-", 1)[1]), path))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def start(self, seq: int) -> None:
+        """New writes go to journal ``seq`` (the service's exclusive lock is held)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path(seq), "ab")
+            self.seq, self.bytes = seq, 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()  # to the OS: survives the process
+            self.bytes += len(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def records(self, from_seq: int) -> Iterable[dict[str, Any]]:
+        for seq, path in self.existing():
+            if seq < from_seq:
+                continue
+            with open(path, "rb") as handle:
+                for line in handle:
+                    try:
+                        yield json.loads(line)
+                    except ValueError:  # the last line of a crash, half written
+                        break
+
+
+def _replay(records: Iterable[dict[str, Any]]) -> int:
+    """Apply journaled requests to moto's backends, through moto's own WSGI application."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    client = Client(DomainDispatcherApplication(create_backend_app))
+    count = 0
+    for record in records:
+        scope = f"testing/20260101/{record['r']}/{record['s']}/aws4_request"
+        response = client.post(record.get("p") or "/", data=record["b"].encode(), headers={
+            "X-Amz-Target": record["t"], "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0"})
+        if response.status_code >= 300:
+            LOG.warning("replaying %s gave HTTP %s", record["t"], response.status_code)
+        count += 1
+    return count
+
+
+def _region(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    parts = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+    return parts[2] if len(parts) >= 4 else "us-east-1"
 
 
 # ---- S3 bodies as files -------------------------------------------------------------------
@@ -419,6 +512,25 @@ def _contents(bd: Any) -> dict[str, Any]:
 
 # ---- the store ---------------------------------------------------------------------------
 
+def _journaled(app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: Callable[..., Any],
+               journal: Journal, service: str) -> Iterable[bytes]:
+    """Run a write request and journal it if moto accepted it (2xx)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    status: list[str] = []
+
+    def capture(code: str, headers: Any, exc_info: Any = None) -> Any:
+        status.append(code)
+        return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
+
+    result = app(environ, capture)
+    if status and status[0].startswith("2"):
+        journal.append({"s": service, "r": _region(environ), "t": environ.get("HTTP_X_AMZ_TARGET", ""),
+                        "p": environ.get("PATH_INFO", "/"), "b": body.decode("utf-8")})
+    return result
+
+
 class Store:
     """Checkpoints of moto's state in ``folder`` (``<state>/aws``)."""
 
@@ -432,6 +544,7 @@ class Store:
         self._running: set[str] = set()
         self.restore_seconds = 0.0
         self._not_before: dict[str, float] = {}
+        self.journals: dict[str, Journal] = {}
         self.stats: list[dict[str, Any]] = []
 
     # -- change tracking --
@@ -459,18 +572,30 @@ class Store:
             if not is_write(environ):
                 return app(environ, start_response)
             service = request_service(environ)
+            journal = store.journals.get(service)
             if DEBUG:
                 print(f"write {service} {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} "
                       f"{environ.get('HTTP_X_AMZ_TARGET', '')}", flush=True)
             lock = store.lock_for(service)
             lock.acquire_shared()
             try:
-                return app(environ, start_response)
+                if journal is None:
+                    return app(environ, start_response)
+                return _journaled(app, environ, start_response, journal, service)
             finally:
                 lock.release_shared()
                 store.mark_dirty(service)
 
         return wrapped
+
+    def start_journals(self) -> None:
+        """Journal the JOURNALED services' writes from now on (after ``restore``)."""
+        index = self.read_index()
+        for service in JOURNALED:
+            journal = Journal(self.folder, service)
+            seqs = [seq for seq, _ in journal.existing()]
+            journal.start(max(seqs + [int(index.get("generation", 0))]) + 1)
+            self.journals[service] = journal
 
     # -- index --
     def read_index(self) -> dict[str, Any]:
@@ -502,6 +627,12 @@ class Store:
                 for name, value in contents["extras"].items():
                     setattr(bd, name, value)
                 restored[key] = sum(len(r) for r in contents["backends"].values())
+            for service in JOURNALED:
+                entry = next((e for k, e in index.get("services", {}).items()
+                              if e.get("service") == service), {})
+                replayed = _replay(Journal(self.folder, service).records(int(entry.get("journal_seq", 0))))
+                if replayed:
+                    restored[f"{service} journal"] = replayed
         finally:
             _blob_dir = None
         self.restore_seconds = round(time.perf_counter() - started, 3)
@@ -548,6 +679,10 @@ class Store:
             if not force and now < self._not_before.get(key, 0.0):
                 retry.add(bd.service_name)  # its last checkpoint was long: space them out
                 continue
+            journal = self.journals.get(bd.service_name)
+            if journal is not None and not force and journal.bytes < max(
+                    COMPACT_BYTES, services.get(key, {}).get("bytes", 0)):
+                continue  # its writes are in the journal already
             lock = self.lock_for(bd.service_name)
             if not lock.acquire_exclusive(timeout=5.0):
                 retry.add(bd.service_name)  # a long write holds it; next round
@@ -555,6 +690,11 @@ class Store:
             began = time.monotonic()
             try:
                 entry = self._write_service(key, bd, generation)
+                if entry is not None:
+                    entry["service"] = bd.service_name
+                    if journal is not None:  # the pickle holds every write so far
+                        entry["journal_seq"] = journal.seq + 1
+                        journal.start(journal.seq + 1)
             except Exception:  # one service that cannot be written must not stop the others
                 LOG.exception("checkpoint of %s failed", key)
                 entry = None
@@ -613,6 +753,11 @@ class Store:
         for path in self.blob_dir.iterdir():
             if path.name not in blobs and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
+        for entry in index["services"].values():
+            if "journal_seq" in entry:
+                for seq, path in Journal(self.folder, entry["service"]).existing():
+                    if seq < entry["journal_seq"]:
+                        path.unlink(missing_ok=True)
 
     def summary(self) -> dict[str, Any]:
         seconds = [stat["seconds"] for stat in self.stats]
@@ -652,6 +797,8 @@ class Checkpointer:
         self._stop.set()
         self._thread.join(timeout=60)
         self.store.checkpoint()
+        for journal in self.store.journals.values():
+            journal.close()
 
 
 def state_folder(state_dir: Path) -> Path:

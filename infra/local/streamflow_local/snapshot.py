@@ -97,6 +97,8 @@ def _copy_checkpoint(source: Path, target: Path) -> None:
             if not (target / "blobs" / blob).exists():
                 os.link(source / "blobs" / blob, target / "blobs" / blob) if _same_device(source, target) else \
                     shutil.copy2(source / "blobs" / blob, target / "blobs" / blob)
+    for journal in sorted(source.glob("*-journal-*.jsonl")):  # writes since the pickles
+        shutil.copy2(journal, target / journal.name)
     (target / "index.json").write_text(index_text)
 
 

@@ -150,6 +150,7 @@ def serve(config: StackConfig) -> None:
     if durable:
         store = persistence.Store(persistence.state_folder(config.state_dir))
         restored = store.restore()
+        store.start_journals()
         if restored:
             print(f"restored the emulator's state from {store.folder} in {store.restore_seconds:.2f} s: "
                   f"{', '.join(sorted(restored))}", flush=True)
