@@ -12,8 +12,9 @@ size, see README "Local state").
 
 * What changed is known from the requests (``track_writes``): a request that is not a read
   (GET/HEAD, ``Get*``/``Describe*``/``List*``/``Query``/``Scan``…, Lambda ``Invoke``) marks
-  its service (from the SigV4 credential scope) dirty; Step Functions is dirty while an
-  execution runs (its interpreter thread writes the history).
+  its service (from the SigV4 credential scope) dirty; Step Functions also when an
+  execution started or ended (its interpreter thread writes the history without a
+  request; a running execution comes back interrupted anyway).
 * A write request holds its service's lock shared; a checkpoint of that service holds it
   exclusive, so the pickle is a consistent cut of that service.
 * DynamoDB writes are journaled (``Journal``) before the client hears back, so none that
@@ -657,8 +658,8 @@ class Store:
 
     def _checkpoint(self, force: bool) -> dict[str, Any] | None:
         running = self.running_executions()
-        if running or self._running:  # running now, or one ended since the last look
-            self.mark_dirty("stepfunctions")
+        if running != self._running:  # one started or ended since the last look (a running
+            self.mark_dirty("stepfunctions")  # one's progress is saved with the next write)
         self._running = running
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
