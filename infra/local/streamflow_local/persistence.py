@@ -26,7 +26,8 @@ size, see README "Local state").
   as data; one that was running comes back ``ABORTED`` with the error ``INTERRUPTED_ERROR``
   (``streamflow status`` shows it as interrupted; ``streamflow resume`` finishes it).
 
-``STREAMFLOW_PERSIST=0`` turns all of this off (the stack is in-memory, as before).
+``STREAMFLOW_PERSIST=0`` turns all of this off (the stack is in-memory, as before);
+``STREAMFLOW_PERSIST_DEBUG=1`` prints each write request the stack log sees.
 """
 
 from __future__ import annotations
@@ -804,7 +805,3 @@ class Checkpointer:
 
 def state_folder(state_dir: Path) -> Path:
     return Path(state_dir) / "aws"
-
-
-def has_state(state_dir: Path) -> bool:
-    return (state_folder(state_dir) / INDEX).exists()
