@@ -47,7 +47,7 @@ integration: venv  ## integration tests only (real emulator, MLflow server, hand
 	$(PY) -m pytest tests/integration
 
 BENCH_USERS ?= 10000,100000
-bench: venv tools  ## benchmarks on a private stack: table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
+bench: venv tools  ## benchmarks on private stacks (incl. persistence on vs off): table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
 	$(PY) -m bench --users $(BENCH_USERS) $(BENCH_ARGS)
 
 lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
@@ -62,6 +62,6 @@ up: venv  ## start the local stack and deploy template.yaml
 down: venv  ## stop the local stack
 	$(VENV)/bin/streamflow down
 
-clean:  ## stop the stack and remove its state (.local-stack) and build output
-	-[ -x $(VENV)/bin/streamflow ] && $(VENV)/bin/streamflow down
+clean:  ## stop the stack and remove its whole state folder (.local-stack: say what goes) and build output
+	-[ -x $(VENV)/bin/streamflow ] && STREAMFLOW_STATE_DIR=$(CURDIR)/.local-stack $(VENV)/bin/streamflow reset --all
 	rm -rf .local-stack .aws-sam .pytest_cache

@@ -14,7 +14,7 @@ from typing import Any
 
 from streamflow_local.config import PROJECT_ROOT, StackConfig
 
-ALL = ("floor", "loop", "predict", "coldstart", "package")
+ALL = ("floor", "loop", "predict", "coldstart", "package", "persist")
 
 
 def floor_in_subprocess(n_users: int) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def floor_in_subprocess(n_users: int) -> dict[str, Any]:
 
 def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, rounds: int = 3,
         concurrency: int = 4, repeats: int = 3, config: StackConfig | None = None,
-        batch_size: int = 1000) -> dict[str, Any]:
+        batch_size: int = 1000, persist_repeats: int = 1) -> dict[str, Any]:
     """``config``: an already running, deployed stack to use (else a private one is started)."""
     from .coldstart import coldstart_benchmark
     from .loop import loop_latency
@@ -75,6 +75,12 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                 clock = time.perf_counter()
                 results["coldstart"] = coldstart_benchmark(stack, user_id, repeats=repeats)
                 took["coldstart"] = round(time.perf_counter() - clock, 1)
+    if "persist" in only:
+        from .persist import persistence_overhead
+
+        clock = time.perf_counter()
+        results["persist"] = persistence_overhead(sizes, repeats=persist_repeats)
+        took["persist"] = round(time.perf_counter() - clock, 1)
     if "package" in only:
         clock = time.perf_counter()
         results["package"] = package_sizes()
@@ -189,6 +195,10 @@ def table(results: dict[str, Any]) -> str:
                     + ", ".join(f"{n} {s}" for n, s in package["deps_layer_top"]))
             if package.get("image_note"):
                 add(f"   {package['image_note']}")
+    if results.get("persist"):
+        from .persist import table_lines
+
+        lines.extend(table_lines(results["persist"]))
     return "\n".join(lines)
 
 
@@ -201,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of API vs MLflow")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--persist-repeats", type=int, default=1,
+                        help="persistence on/off pairs per size (alternating; medians)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
     parser.add_argument("--table", type=Path, default=None, help="print the table of an existing JSON file")
     args = parser.parse_args(argv)
@@ -209,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s) for s in args.users.split(",") if s.strip()]
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency)
+    results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency,
+                  persist_repeats=args.persist_repeats)
     out = args.out or PROJECT_ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -103,7 +103,19 @@ def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
     _say(f"local stack up (pid {pid}): AWS {config.aws_endpoint}  MLflow {config.mlflow_uri}  API {config.api_url}")
     if args.deploy:
         return cmd_deploy(args, config)
+    if _deployed_for_other_ports(config):
+        _say("the saved state was deployed for other ports (a snapshot from elsewhere?): re-deploying in place")
+        return cmd_deploy(args, config)
     return EXIT_OK
+
+
+def _deployed_for_other_ports(config: StackConfig) -> bool:
+    """Whether the functions' configuration names another MLflow address than this stack's."""
+    try:
+        recorded = json.loads(config.stack_file.read_text()).get("parameters", {}).get("MlflowTrackingUri")
+    except (OSError, ValueError):
+        return False
+    return recorded is not None and recorded != config.mlflow_uri
 
 
 def cmd_down(args: argparse.Namespace, config: StackConfig) -> int:
@@ -278,7 +290,7 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
     if found:
         table = _table(console, "execution / step", "status", "duration", "started")
         for execution in found:
-            table.add_row(f"[bold]{execution['name']}[/]", _styled(execution["status"]),
+            table.add_row(f"[bold]{execution['name']}[/]", _styled(_shown_status(execution)),
                           _seconds(execution["seconds"]), execution["started"])
             for step in execution["steps"]:
                 table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
@@ -287,7 +299,7 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
 
     for month, note in notes.items():
         console.print(f"{month}: {_styled(outcomes[month])}: {escape(note)}", soft_wrap=True)
-    return code
+    return max(code, _interrupted_hint(found))
 
 
 def _status_notes(found: list[dict], rejected: dict[str, dict], outcomes: dict[str, str]) -> dict[str, str]:
@@ -304,6 +316,83 @@ def _status_notes(found: list[dict], rejected: dict[str, dict], outcomes: dict[s
         elif outcome in FAILED_STATUSES:
             notes[month] = latest[month].get("cause") or latest[month].get("error") or outcome
     return notes
+
+
+def _shown_status(execution: dict) -> str:
+    return "interrupted" if execution.get("interrupted") else execution["status"]
+
+
+def _interrupted_hint(found: list[dict]) -> int:
+    """Exit 1 and say how to finish it when a month's newest execution was interrupted by a
+    stop or crash of the local stack."""
+    from .resume import latest_interrupted
+
+    months = latest_interrupted(found)
+    for month in months:
+        _say(f"{month}: interrupted by a stop or crash of the local stack; finish it with `streamflow resume {month}`")
+    return EXIT_FAILED if months else EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, config: StackConfig) -> int:
+    from .loop import wait_for_execution
+    from .resume import NothingToResume, resume
+
+    try:
+        resumed = resume(config, args.month)
+    except NothingToResume as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _say(f"{resumed.month}: {resumed.interrupted} was interrupted; resuming it as {resumed.execution_name}")
+    if args.no_wait:
+        return EXIT_OK
+    description = wait_for_execution(config, resumed.execution_arn, timeout=args.timeout,
+                                     on_step=lambda step: _say(f"  → {step['state']}"))
+    _say(f"execution {description['status']}")
+    if description["status"] != "SUCCEEDED":
+        _say(f"error: {description.get('error', '')}: {description.get('cause', '')}")
+        return EXIT_FAILED
+    _say(json.dumps(json.loads(description.get("output") or "{}"), indent=2))
+    return EXIT_OK
+
+
+def cmd_reset(args: argparse.Namespace, config: StackConfig) -> int:
+    from .snapshot import reset
+
+    removed = reset(config, everything=args.all)
+    if not removed:
+        _say(f"nothing to remove in {config.state_dir}")
+        return EXIT_OK
+    _say("stopped the stack (if it ran) and removed:")
+    for path, size in removed:
+        _say(f"  {path}  ({size / 1e6:.1f} MB)")
+    if not args.all:
+        _say(f"kept {config.state_dir / 'data'} (generated months; `streamflow reset --all` removes it too)")
+    return EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace, config: StackConfig) -> int:
+    from .snapshot import SnapshotError, StackRunning, load, save
+
+    started = time.monotonic()
+    try:
+        if args.action == "save":
+            manifest = save(config, Path(args.file))
+            total = sum(item["bytes"] for item in manifest["contents"])
+            _say(f"saved {len(manifest['contents'])} files ({total / 1e6:.1f} MB of state) to {args.file} "
+                 f"({Path(args.file).stat().st_size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
+            return EXIT_OK
+        loaded = load(config, Path(args.file))
+    except StackRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SnapshotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    manifest = loaded.manifest
+    _say(f"loaded {args.file} (stack {manifest['stack_name']}, made {manifest['created_at']}, moto {manifest['moto']}) "
+         f"into {config.state_dir}; replaced: {', '.join(loaded.replaced) or 'nothing (the state was empty)'}")
+    _say("start it with `streamflow up`")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
@@ -499,6 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reject", cmd_reject, "reject the challenger a month's execution is waiting on")
     p.add_argument("month", help="the month whose execution waits, e.g. month_001")
     p.add_argument("--reason", required=True, help="why (recorded on the version's tags)")
+    p = command("resume", cmd_resume, "finish a month whose execution a stop or crash interrupted (one new run)")
+    p.add_argument("month", help="e.g. month_001")
+    p.add_argument("--no-wait", action="store_true", help="return once the execution has started")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the execution")
+    p = command("reset", cmd_reset, "stop the local stack and delete its state (the only command that wipes it)")
+    p.add_argument("--all", action="store_true", help="also delete the generated months (the whole state folder)")
+    p = command("snapshot", cmd_snapshot, "save the local stack's state to one file, or load it from one")
+    p.add_argument("action", choices=("save", "load"))
+    p.add_argument("file", help="the snapshot file (.tar, or .tar.gz for gzip)")
     p = command("demo", cmd_demo, "the whole loop end to end: up, deploy, seed, champion, month_001, predict")
     p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")

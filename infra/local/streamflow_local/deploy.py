@@ -38,6 +38,9 @@ LOCAL_ROLE = "streamflow-local-lambda"
 TRACE_IMPORTS_ENV = "STREAMFLOW_TRACE_IMPORTS"
 IMPORT_GUARD_ENV = "STREAMFLOW_IMPORT_GUARD"  # also the worker's variable: its allowed-modules file
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
+# Variables the loop sets on a deployed function (Promote pins the API's champion): a
+# re-deploy of a durable stack keeps them, or the API would lose its pin.
+RUNTIME_VARIABLES = ("CHAMPION_VERSION",)
 
 
 def zip_folder(folder: Path, prefix: str = "") -> bytes:
@@ -198,7 +201,10 @@ class LocalDeployer:
             "Layers": layers,
         }
         try:
-            lam.get_function(FunctionName=name)
+            existing = lam.get_function(FunctionName=name)["Configuration"].get("Environment", {}).get("Variables", {})
+            for key in RUNTIME_VARIABLES:  # set by the running loop (Promote), not by the template
+                if key in existing and key not in variables:
+                    variables[key] = existing[key]
             lam.update_function_code(FunctionName=name, ZipFile=code)
             lam.update_function_configuration(**{k: v for k, v in config.items() if k != "Runtime"})
         except lam.exceptions.ResourceNotFoundException:

@@ -59,13 +59,17 @@ def _channel_class() -> type:
 
 
 class MotoServer:
-    """moto on ``host:port`` in a background thread; ``stop`` closes it."""
+    """moto on ``host:port`` in a background thread; ``stop`` closes it. ``wrap`` wraps
+    moto's WSGI application (the persistence layer watches write requests there)."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int,
+                 wrap: Callable[[Callable[..., Iterable[bytes]]], Callable[..., Iterable[bytes]]] | None = None):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from waitress import create_server
 
         app = _with_raw_uri(DomainDispatcherApplication(create_backend_app))
+        if wrap is not None:  # e.g. persistence's write tracking
+            app = wrap(app)
         self._server = create_server(
             app, host=host, port=port, threads=THREADS, connection_limit=CONNECTION_LIMIT,
             max_request_body_size=MAX_REQUEST_BODY, channel_timeout=900, asyncore_use_poll=True,

@@ -1,8 +1,11 @@
 """Start and stop the local stack: moto (+ the local executor), the API gateway, MLflow.
 
 ``serve`` runs everything in the foreground of one process (the CLI's ``up`` starts it in
-the background and waits until every part answers). The stack is ephemeral: moto keeps
-its state in memory, so each start also begins a fresh registry database.
+the background and waits until every part answers). The stack is durable
+(``persistence.py``): moto's state is restored from ``<state>/aws`` on start and
+checkpointed while it runs, the registry database stays, and so do the deploy's
+description (``stack.json``, with the API key) and the logs. ``STREAMFLOW_PERSIST=0`` gives
+the old in-memory stack: each start begins empty, with a fresh registry database.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def release_registry(config: StackConfig, timeout: float = 120.0) -> None:
 def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
     """A real ``mlflow server``: SQLite registry, artifacts in the emulator's S3.
 
-    ``fresh`` starts an empty registry (moto's state is in memory, so a new stack must not
-    see versions whose artifacts are gone); restarts keep the database.
+    ``fresh`` starts an empty registry (without persistence moto's state is in memory, so a
+    new stack must not see versions whose artifacts are gone); otherwise the database stays.
     """
     db = config.state_dir / "mlflow.db"
     if fresh:
@@ -92,6 +95,24 @@ def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
     return process
 
 
+def stop_stale_mlflow(config: StackConfig) -> None:
+    """Kill an MLflow server a crashed stack left behind (it runs in its own session, so a
+    ``kill -9`` of the stack's process group misses it, and it would hold the port)."""
+    try:
+        pid = int((config.state_dir / "mlflow.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except (OSError, ValueError):
+        return
+    if b"mlflow" in cmdline and str(config.state_dir / "mlflow.db").encode() in cmdline:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
 def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
     """SIGTERM a process started with ``start_new_session`` (and its children); SIGKILL
     after ``timeout`` seconds."""
@@ -108,26 +129,46 @@ def serve(config: StackConfig) -> None:
     """Run the stack until SIGTERM/SIGINT."""
     import boto3
 
-    from . import moto_patches
+    from botocore.exceptions import ClientError
+
+    from . import moto_patches, persistence
     from .executor import LocalExecutor, install
     from .gateway import LocalApiGateway
     from .moto_server import MotoServer
 
+    durable = persistence.enabled()
     config.logs_dir.mkdir(parents=True, exist_ok=True)
-    config.stack_file.unlink(missing_ok=True)
+    if not durable:
+        config.stack_file.unlink(missing_ok=True)
     os.environ["MOTO_PORT"] = str(config.aws_port)  # moto's Step Functions calls Lambda here
     config.apply_client_env()
 
     executor = LocalExecutor(config)
     install(executor)
     moto_patches.install()
-    moto = MotoServer(config.host, config.aws_port)
+    store = checkpointer = None
+    if durable:
+        store = persistence.Store(persistence.state_folder(config.state_dir))
+        restored = store.restore()
+        store.start_journals()
+        if restored:
+            print(f"restored the emulator's state from {store.folder} in {store.restore_seconds:.2f} s: "
+                  f"{', '.join(sorted(restored))}", flush=True)
+    moto = MotoServer(config.host, config.aws_port, wrap=store.track_writes if store else None)
     moto.start()
     requests.post(f"{config.aws_endpoint}/moto-api/config",
                   json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
-    boto3.client("s3", endpoint_url=config.aws_endpoint).create_bucket(Bucket=config.artifact_bucket)
+    try:
+        boto3.client("s3", endpoint_url=config.aws_endpoint).create_bucket(Bucket=config.artifact_bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    if store is not None:
+        checkpointer = persistence.Checkpointer(store)
+        checkpointer.start()
     _registry_hold_file(config).unlink(missing_ok=True)
-    mlflow = start_mlflow(config, fresh=True)
+    stop_stale_mlflow(config)
+    mlflow = start_mlflow(config, fresh=not durable)
     gateway = LocalApiGateway(config, invoke=executor.invoke_function)
     gateway.serve()
     config.pid_file.write_text(str(os.getpid()))
@@ -145,24 +186,26 @@ def serve(config: StackConfig) -> None:
     finally:
         gateway.stop()
         stop_process_group(mlflow, timeout=10)
-        executor.shutdown()
         moto.stop()
+        if checkpointer is not None:
+            checkpointer.stop()  # the last checkpoint: nothing acknowledged is lost on `down`
+        executor.shutdown()
         config.pid_file.unlink(missing_ok=True)
 
 
 def running_pid(config: StackConfig) -> int | None:
     try:
         pid = int(config.pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    return pid if _alive(pid) else None
 
 
 def rotate_logs(config: StackConfig) -> None:
-    """Move the last stack's logs to ``logs/previous/``: a new stack starts empty, and
-    its executions (named after the month and manifest) would otherwise find the old
-    stack's lines under the same names."""
+    """Without persistence: move the last stack's logs to ``logs/previous/``: a new stack
+    starts empty, and its executions (named after the month and manifest) would otherwise
+    find the old stack's lines under the same names. A durable stack keeps its logs: its
+    executions survive with their names, so the lines still belong to them."""
     previous = config.logs_dir / "previous"
     shutil.rmtree(previous, ignore_errors=True)
     logs = sorted(config.logs_dir.glob("*.log"))
@@ -176,8 +219,11 @@ def up(config: StackConfig, timeout: float = 180.0, progress: Callable[[dict[str
     """Start ``serve`` in the background and wait until every part answers; returns its pid."""
     pid = running_pid(config)
     if pid is None:
+        from .persistence import enabled
+
         config.logs_dir.mkdir(parents=True, exist_ok=True)
-        rotate_logs(config)
+        if not enabled():
+            rotate_logs(config)
         log = open(config.logs_dir / "stack.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "streamflow_local.cli", "serve"],
@@ -209,9 +255,12 @@ def _alive(pid: int) -> bool:
         pass
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:  # a killed process its parent has not reaped yet is a zombie: not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -221,8 +270,8 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def down(config: StackConfig, timeout: float = 30.0) -> bool:
-    """Stop a running stack; True if one was running."""
+def down(config: StackConfig, timeout: float = 90.0) -> bool:
+    """Stop a running stack (it writes a last checkpoint first); True if one was running."""
     pid = running_pid(config)
     if pid is None:
         return False

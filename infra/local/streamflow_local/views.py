@@ -120,6 +120,19 @@ def model_versions(config: StackConfig) -> tuple[str, list[VersionRow]]:
 
 # ---- executions -------------------------------------------------------------------------
 
+def _interruption(sfn: Any, execution: dict[str, Any]) -> dict[str, Any]:
+    """``interrupted`` (and its cause) for an execution a stop or crash of the local stack
+    cut short (persistence.py restores it ABORTED with a marker error)."""
+    from .resume import is_interrupted
+
+    if execution["status"] != "ABORTED":
+        return {"interrupted": False}
+    description = sfn.describe_execution(executionArn=execution["executionArn"])
+    if not is_interrupted(description):
+        return {"interrupted": False}
+    return {"interrupted": True, "cause": description.get("cause", "")}
+
+
 def executions(config: StackConfig, month: str | None = None) -> list[dict[str, Any]]:
     """The state machine's executions (oldest first), each with its steps."""
     sfn = _client(config, "stepfunctions")
@@ -131,6 +144,7 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
     for execution in sorted(listed, key=lambda e: e["startDate"]):
         stop = execution.get("stopDate")
         row = {
+            **_interruption(sfn, execution),
             "name": execution["name"],
             "month": execution["name"].rsplit("-", 1)[0],
             "status": execution["status"],
