@@ -40,9 +40,14 @@ def endpoint_env(endpoint: str) -> dict[str, str]:
 
 
 def create_table(endpoint: str, name: str, key: str) -> None:
-    """A PAY_PER_REQUEST table with a string hash key, as template.yaml declares them."""
+    """An empty PAY_PER_REQUEST table with a string hash key, as template.yaml declares them.
+
+    moto keeps its state per process, not per server: a table of an earlier server in this
+    process (another pytest session, as mutmut runs them) is dropped first."""
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
+    if name in dynamodb.list_tables()["TableNames"]:
+        dynamodb.delete_table(TableName=name)
     dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                           BillingMode="PAY_PER_REQUEST")

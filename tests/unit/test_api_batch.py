@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ from streamflow.serving import Champion
 from streamflow_local.gateway import proxy_event
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "api" / "app.py"
+MODULE = "streamflow_unit_api_app"
 TABLE = "unit-online-features"
 # months_active <= 10 → raw +2 (churns); 11 → raw 0 (probability 0.5, counted as churn); more → raw -2.
 STUMP = TreeScorer([("months_active", None)], 0.0, [
@@ -56,11 +58,15 @@ def api():
         frame = pd.DataFrame([{**{c: 0 for c in MODEL_FEATURES}, "net_service": "DSL", "months_active": m}
                               for m in MONTHS.values()], index=pd.Index(list(MONTHS), name="user_id"))
         online_store.write_online_features(TABLE, "month_000", normalise_feature_types(frame))
-        spec = importlib.util.spec_from_file_location("streamflow_unit_api_app", APP)
+        spec = importlib.util.spec_from_file_location(MODULE, APP)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-        online_store._client.cache_clear()
+        sys.modules[MODULE] = module  # as an import does: pydantic resolves the models' annotations there
+        try:
+            spec.loader.exec_module(module)
+            yield module
+        finally:
+            del sys.modules[MODULE]
+            online_store._client.cache_clear()
 
 
 class _Holder:
