@@ -11,7 +11,7 @@ file path, while this repository maps ``streamflow`` to ``layers/core/streamflow
 ``src/streamflow``, the unit tests as ``tests/unit`` and a pyproject.toml holding only
 mutmut's and pytest's settings. Nothing in the work tree is changed.
 
-Usage: python tests/mutation/mutate.py [--max-children N] [--min-score 90] [--keep]
+Usage: python tests/mutation/mutate.py [--max-children N] [--min-score 90] [--report-only | --retest]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MODULES: dict[str, list[str]] = {
     "promotion": ["test_promotion.py"],
     "split": ["test_split.py", "test_split_known_answer.py"],
     "contract": ["test_contract.py", "test_contract_guards.py"],
-    "violations": ["test_contract.py", "test_ingest.py"],
+    "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
     "ingest": ["test_ingest.py"],
     "lease": ["test_lease.py"],
     "scorer": ["test_scorer.py"],
@@ -48,6 +48,15 @@ NOT_MUTATED: dict[str, dict[str, str]] = {
     "ingest": {"start_month_execution": "reads S3 and starts a Step Functions execution (integration tests)"},
 }
 PRAGMA = "  # pragma: no mutate block"
+# Not in the oracle: starts a Python process per case (seconds a mutant); the known-answer
+# test pins the same property.
+PYTEST_ARGS = ["-p", "no:cacheprovider",
+               "--deselect", "tests/unit/test_split.py::test_answer_is_stable_across_processes_as_a_hash_of_the_id"]
+# mutmut leaves decorated functions alone; a @contextmanager is staged as a plain function
+# wrapped afterwards (same behaviour), so its body is mutated too.
+DECORATED = re.compile(r"^@contextmanager\ndef (\w+)\(", re.M)
+# A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
+CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
 
 
@@ -64,6 +73,19 @@ def _stage() -> None:
             end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(":"))
             lines[end] += PRAGMA
         path.write_text("\n".join(lines) + "\n")
+    for path in (STAGE / "src" / "streamflow").glob("*.py"):
+        text = path.read_text()
+        names = DECORATED.findall(text)
+        if path.stem in MODULES and names:
+            text = DECORATED.sub(lambda m: f"def _{m.group(1)}_undecorated(", text)
+            text += "".join(f"\n{name} = contextmanager(_{name}_undecorated)\n" for name in names)
+            path.write_text(text)
+    _stage_tests()
+
+
+def _stage_tests() -> None:
+    """The unit tests and mutmut's settings (again before a retest: new tests count)."""
+    shutil.rmtree(STAGE / "tests", ignore_errors=True)
     shutil.copytree(UNIT, STAGE / "tests" / "unit", ignore=shutil.ignore_patterns("__pycache__"))
     tests = sorted({f"tests/unit/{name}" for names in MODULES.values() for name in names})
     only = [f"src/streamflow/{module}.py" for module in MODULES]
@@ -73,7 +95,7 @@ def _stage() -> None:
         'source_paths = ["src/streamflow"]\n'
         f"only_mutate = {only!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly"]\n'
+        f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
         "use_git_change_detection = false\n\n"
         "[tool.pytest.ini_options]\n"
         'filterwarnings = ["ignore::DeprecationWarning", "ignore::FutureWarning"]\n'
@@ -102,7 +124,7 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
     survivors: list[str] = []
     for name, status in results.items():
         module = name.split(".")[1]
-        if status == "killed" or status == "timeout" or status == "caught by type check":
+        if status in CAUGHT:
             by_module[module]["killed"] += 1
         elif name in equivalent:
             by_module[module]["equivalent"] += 1
@@ -139,12 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--report-only", action="store_true", help="report the last run in build/mutation")
+    parser.add_argument("--retest", action="store_true",
+                        help="run the last run's survivors again with the current unit tests")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    if not args.report_only:
+    mutmut_run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
+    if args.retest:
+        survivors = [name for name, status in _results().items()
+                     if status not in CAUGHT and name not in equivalent_mutants()]
+        _stage_tests()
+        if survivors:
+            subprocess.run(mutmut_run + survivors, cwd=STAGE, check=True)
+    elif not args.report_only:
         _stage()
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                       cwd=STAGE, check=True)
+        subprocess.run(mutmut_run, cwd=STAGE, check=True)
     ok = report(_results(), equivalent_mutants(), args.min_score)
     print(f"mutation run: {time.monotonic() - started:.0f} s")
     return 0 if ok else 1

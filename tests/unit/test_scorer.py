@@ -4,6 +4,7 @@ model or file it does not understand."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -16,6 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from conftest import _generated_month0
+from streamflow.contract import check_month
 from streamflow.features import build_features
 from streamflow.online_store import rows_to_frame
 from streamflow.schema import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES, TARGET
@@ -23,15 +26,27 @@ from streamflow.scorer import FORMAT, TOLERANCE, TreeScorer
 from streamflow.training import build_pipeline, churn_probability, model_input
 
 
-@pytest.fixture(scope="module")
-def frame(month0_tables) -> pd.DataFrame:
-    return build_features(month0_tables)
+# Fitted models are kept by the process (functools.cache), not the session: `make mutate`
+# runs many sessions in forks of one process, and scikit-learn is not mutated.
+@functools.cache
+def _frame() -> pd.DataFrame:
+    return build_features(check_month(_generated_month0()).tables)
 
 
-@pytest.fixture(scope="module")
-def model(frame):
+@functools.cache
+def _model():
     """The training pipeline (its shape is what the scorer reads), with fewer trees: fast."""
-    return _fit(build_pipeline().set_params(model__max_iter=20), frame)
+    return _fit(build_pipeline().set_params(model__max_iter=20), _frame())
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return _frame()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
 
 
 @pytest.fixture(scope="module")
@@ -257,10 +272,15 @@ REFUSED = {
 }
 
 
+@functools.cache
+def _refused(name: str):
+    return REFUSED[name](_frame())
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_a_pipeline_of_another_shape_is_served_through_the_pipeline(frame, name):
+def test_a_pipeline_of_another_shape_is_served_through_the_pipeline(name):
     """from_pipeline and build say None (the API then serves with predict_proba)."""
-    model = REFUSED[name](frame)
+    model = _refused(name)
     assert TreeScorer.from_pipeline(model) is None
     assert TreeScorer.build(model) is None
 
