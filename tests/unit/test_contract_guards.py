@@ -80,3 +80,16 @@ def test_a_user_id_of_the_right_shape_renamed_everywhere_passes(month0_files):
 def test_id_regex_is_anchored_at_both_ends():
     assert re.fullmatch(r"\^.*\$", ID_REGEX)
     assert re.search(ID_REGEX, "7590-VHVEG") and not re.search(ID_REGEX, "7590-VHVEGX")
+
+
+def test_the_summary_lists_up_to_the_limit_then_counts_the_rest():
+    from streamflow.contract import ContractResult
+    from streamflow.violations import Violation
+
+    violations = [Violation(f"f{i}.csv", "", f"rule {i}") for i in range(4)]
+    result = ContractResult(violations=violations)
+    assert result.summary() == "f0.csv: rule 0; f1.csv: rule 1; f2.csv: rule 2; f3.csv: rule 3"
+    assert result.summary(limit=4) == result.summary()
+    assert result.summary(limit=3) == "f0.csv: rule 0; f1.csv: rule 1; f2.csv: rule 2; and 1 more"
+    assert result.summary(limit=2) == "f0.csv: rule 0; f1.csv: rule 1; and 2 more"
+    assert ContractResult().summary() == "" and ContractResult().ok
