@@ -12,7 +12,7 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools demo test unit integration lint up down deploy clean bench
+.PHONY: help venv tools demo test unit integration lint up down deploy clean bench mutate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,15 @@ integration: venv  ## integration tests only (real emulator, MLflow server, hand
 BENCH_USERS ?= 10000,100000
 bench: venv tools  ## benchmarks on private stacks (incl. persistence on vs off): table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
 	$(PY) -m bench --users $(BENCH_USERS) $(BENCH_ARGS)
+
+MUTATE_STAMP := $(VENV)/.mutate-installed
+$(MUTATE_STAMP): $(STAMP) requirements-mutate.txt constraints-mutate.txt
+	$(PIP) install --quiet -r requirements-mutate.txt -c constraints.txt -c constraints-mutate.txt
+	touch $@
+
+MUTATE_ARGS ?=
+mutate: venv $(MUTATE_STAMP)  ## mutation testing of the pure core with mutmut, score per module (slow: not in `make test`)
+	nice -n 10 $(PY) tests/mutation/mutate.py $(MUTATE_ARGS)
 
 lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1

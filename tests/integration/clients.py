@@ -7,8 +7,11 @@ import time
 
 import boto3
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 MODEL = "streamflow_churn"
+# What Ingest logs for a manifest whose execution already exists (functions/ingest/app.py).
+DUPLICATE_UPLOAD = "duplicate upload, execution exists"
 
 
 def aws(stack, service: str):
@@ -21,12 +24,45 @@ def registry(stack) -> MlflowClient:
     return MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
 
 
+def no_such_alias(exc: MlflowException) -> bool:
+    """MLflow's answer for an alias (or a model) that does not exist, and nothing else: the
+    server says RESOURCE_DOES_NOT_EXIST for an unknown model and INVALID_PARAMETER_VALUE
+    "... alias ... not found" for an unknown alias of a known one."""
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in exc.message and "not found" in exc.message
+
+
 def alias(stack, name: str) -> str | None:
-    """The version an alias of the model names, or None."""
+    """The version an alias of the model names, or None when there is no such alias.
+
+    Any other failure (registry down, a refused request) raises: ``alias(...) is None`` must
+    mean "no such alias", never "the registry call failed"."""
     try:
         return registry(stack).get_model_version_by_alias(MODEL, name).version
-    except Exception:
-        return None
+    except MlflowException as exc:
+        if no_such_alias(exc):
+            return None
+        raise
+
+
+def wait_for_ingest_log(stack, month: str, message: str, count: int, timeout: float = 120) -> list[dict]:
+    """Poll the functions' logs until Ingest has logged ``message`` for ``month`` at least
+    ``count`` times; those records. Fails after ``timeout``.
+
+    Ingest logs once per manifest event, after it has asked Step Functions for the
+    execution: once it has logged an upload, that upload's execution would exist.
+    """
+    from streamflow_local.loop import grep_logs
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in grep_logs(stack, (message,)) if r.get("month") == month]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Ingest logged {message!r} for {month} {len(found)} times, expected {count}")
+        time.sleep(0.25)
 
 
 def wait_for_json(stack, key: str, timeout: float = 120) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import pytest
 import requests
@@ -25,7 +24,7 @@ from streamflow_local.loop import (
     wait_for_execution,
 )
 
-from clients import MODEL, alias, aws, registry
+from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log
 
 pytestmark = pytest.mark.integration
 
@@ -138,11 +137,14 @@ def test_challenger_that_is_not_better_leaves_production(stack, months):
 
 def test_same_manifest_delivered_again_starts_no_second_execution(stack, months):
     before = _executions(stack, "month_002")
+    duplicates = len(wait_for_ingest_log(stack, "month_002", DUPLICATE_UPLOAD, count=0))
     s3 = aws(stack, "s3")
     body = (months[2] / MANIFEST_NAME).read_bytes()
     for _ in range(3):
         s3.put_object(Bucket=data_bucket(stack), Key=f"months/month_002/{MANIFEST_NAME}", Body=body)
-    time.sleep(1)
+    # Absence means something only once Ingest has handled all three events: it logs each
+    # after Step Functions answered, so a second execution would exist by then.
+    wait_for_ingest_log(stack, "month_002", DUPLICATE_UPLOAD, count=duplicates + 3)
     assert [e["name"] for e in _executions(stack, "month_002")] == [e["name"] for e in before]
     assert len(before) == 1
 

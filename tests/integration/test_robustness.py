@@ -19,7 +19,7 @@ from streamflow.schema import MANIFEST_NAME
 from streamflow_local.loop import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
 from streamflow_local.stack import hold_registry, release_registry
 
-from clients import MODEL, alias, aws, registry, wait_for_json
+from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log, wait_for_json
 
 pytestmark = pytest.mark.integration
 
@@ -179,9 +179,12 @@ def test_bad_manifest_is_rejected_at_ingest_without_an_execution(stack, tmp_path
 def test_same_month_uploaded_five_times_gives_one_execution_and_one_decision(stack, months):
     before = _executions(stack, "month_002")
     assert len(before) == 1
+    duplicates = len(wait_for_ingest_log(stack, "month_002", DUPLICATE_UPLOAD, count=0))
     for _ in range(5):
         upload_month(stack, months[2])
-    time.sleep(1)
+    # Wait until Ingest has answered all five manifests (it logs each after Step Functions
+    # answered): only then would a second execution exist, so only then is absence a result.
+    wait_for_ingest_log(stack, "month_002", DUPLICATE_UPLOAD, count=duplicates + 5)
     assert _executions(stack, "month_002") == before
     challengers = [v for v in registry(stack).search_model_versions(f"name='{MODEL}'") if v.tags.get("month") == "month_002"]
     assert len(challengers) == 1
@@ -233,8 +236,8 @@ def _wait_for_state(stack, execution_arn: str, state: str, timeout: float = 120)
         try:
             if any(s["state"] == state for s in execution_steps(stack, execution_arn)):
                 return
-        except Exception:
-            pass
+        except aws(stack, "stepfunctions").exceptions.ExecutionDoesNotExist:
+            pass  # Ingest has not started it yet
         time.sleep(0.2)
     raise AssertionError(f"{state} never started")
 

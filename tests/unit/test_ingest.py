@@ -13,8 +13,12 @@ SFN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 BODY = json.dumps({"month": "month_001", "files": {"users.csv": {"bytes": 10, "sha256": "ab"}}}).encode()
 
 
-def test_execution_name_is_deterministic():
-    assert execution_name("month_001", BODY) == execution_name("month_001", bytes(BODY))
+def test_execution_name_is_the_month_and_the_manifest_digest():
+    """Known answer: ``hashlib.sha256(BODY).hexdigest()`` starts 0b7a4992326933db, so the
+    name is fixed by the manifest's bytes (the same content → the same execution, in any
+    process) and can never change silently."""
+    assert execution_name("month_001", BODY) == "month_001-0b7a4992326933db"
+    assert execution_name("month_001", b'{"month": "month_001"}') == "month_001-86fe31903ec91ca1"
 
 
 def test_execution_name_differs_with_content_and_month():

@@ -19,6 +19,7 @@ PREVIOUS = "Previous"
 STAGING = "Staging"
 HISTORY_TAG = "alias_history"
 HISTORY_KEEP = 10  # entries kept in the tag (MLflow caps tag values at 5,000 characters)
+TAG_VALUE_LIMIT = 5000
 EXPERIMENT = "streamflow-churn"
 # Declared, not inferred: MLflow's pip-requirement inference costs ≈ 10 s a model here,
 # the declared list ≈ 0.4 s for log + register.
@@ -226,6 +227,23 @@ def delete_alias(tracking_uri: str, model_name: str, alias: str) -> None:
             raise
 
 
+def appended_history(current: str, entry: dict[str, Any]) -> str:
+    """The history tag's value with ``entry`` appended: the newest ``HISTORY_KEEP`` entries,
+    fewer when they would not fit MLflow's 5,000 characters (an unreadable tag restarts)."""
+    try:
+        history = json.loads(current)
+    except ValueError:
+        history = []
+    if not isinstance(history, list):
+        history = []
+    history = (history + [entry])[-HISTORY_KEEP:]
+    encoded = json.dumps(history, separators=(",", ":"))
+    while len(encoded) > TAG_VALUE_LIMIT and len(history) > 1:
+        history = history[1:]
+        encoded = json.dumps(history, separators=(",", ":"))
+    return encoded
+
+
 def record_alias_move(tracking_uri: str, model_name: str, version: str, alias: str, action: str,
                       by: str, reason: str, at: str, **details: Any) -> None:
     """Append who moved which alias onto/off this version, when and why, to its tags.
@@ -234,18 +252,9 @@ def record_alias_move(tracking_uri: str, model_name: str, version: str, alias: s
     """
     mlflow_client = client(tracking_uri)
     current = mlflow_client.get_model_version(model_name, version).tags.get(HISTORY_TAG, "[]")
-    try:
-        history = json.loads(current)
-    except ValueError:
-        history = []
     entry = {"alias": alias, "action": action, "at": at, "by": by, "reason": reason,
              **{k: v for k, v in details.items() if v is not None}}
-    history = (history + [entry])[-HISTORY_KEEP:]
-    encoded = json.dumps(history, separators=(",", ":"))
-    while len(encoded) > 5000 and len(history) > 1:
-        history = history[1:]
-        encoded = json.dumps(history, separators=(",", ":"))
-    mlflow_client.set_model_version_tag(model_name, version, HISTORY_TAG, encoded)
+    mlflow_client.set_model_version_tag(model_name, version, HISTORY_TAG, appended_history(current, entry))
     prefix = alias.lower()
     for key, value in (("action", action), ("at", at), ("by", by), ("reason", reason)):
-        mlflow_client.set_model_version_tag(model_name, version, f"{prefix}_{key}", str(value)[:5000])
+        mlflow_client.set_model_version_tag(model_name, version, f"{prefix}_{key}", str(value)[:TAG_VALUE_LIMIT])

@@ -1,0 +1,194 @@
+"""`make mutate`: how strong the unit tests are, measured with mutmut over the pure core.
+
+mutmut makes small changes (mutants) to the modules below, one at a time, and runs the
+unit tests that reach the changed function; a mutant the tests do not notice "survived".
+The score of a module is killed / (mutants - survivors judged equivalent), the equivalent
+ones being listed with a reason in tests/mutation/equivalent.md.
+
+mutmut expects the code under ``./``, ``src/`` or ``source/`` and names mutants after the
+file path, while this repository maps ``streamflow`` to ``layers/core/streamflow``
+(pyproject.toml). So the run happens in a staging folder, ``build/mutation``: the core as
+``src/streamflow``, the unit tests as ``tests/unit`` and a pyproject.toml holding only
+mutmut's and pytest's settings. Nothing in the work tree is changed.
+
+Usage: python tests/mutation/mutate.py [--max-children N] [--min-score 90] [--report-only | --retest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "layers" / "core" / "streamflow"
+UNIT = ROOT / "tests" / "unit"
+STAGE = ROOT / "build" / "mutation"
+EQUIVALENT = Path(__file__).with_name("equivalent.md")
+
+# module → the unit test files that are its oracle (fast ones only: no stack, no tools).
+MODULES: dict[str, list[str]] = {
+    "promotion": ["test_promotion.py", "test_promotion_messages.py"],
+    "split": ["test_split.py", "test_split_known_answer.py"],
+    "contract": ["test_contract.py", "test_contract_guards.py"],
+    "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
+    "ingest": ["test_ingest.py", "test_manifest_error.py"],
+    "lease": ["test_lease.py"],
+    "scorer": ["test_scorer.py"],
+    "features": ["test_features.py"],
+}
+# Functions of those modules that are not pure decisions: I/O driven by the integration
+# tests (a real stack), left out of the mutation run.
+NOT_MUTATED: dict[str, dict[str, str]] = {
+    "ingest": {"start_month_execution": "reads S3 and starts a Step Functions execution (integration tests)"},
+}
+PRAGMA = "  # pragma: no mutate block"
+# Not in the oracle: starts a Python process per case (seconds a mutant); the known-answer
+# test pins the same property.
+PYTEST_ARGS = ["-p", "no:cacheprovider",
+               "--deselect", "tests/unit/test_split.py::test_answer_is_stable_across_processes_as_a_hash_of_the_id"]
+# mutmut leaves decorated functions alone; a @contextmanager is staged as a plain function
+# wrapped afterwards (same behaviour), so its body is mutated too.
+DECORATED = re.compile(r"^@contextmanager\ndef (\w+)\(", re.M)
+# A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
+CAUGHT = {"killed", "timeout", "caught by type check"}
+MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
+
+
+def _stage() -> None:
+    """build/mutation: src/streamflow (the core), tests/unit, pyproject.toml."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    (STAGE / "src").mkdir(parents=True)
+    shutil.copytree(CORE, STAGE / "src" / "streamflow", ignore=shutil.ignore_patterns("__pycache__"))
+    for module, functions in NOT_MUTATED.items():
+        path = STAGE / "src" / "streamflow" / f"{module}.py"
+        lines = path.read_text().splitlines()
+        for name in functions:
+            start = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+            end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(":"))
+            lines[end] += PRAGMA
+        path.write_text("\n".join(lines) + "\n")
+    for path in (STAGE / "src" / "streamflow").glob("*.py"):
+        text = path.read_text()
+        names = DECORATED.findall(text)
+        if path.stem in MODULES and names:
+            text = DECORATED.sub(lambda m: f"def _{m.group(1)}_undecorated(", text)
+            text += "".join(f"\n{name} = contextmanager(_{name}_undecorated)\n" for name in names)
+            path.write_text(text)
+    _stage_tests()
+
+
+def _stage_tests() -> None:
+    """The unit tests and mutmut's settings (again before a retest: new tests count)."""
+    shutil.rmtree(STAGE / "tests", ignore_errors=True)
+    shutil.copytree(UNIT, STAGE / "tests" / "unit", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = sorted({f"tests/unit/{name}" for names in MODULES.values() for name in names})
+    only = [f"src/streamflow/{module}.py" for module in MODULES]
+    (STAGE / "pyproject.toml").write_text(
+        "# Written by tests/mutation/mutate.py for `make mutate`; not the project's pyproject.toml.\n"
+        "[tool.mutmut]\n"
+        'source_paths = ["src/streamflow"]\n'
+        f"only_mutate = {only!r}\n"
+        f"pytest_add_cli_args_test_selection = {tests!r}\n"
+        f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
+        "use_git_change_detection = false\n\n"
+        "[tool.pytest.ini_options]\n"
+        'filterwarnings = ["ignore::DeprecationWarning", "ignore::FutureWarning"]\n'
+    )
+
+
+def equivalent_mutants() -> dict[str, str]:
+    """Mutant name → why it is equivalent, from the bullet list in equivalent.md."""
+    found = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        match = re.match(r"^- `(streamflow\.[^`]+__mutmut_\d+)`: (.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def _results() -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=STAGE,
+                         capture_output=True, text=True, check=True).stdout
+    return {m.group(1): m.group(3).strip() for m in map(MUTANT.match, out.splitlines()) if m}
+
+
+def report(results: dict[str, str], equivalent: dict[str, str], min_score: float) -> bool:
+    """Print the score per module; True when every module reaches ``min_score``."""
+    by_module: dict[str, Counter] = defaultdict(Counter)
+    survivors: list[str] = []
+    for name, status in results.items():
+        module = name.split(".")[1]
+        if status == "not checked":  # an interrupted run: left out of the score, counted apart
+            by_module[module]["unchecked"] += 1
+            continue
+        if status in CAUGHT:
+            by_module[module]["killed"] += 1
+            by_module[module]["timeout"] += status == "timeout"
+        elif name in equivalent:
+            by_module[module]["equivalent"] += 1
+        else:
+            by_module[module]["survived"] += 1
+            survivors.append(f"{name}: {status}")
+        by_module[module]["mutants"] += 1
+    stale = sorted(set(equivalent) - set(results))
+    ok = True
+    header = ("module", "mutants", "killed", "(timeout)", "equiv.", "survived", "unchecked", "score")
+    print("\n" + f"{header[0]:<12}" + "".join(f"{h:>10}" for h in header[1:]))
+
+    def row(label: str, c: Counter) -> float:
+        judged = c["mutants"] - c["equivalent"]
+        score = 100.0 * c["killed"] / judged if judged else 100.0
+        print(f"{label:<12}" + "".join(f"{c[k]:>10}" for k in ("mutants", "killed", "timeout", "equivalent",
+                                                                "survived", "unchecked")) + f"{score:>9.1f}%")
+        return score
+
+    for module in MODULES:
+        ok &= row(module, by_module[module]) >= min_score and not by_module[module]["unchecked"]
+    row("all", sum((by_module[m] for m in MODULES), Counter()))
+    if survivors:
+        print("\nsurvivors not listed in tests/mutation/equivalent.md (see: cd build/mutation && mutmut show NAME):")
+        print("\n".join(f"  {s}" for s in sorted(survivors)))
+    if stale:
+        print("\nlisted as equivalent but no longer generated (the code changed; update equivalent.md):")
+        print("\n".join(f"  {s}" for s in stale))
+    print(f"\nscore = killed / (mutants - equivalent - unchecked); every module must reach {min_score:.0f} %"
+          " with no mutant unchecked: "
+          + ("yes" if ok else "NO"))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
+    parser.add_argument("--min-score", type=float, default=90.0)
+    parser.add_argument("--report-only", action="store_true", help="report the last run in build/mutation")
+    parser.add_argument("--retest", action="store_true",
+                        help="run the last run's survivors again with the current unit tests")
+    parser.add_argument("mutants", nargs="*", help="mutant names or globs to run (with --retest: as well)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    mutmut_run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
+    if args.retest:
+        survivors = [name for name, status in _results().items()
+                     if status not in CAUGHT | {"not checked"} and name not in equivalent_mutants()]
+        _stage_tests()
+        if survivors or args.mutants:
+            subprocess.run(mutmut_run + survivors + args.mutants, cwd=STAGE, check=True)
+    elif args.mutants:  # go on with an interrupted run: only these (names or globs)
+        subprocess.run(mutmut_run + args.mutants, cwd=STAGE, check=True)
+    elif not args.report_only:
+        _stage()
+        subprocess.run(mutmut_run, cwd=STAGE, check=True)
+    ok = report(_results(), equivalent_mutants(), args.min_score)
+    print(f"mutation run: {time.monotonic() - started:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

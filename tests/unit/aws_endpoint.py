@@ -1,0 +1,53 @@
+"""A real AWS endpoint for unit tests of the core's DynamoDB code: the emulator's moto
+server (behind waitress, with the stack's patches) on a spare port, as in
+test_local_servers.py. boto3 finds it through the standard environment variables."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def moto_endpoint() -> Iterator[str]:
+    """The URL of a moto server that runs for the block."""
+    from streamflow_local import moto_patches
+    from streamflow_local.moto_server import MotoServer
+
+    moto_patches.install()
+    port = free_port()
+    server = MotoServer("127.0.0.1", port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def endpoint_env(endpoint: str) -> dict[str, str]:
+    """What a Lambda sees: the endpoint, a region and (dummy) credentials."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def create_table(endpoint: str, name: str, key: str) -> None:
+    """An empty PAY_PER_REQUEST table with a string hash key, as template.yaml declares them.
+
+    moto keeps its state per process, not per server: a table of an earlier server in this
+    process (another pytest session, as mutmut runs them) is dropped first."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    if name in dynamodb.list_tables()["TableNames"]:
+        dynamodb.delete_table(TableName=name)
+    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
