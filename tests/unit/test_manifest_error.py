@@ -1,20 +1,28 @@
-"""A refused manifest becomes one violation of _MANIFEST.json in the quarantine report,
-and an error text that names the key, the rule and the example."""
+"""A refused manifest becomes violations of _MANIFEST.json in the quarantine report, and an
+error text that names the key and the first five broken rules, then how many more."""
 
 from __future__ import annotations
 
 from streamflow.ingest import ManifestError
 from streamflow.violations import Violation
 
+KEY = "months/month_001/_MANIFEST.json"
 
-def test_the_error_carries_the_violation_for_the_quarantine_report():
-    error = ManifestError("months/month_001/_MANIFEST.json", "must be valid JSON", "line 1")
-    assert error.violation == Violation("_MANIFEST.json", "", "must be valid JSON", "line 1")
-    assert str(error) == "months/month_001/_MANIFEST.json: must be valid JSON (line 1)"
+
+def _violations(n: int) -> list[Violation]:
+    return [Violation("_MANIFEST.json" if i % 2 else f"f{i}.csv", "", f"rule {i}", "e" if i == 0 else "")
+            for i in range(n)]
+
+
+def test_the_error_carries_its_violations_for_the_quarantine_report():
+    violations = _violations(2)
+    error = ManifestError(KEY, violations)
+    assert error.violations == violations and error.violation == violations[0]
+    assert str(error) == f"{KEY}: f0.csv: rule 0 (e.g. e); _MANIFEST.json: rule 1"
     assert isinstance(error, ValueError)
 
 
-def test_without_an_example_the_text_has_no_parentheses():
-    error = ManifestError("months/x/_MANIFEST.json", "month name must match month_NNN")
-    assert str(error) == "months/x/_MANIFEST.json: month name must match month_NNN"
-    assert error.violation == Violation("_MANIFEST.json", "", "month name must match month_NNN", "")
+def test_past_five_the_rest_are_counted():
+    error = ManifestError(KEY, _violations(7))
+    assert str(error) == f"{KEY}: " + "; ".join(str(v) for v in _violations(5)) + "; and 2 more"
+    assert len(error.violations) == 7
