@@ -52,7 +52,7 @@ def test_features_are_published_while_drift_and_training_run_and_joined_before_p
     """The online-table write runs beside drift → train → compare; Promote waits for both."""
     asl = json.loads((ROOT / "infra" / "statemachine" / "pipeline.asl.json").read_text())
     states = asl["States"]
-    assert states["BuildFeatures"]["Next"] == "FeaturesReady"
+    assert states[states["BuildFeatures"]["Next"]]["Next"] == "FeaturesReady"  # via AwaitEarlierMonths
     parallel = states["FeaturesReady"]
     assert parallel["Type"] == "Parallel"
     starts = [branch["StartAt"] for branch in parallel["Branches"]]

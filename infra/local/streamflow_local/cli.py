@@ -204,14 +204,21 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
         _say("no executions" + (f" for {args.month}" if args.month else ""))
         return EXIT_OK
     console = _console()
-    table = _table(console, "execution / step", "status", "duration", "started")
+    table = _table(console, "execution / step", "status", "duration", "started", "decision")
     for execution in found:
         table.add_row(f"[bold]{execution['name']}[/]", _styled(execution["status"]),
-                      _seconds(execution["seconds"]), execution["started"])
+                      _seconds(execution["seconds"]), execution["started"], _decision_cell(execution))
         for step in execution["steps"]:
-            table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
+            table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "", "")
     console.print(table)
     return EXIT_OK
+
+
+def _decision_cell(execution: dict) -> str:
+    """The month's decision, or what a waiting execution waits for."""
+    if execution.get("waiting_for"):
+        return "waiting for " + ", ".join(execution["waiting_for"]) + " to decide"
+    return execution.get("decision") or ""
 
 
 def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
@@ -379,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(StackConfig().state_dir / "data"), help="where month names are looked up")
     p.add_argument("--no-wait", action="store_true", help="return once the manifest is uploaded")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the execution")
-    p = command("status", cmd_status, "executions with each step, duration and outcome, as a table")
+    p = command("status", cmd_status, "executions in month order with each step, duration, outcome and the month's decision")
     p.add_argument("month", nargs="?", help="only this month's executions")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = command("report", cmd_report, "download a month's newest Evidently drift report and print its path")

@@ -204,6 +204,11 @@ def _load_version_over_rest(uri: str, model_name: str, version: str) -> Any:
     return skops.io.loads(data, trusted=list(SKOPS_TRUSTED_TYPES))
 
 
+def version_tags(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
+    """The tags of one version (e.g. ``month``: what it was trained on)."""
+    return dict(client(tracking_uri).get_model_version(model_name, version).tags or {})
+
+
 def tag_version(tracking_uri: str, model_name: str, version: str, tags: dict) -> None:
     mlflow_client = client(tracking_uri)
     for key, value in tags.items():
