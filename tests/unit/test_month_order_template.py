@@ -66,3 +66,15 @@ def test_the_local_deploy_sets_every_template_parameter():
     assert set(stack.parameters) == set(TEMPLATE["Parameters"])
     assert stack.parameters["ReferenceMonth"] == "champion"
     assert stack.parameters["AllowBackfillPromotion"] == "false"
+
+
+def test_the_readme_states_the_modes_defaults_and_the_wait_bound_the_code_has():
+    readme = (ROOT / "README.md").read_text()
+    default = TEMPLATE["Parameters"]["ReferenceMonth"]["Default"]
+    assert f"| `{default}` (default) |" in readme and "| `previous` |" in readme and "| `month_NNN` |" in readme
+    backfill = TEMPLATE["Parameters"]["AllowBackfillPromotion"]["Default"]
+    assert f"`AllowBackfillPromotion` (default `{backfill}`)" in readme
+    assert "**Months decide in month order.**" in readme
+    hours = ASL["States"]["AwaitEarlierMonths"]["TimeoutSeconds"] // 3600
+    assert f"the wait is bounded ({hours} h" in readme and f"waited {hours} h" in ASL["States"]["EarlierMonthsTimedOut"]["Cause"]
+    assert "production_version=2 reference=month_000\n" in readme  # the [SUMMARY] example
