@@ -111,11 +111,8 @@ def publish_online_features(settings: Settings, event: dict[str, Any]) -> dict[s
 
 def _champion(settings: Settings) -> tuple[str | None, str | None]:
     """(Production's version, the month it was trained on) — (None, None) before any."""
-    uri, name = settings.mlflow_tracking_uri, settings.model_name
-    version = _registry_call(registry.alias_version, uri, name)
-    if version is None:
-        return None, None
-    return version, _registry_call(registry.version_tags, uri, name, version).get("month") or None
+    version, tags = _registry_call(registry.alias_version_tags, settings.mlflow_tracking_uri, settings.model_name)
+    return version, (tags.get("month") or None) if version else None
 
 
 def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
