@@ -13,6 +13,8 @@ import json
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,7 @@ from streamflow_local.loop import (
 from streamflow_local.views import executions
 from streamflow_local.stack import down, up
 
-from clients import aws
+from clients import aws, wait_for_json
 from external import EXTERNAL
 from month_tools import reference_mode, step_output
 
@@ -181,7 +183,7 @@ def test_an_older_month_after_a_newer_champion_is_stale_and_production_stays(ord
 @pytest.mark.parametrize(("mode", "expected"), [("champion", "month_001"), ("previous", "month_002"),
                                                 ("month_000", "month_000")])
 def test_each_reference_mode_picks_the_month_it_says(order_stack, data, tmp_path, mode, expected):
-    folder = _again(data[3], tmp_path, indent=2)  # month_003 once more
+    folder = _again(data[3], tmp_path, indent={"champion": 2, "previous": 3}.get(mode, 4))  # month_003 once more
     with reference_mode(order_stack, mode):
         upload = upload_month(order_stack, folder)
         summary = _finish(order_stack, upload)
@@ -195,32 +197,41 @@ def test_each_reference_mode_picks_the_month_it_says(order_stack, data, tmp_path
         assert tags["reference_month"] == expected
 
 
-def test_an_earlier_month_that_ends_without_deciding_does_not_hold_later_ones(order_stack, tmp_path):
-    """month_004 is held at the approval gate when month_005 reaches its own gate; month_004
-    is then aborted (it never decides): the execution status change releases month_005."""
+def test_an_earlier_month_that_fails_does_not_hold_later_ones(order_stack, tmp_path):
+    """month_004 is held at the approval gate when month_005 parks at its own gate; then
+    month_004 fails (its rejection cannot be recorded: the registry is unreachable for that
+    function) and never decides: the execution status change event releases month_005."""
     lam, sfn = aws(order_stack, "lambda"), aws(order_stack, "stepfunctions")
-    ingest = f"{order_stack.stack_name}-ingest"
-    variables = lam.get_function_configuration(FunctionName=ingest)["Environment"]["Variables"]
     weak = next(v.version for v in _registry(order_stack).search_model_versions(f"name='{_model()}'")
                 if v.tags.get("month") == "month_000" and v.tags.get("decision") == "promote")
     _registry(order_stack).set_registered_model_alias(_model(), "Production", weak)  # month_004 will win
-    lam.update_function_configuration(FunctionName=ingest, Environment={"Variables": {**variables,
-                                                                                      "REQUIRE_APPROVAL": "true"}})
-    try:
+    with _environment(lam, f"{order_stack.stack_name}-ingest", REQUIRE_APPROVAL="true"):
         held = upload_month(order_stack, write_month(tmp_path, 4, n_users=USERS))
-        _wait_for(order_stack, held.execution_arn, "AwaitApproval")
-    finally:
-        lam.update_function_configuration(FunctionName=ingest, Environment={"Variables": variables})
+        pending = wait_for_json(order_stack, "approvals/month_004.json", timeout=900)
     later = upload_month(order_stack, write_month(tmp_path, 5, n_users=USERS))
     _wait_for(order_stack, later.execution_arn, "AwaitEarlierMonths")
     shown = next(e for e in executions(order_stack, "month_005") if e["name"] == later.execution_name)
     assert shown["status"] == "RUNNING" and shown["waiting_for"] == ["month_004"]  # it waits …
-    sfn.stop_execution(executionArn=held.execution_arn, cause="operator gave up on month_004")
-    summary = _finish(order_stack, later)  # … until month_004 ended
+    with _environment(lam, f"{order_stack.stack_name}-rejection", MLFLOW_TRACKING_URI="http://127.0.0.1:9"):
+        sfn.send_task_failure(taskToken=pending["task_token"], error="Rejected",
+                              cause=json.dumps({"by": "test", "reason": "no"}))
+        failed = wait_for_execution(order_stack, held.execution_arn, timeout=900)
+    assert failed["status"] == "FAILED" and failed["cause"].startswith("RecordRejection failed")
+    summary = _finish(order_stack, later)  # … and goes on once month_004 ended without deciding
     assert summary["month"] == "month_005" and summary["reference_month"] == "month_000"
     table = stack_description(order_stack)["outputs"]["MonthOrderTableName"]
     entries = aws(order_stack, "dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
     assert [e for e in entries if e["entry"]["S"].startswith("execution#")] == []  # nothing left in flight
+
+
+@contextmanager
+def _environment(lam, function: str, **changes: str) -> Iterator[None]:
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=function, Environment={"Variables": {**variables, **changes}})
+    try:
+        yield
+    finally:
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
 
 
 def _wait_for(stack, execution_arn: str, state: str, timeout: float = 600) -> None:
