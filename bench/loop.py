@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from streamflow_local.config import StackConfig
-from streamflow_local.loop import execution_steps, seed, upload_month, wait_for_execution
+from streamflow_local.loop import _client, execution_steps, seed, upload_month, wait_for_execution
 
 from .stack import function_names, log_offsets, peak_memory_since
 
@@ -45,10 +47,33 @@ def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
             "summary": {k: output.get(k) for k in ("drift_share", "retrained", "promoted", "production_version")}}
 
 
+@contextmanager
+def fixed_reference(config: StackConfig, month: str = "month_000") -> Iterator[None]:
+    """ReferenceMonth pinned to ``month`` for the timed uploads (the ingest function passes
+    it to each execution), restored afterwards: the default (the champion's month) would
+    measure a repeated month_001 against the month_001 champion, find no drift and skip
+    the path the benchmark times."""
+    lam = _client(config, "lambda")
+    name = function_names(config)["IngestFunction"]
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**variables,
+                                                                                      "REFERENCE_MONTH": month}})
+    try:
+        yield
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+
 def loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[str, Any]:
-    """month_000 warms the stack (and is the drift reference), then month_001 is timed:
-    drift → train → compare → promote, the longest path. With ``repeats`` > 1 the same
-    month_001 is uploaded again under a new seed so every run takes that path."""
+    """month_000 warms the stack (and is the drift reference, pinned: ``fixed_reference``),
+    then month_001 is timed: drift → train → compare → promote, the longest path. With
+    ``repeats`` > 1 the same month_001 is uploaded again under a new seed so every run takes
+    that path."""
+    with fixed_reference(config):
+        return _loop_latency(config, n_users, repeats)
+
+
+def _loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[str, Any]:
     data = config.state_dir / f"data-{n_users}"
     folders = seed(data, months=2, n_users=n_users)
     warmup = run_month(config, folders[0])

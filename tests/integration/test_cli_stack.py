@@ -7,6 +7,7 @@ run alone, it crowns a first champion itself with `streamflow upload month_000`.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,14 +56,18 @@ def test_status_is_a_table_of_executions_and_steps(streamflow, champion):
     assert lines[0].split()[:4] == ["execution", "/", "step", "status"]
     assert any(line.startswith("month_000-") and "SUCCEEDED" in line for line in lines)
     steps = [line.split() for line in lines if line.startswith("  ")]
-    assert ["Validate", "DONE"] == steps[0][:2] and any(s[0] == "DetectDrift" for s in steps)
+    assert ["RegisterMonth", "DONE"] == steps[0][:2] and ["Validate", "DONE"] == steps[1][:2]
+    assert any(s[0] == "DetectDrift" for s in steps)
+    row = next(line for line in lines if line.startswith("month_000-"))
+    assert row.split()[-1] == "promote"  # the month's decision
     assert all(s[-1].endswith("s") for s in steps)  # each step's duration
     assert "\x1b[" not in out  # no colour codes when piped
 
     code, out, _ = streamflow("status", "month_000", "--json")
     executions = json.loads(out)
     assert code == 0 and executions[0]["month"] == "month_000"
-    assert executions[0]["steps"][0]["state"] == "Validate"
+    assert [s["state"] for s in executions[0]["steps"][:2]] == ["RegisterMonth", "Validate"]
+    assert executions[0]["decision"] == "promote" and executions[0]["waiting_for"] == []
 
     assert streamflow("status", "month_077")[:2] == (1, "no executions for month_077\n")
 
@@ -119,13 +124,25 @@ def test_status_exit_codes_and_causes_of_a_failed_and_a_rejected_month(streamflo
     _readable(line)
 
 
-def test_report_downloads_the_newest_drift_report(streamflow, champion, tmp_path):
-    code, out, _ = streamflow("report", "month_000", "--out", str(tmp_path))
+def test_status_lists_months_in_month_order_with_their_decision(streamflow, champion, months):
+    code, out, _ = streamflow("upload", str(months[1]))  # runs it, or says it already ran
+    code, out, _ = streamflow("status", "--json")
+    executions = json.loads(out)
+    numbers = [int(e["month"].split("_")[1]) for e in executions if e["month"].startswith("month_")]
+    assert code == 0 and numbers == sorted(numbers) and {0, 1} <= set(numbers)
+    first = next(e for e in executions if e["month"] == "month_001" and e["status"] == "SUCCEEDED")
+    assert first["decision"] in ("promote", "keep_champion", "no_retraining", "stale_month")
+
+
+def test_report_downloads_the_newest_drift_report(streamflow, champion, months, tmp_path):
+    streamflow("upload", str(months[1]))  # month_000 had no reference: month_001 has a report
+    code, out, _ = streamflow("report", "month_001", "--out", str(tmp_path))
     assert code == 0
     path = Path(out.strip())
-    assert path.parent == tmp_path and path.name.startswith("drift_month_000_") and path.suffix == ".html"
+    assert path.parent == tmp_path and path.name.startswith("drift_month_001_") and path.suffix == ".html"
     html = path.read_text(errors="replace")
     assert html.lstrip().lower().startswith("<!doctype html") and "Drifted Columns" in html
+    assert re.search(r"<title>StreamFlow drift: month_001 against month_\d{3}</title>", html)  # names the reference
 
     code, out, err = streamflow("report", "month_077", "--out", str(tmp_path))
     assert (code, out) == (1, "") and err.startswith("error: no drift report for month_077")

@@ -2,7 +2,9 @@
 → MLflow registry → API over HTTP.
 
 The tests run in file order and share one stack: no champion yet → month_000 makes the
-first one → month_001 (concept drift) replaces it → month_002 (same concept) does not.
+first one → month_001 (concept drift, measured against month_000: the champion's month)
+replaces it → month_002 (same concept), measured against a fixed month_000, retrains but
+does not replace it.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ from streamflow_local.loop import (
 )
 
 from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log
+from month_tools import reference_mode
 
 pytestmark = pytest.mark.integration
-
-
 
 
 
@@ -67,6 +68,10 @@ def test_first_month_upload_starts_one_execution_that_crowns_a_champion(stack, m
     assert summary["retrained"] is True and summary["promoted"] is True
     assert alias(stack, "Production") == summary["production_version"] == summary["challenger_version"]
     assert alias(stack, "Previous") is None
+    # no champion yet: nothing to measure drift against (ReferenceMonth=champion, the default)
+    assert summary["reference_month"] is None and summary["report_key"] is None
+    messages = [r["message"] for r in grep_logs(stack, execution=upload.execution_name)]
+    assert any(m.startswith("[SUMMARY] month=month_000") and m.endswith(" reference=none") for m in messages)
 
 
 def test_drifted_month_retrains_and_better_challenger_moves_production(stack, months):
@@ -78,12 +83,17 @@ def test_drifted_month_retrains_and_better_challenger_moves_production(stack, mo
     assert alias(stack, "Production") == summary["challenger_version"] != champion
     assert alias(stack, "Previous") == champion
     messages = [r["message"] for r in grep_logs(stack, execution=upload.execution_name)]
-    assert any(m.startswith("RETRAINING_TRIGGERED month=month_001") for m in messages), messages
+    # measured against what the champion learned: month_000, the month version 1 was trained on
+    assert summary["reference_month"] == "month_000"
+    assert any(m.startswith("RETRAINING_TRIGGERED month=month_001") and m.endswith(" reference=month_000")
+               for m in messages), messages
     compare = [m for m in messages if m.startswith("[COMPARE]")]
     assert compare and compare[0].endswith("promote=True")
-    assert any(m.startswith("[SUMMARY] month=month_001") and "promoted=True" in m for m in messages)
+    assert any(m.startswith("[SUMMARY] month=month_001") and "promoted=True" in m
+               and m.endswith(f"production_version={summary['production_version']} reference=month_000")
+               for m in messages), messages
     version = registry(stack).get_model_version(MODEL, summary["challenger_version"])
-    assert version.tags["month"] == "month_001"
+    assert version.tags["month"] == "month_001" and version.tags["reference_month"] == "month_000"
     assert version.tags["decision"] == "promote"
     assert float(version.tags["decision_new_auc"]) >= float(version.tags["decision_prod_auc"]) + 0.01
 
@@ -125,14 +135,20 @@ def test_api_errors_are_json_with_proper_status(stack, payload, status, code):
 
 
 def test_challenger_that_is_not_better_leaves_production(stack, months):
+    """month_002 has month_001's distributions: against the champion's month it does not
+    drift, so ReferenceMonth is fixed to month_000 for it (a mode of its own) to get a
+    challenger that must not replace the champion."""
     champion = alias(stack, "Production")
-    upload, description, summary = _run(stack, months[2])
+    with reference_mode(stack, "month_000"):
+        upload, description, summary = _run(stack, months[2])
     assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert summary["reference_month"] == "month_000"
     assert summary["retrained"] is True and summary["promoted"] is False
     assert alias(stack, "Production") == champion == summary["production_version"]
     compare = [r["message"] for r in grep_logs(stack, ("[COMPARE]",), execution=upload.execution_name)]
     assert compare and compare[0].endswith("promote=False")
-    assert registry(stack).get_model_version(MODEL, summary["challenger_version"]).tags["decision"] == "keep_champion"
+    tags = registry(stack).get_model_version(MODEL, summary["challenger_version"]).tags
+    assert tags["decision"] == "keep_champion" and tags["reference_month"] == "month_000"
 
 
 def test_same_manifest_delivered_again_starts_no_second_execution(stack, months):

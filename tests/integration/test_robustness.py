@@ -190,11 +190,13 @@ def test_same_month_uploaded_five_times_gives_one_execution_and_one_decision(sta
     assert len(challengers) == 1
 
 
-def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
-    """Two months whose challengers both beat the (weak) champion reach Promote together
-    (the test holds the promotion lease until both wait on it): the promotions are
-    serialised and the second is re-decided against the first, so none is lost."""
+def test_months_uploaded_together_decide_in_month_order(stack, monkeypatch):
+    """Two months uploaded together: the later one waits (task token, at AwaitEarlierMonths)
+    while the earlier one is held at Promote (the test holds the promotion lease), and
+    `streamflow status` says what it waits for; then they decide in month order: month_007
+    replaces the (weak) champion and month_008 is measured against what it learned."""
     from streamflow import lease
+    from streamflow_local.views import executions
 
     for key, value in stack.client_env().items():
         monkeypatch.setenv(key, value)
@@ -202,32 +204,23 @@ def test_concurrent_months_do_not_lose_a_promotion(stack, monkeypatch):
     weak = next(v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")
                 if v.tags.get("month") == "month_000")
     mlflow_client.set_registered_model_alias(MODEL, "Production", weak)
-    folders = [write_month(stack.state_dir / "data", m, n_users=3000) for m in (7, 8)]
+    folders = [write_month(stack.state_dir / "data", m, n_users=3000) for m in (8, 7)]  # the later one first
     with lease.hold(f"{stack.stack_name}-leases", owner="test"):
-        uploads = [upload_month(stack, folder) for folder in folders]
-        for upload in uploads:
-            _wait_for_state(stack, upload.execution_arn, "Promote", timeout=300)
-    results = [wait_for_execution(stack, u.execution_arn) for u in uploads]
+        later, earlier = [upload_month(stack, folder) for folder in folders]
+        _wait_for_state(stack, earlier.execution_arn, "Promote", timeout=300)
+        _wait_for_state(stack, later.execution_arn, "AwaitEarlierMonths", timeout=300)
+        shown = next(e for e in executions(stack, "month_008") if e["name"] == later.execution_name)
+        assert shown["status"] == "RUNNING" and shown["waiting_for"] == ["month_007"]
+        assert not any(s["state"] == "DetectDrift" for s in shown["steps"])  # nothing decided before month_007
+    results = [wait_for_execution(stack, u.execution_arn) for u in (earlier, later)]
     assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.get("cause") for r in results]
-    summaries = [json.loads(r["output"]) for r in results]
-    promotions = []
-    sfn = aws(stack, "stepfunctions")
-    for upload in uploads:
-        for event in sfn.get_execution_history(executionArn=upload.execution_arn, maxResults=1000)["events"]:
-            if event["type"] == "TaskStateExited" and event["stateExitedEventDetails"]["name"] == "Promote":
-                promotions.append(json.loads(event["stateExitedEventDetails"]["output"]))
-    assert len(promotions) == 2 and all(p["compare"]["prod_version"] == weak for p in promotions)
-    first, second = sorted(promotions, key=lambda p: p["promotion"]["redecided"])
-    assert first["promotion"] == {"promoted": True, "production_version": first["challenger"]["version"],
-                                  "previous_version": weak, "redecided": False}
-    assert second["promotion"]["redecided"] is True  # Production had moved under it
-    if second["promotion"]["promoted"]:
-        assert second["promotion"]["previous_version"] == first["challenger"]["version"]
-        expected = (second["challenger"]["version"], first["challenger"]["version"])
-    else:
-        expected = (first["challenger"]["version"], weak)
-    assert (alias(stack, "Production"), alias(stack, "Previous")) == expected
-    assert {s["production_version"] for s in summaries} <= {expected[0], first["challenger"]["version"]}
+    first, second = (json.loads(r["output"]) for r in results)
+    assert first["promoted"] is True and first["decision"] == "promote"
+    assert second["reference_month"] == "month_007"  # the champion's month once month_007 had decided
+    assert second["production_version"] == first["production_version"] == alias(stack, "Production")
+    assert alias(stack, "Previous") == weak
+    assert [e["month"] for e in executions(stack) if e["month"] in ("month_007", "month_008")] == \
+        ["month_007", "month_008"]  # status lists months in month order, whatever the upload order
 
 
 def _wait_for_state(stack, execution_arn: str, state: str, timeout: float = 120) -> None:
@@ -245,7 +238,7 @@ def _wait_for_state(stack, execution_arn: str, state: str, timeout: float = 120)
 def test_registry_outage_mid_run_fails_readably_and_keeps_production(stack):
     production = alias(stack, "Production")
     upload = upload_month(stack, write_month(stack.state_dir / "data", 9, n_users=3000))
-    _wait_for_state(stack, upload.execution_arn, "DetectDrift")
+    _wait_for_state(stack, upload.execution_arn, "BuildFeatures")  # DetectDrift reads the champion first
     hold_registry(stack)
     try:
         description = wait_for_execution(stack, upload.execution_arn, timeout=300)

@@ -288,12 +288,12 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
         return code
     console = _console()
     if found:
-        table = _table(console, "execution / step", "status", "duration", "started")
+        table = _table(console, "execution / step", "status", "duration", "started", "decision")
         for execution in found:
             table.add_row(f"[bold]{execution['name']}[/]", _styled(_shown_status(execution)),
-                          _seconds(execution["seconds"]), execution["started"])
+                          _seconds(execution["seconds"]), execution["started"], _decision_cell(execution))
             for step in execution["steps"]:
-                table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "")
+                table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "", "")
         console.print(table)
     from rich.markup import escape
 
@@ -393,6 +393,13 @@ def cmd_snapshot(args: argparse.Namespace, config: StackConfig) -> int:
          f"into {config.state_dir}; replaced: {', '.join(loaded.replaced) or 'nothing (the state was empty)'}")
     _say("start it with `streamflow up`")
     return EXIT_OK
+
+
+def _decision_cell(execution: dict) -> str:
+    """The month's decision, or what a waiting execution waits for."""
+    if execution.get("waiting_for"):
+        return "waiting for " + ", ".join(execution["waiting_for"]) + " to decide"
+    return execution.get("decision") or ""
 
 
 def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
@@ -565,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="the month's folder, e.g. my-data/month_004")
     p.add_argument("--month", help="the month name when the folder is not named month_NNN")
     p.add_argument("--stdout", action="store_true", help="print the manifest instead of writing it")
-    p = command("status", cmd_status, "executions with each step, duration and outcome, as a table; exit 1 when "
+    p = command("status", cmd_status, "executions in month order with each step, duration, outcome and the month's decision; exit 1 when "
                 "the month's last execution FAILED/TIMED_OUT/ABORTED, it was rejected at ingest, or nothing is found")
     p.add_argument("month", nargs="?", help="only this month's executions")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

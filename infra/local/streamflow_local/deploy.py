@@ -63,7 +63,7 @@ class LocalDeployer:
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                 region_name=config.region)
         self.clients = {name: session.client(name, endpoint_url=config.aws_endpoint)
-                        for name in ("s3", "dynamodb", "lambda", "stepfunctions", "iam")}
+                        for name in ("s3", "dynamodb", "lambda", "stepfunctions", "iam", "events")}
         self.layer_arns: dict[str, str] = {}
 
     def _resolve(self, value: Any) -> Any:
@@ -84,6 +84,7 @@ class LocalDeployer:
         for logical in self.stack.of_type("AWS::S3::BucketPolicy"):
             self._bucket_policy(logical)
         self._notifications()
+        self._event_rules()
         outputs = {key: str(self._resolve(spec["Value"])) for key, spec in self.stack.template.get("Outputs", {}).items()}
         description = {
             "stack": self.stack.name,
@@ -250,6 +251,19 @@ class LocalDeployer:
         for bucket, configs in per_bucket.items():
             self.clients["s3"].put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs})
+
+    def _event_rules(self) -> None:
+        """A function's ``EventBridgeRule`` events: a rule on the default bus with the
+        function as its target (what SAM creates)."""
+        events = self.clients["events"]
+        for logical in self.stack.of_type("AWS::Serverless::Function"):
+            for event_name, event in self.stack.resources[logical].get("Properties", {}).get("Events", {}).items():
+                if event["Type"] not in ("EventBridgeRule", "CloudWatchEvent"):
+                    continue
+                props = self._resolve(event["Properties"])
+                rule = f"{self.stack.name}-{logical}-{event_name}"[:64]
+                events.put_rule(Name=rule, EventPattern=json.dumps(props["Pattern"]), State="ENABLED")
+                events.put_targets(Rule=rule, Targets=[{"Id": logical[:64], "Arn": self.stack.arn(logical)}])
 
     def _api(self) -> dict[str, Any]:
         """The API function, its routes, and the API key the local gateway demands when the

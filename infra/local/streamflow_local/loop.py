@@ -56,7 +56,7 @@ def stack_settings(config: StackConfig):
         feature_table=outputs["FeatureTableName"],
         model_name=parameters.get("ModelName", "streamflow_churn"),
         mlflow_tracking_uri=config.mlflow_uri,
-        reference_month=parameters.get("ReferenceMonth", "month_000"),
+        reference_month=parameters.get("ReferenceMonth", "champion"),
         drift_threshold=float(parameters.get("DriftThreshold", 0.02)),
         promotion_delta=float(parameters.get("PromotionDelta", 0.01)),
         state_machine_arn=outputs["StateMachineArn"],

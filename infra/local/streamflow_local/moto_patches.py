@@ -16,6 +16,11 @@
   trailer) without checking it against the bytes; S3 answers ``400 BadDigest`` when they
   differ. Ingest trusts a stored ``ChecksumSHA256``, so the emulator must verify it too
   (SHA256, SHA1, CRC32: the algorithms moto computes exactly).
+* Step Functions on AWS sends "Step Functions Execution Status Change" events to
+  EventBridge; moto's interpreter sends none, and moto's EventBridge does not invoke Lambda
+  targets. The template releases a failed month's place in the month order from such an
+  event, so an ending execution puts one on the default bus, and a rule's Lambda targets
+  are invoked (asynchronously, as EventBridge does).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def install() -> None:
     _plain_json_batch_writes()
     _cached_module_list()
     _verified_s3_checksums()
+    _execution_status_events()
+    _lambda_rule_targets()
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})
@@ -63,6 +70,65 @@ def _verified_s3_checksums() -> None:
         return algorithm, value
 
     S3Response._get_checksum = get_checksum
+
+
+
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+def _execution_status_events() -> None:
+    import json
+
+    from moto.events.models import events_backends
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        execution = self.execution
+        try:
+            status = execution.exec_status.value
+            detail = {"executionArn": execution.exec_arn, "stateMachineArn": execution.state_machine.arn,
+                      "name": execution.name, "status": status, "error": execution.error, "cause": execution.cause}
+            events_backends[execution.account_id][execution.region_name].put_events(
+                [{"Source": "aws.states", "DetailType": EXECUTION_STATUS_CHANGE, "Detail": json.dumps(detail)}])
+        except Exception:  # noqa: BLE001 - an event lost must not break the execution's end
+            import logging
+
+            logging.getLogger(__name__).exception("execution status event not sent")
+
+    BaseExecutionWorkerCommunication.terminated = terminated
+
+
+def _lambda_rule_targets() -> None:
+    import threading
+
+    from moto.events.models import Rule
+    from moto.events.notifications import _invoke_lambda
+    from moto.utilities.arns import parse_arn
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        functions = [t for t in self.targets if parse_arn(t["Arn"]).service == "lambda"]
+        if not functions:
+            return original(self, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return None
+        others = [t for t in self.targets if t not in functions]
+        if others:
+            targets, self.targets = self.targets, others
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = targets
+        for target in functions:
+            threading.Thread(target=_invoke_lambda, args=(self.account_id, target["Arn"], original_event),
+                             daemon=True, name=f"events-{self.name}").start()
+        return None
+
+    Rule.send_to_targets = send_to_targets
 
 
 PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem"})

@@ -6,6 +6,7 @@ versions, aliases and decision tags, Step Functions for executions.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,55 @@ def _interruption(sfn: Any, execution: dict[str, Any]) -> dict[str, Any]:
     return {"interrupted": True, "cause": description.get("cause", "")}
 
 
+def in_month_order(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Executions by month number (``month_NNN``), then by start: the order months decide in."""
+    from streamflow.schema import month_index
+
+    def key(execution: dict[str, Any]) -> tuple[int, str]:
+        try:
+            number = month_index(execution["month"])
+        except ValueError:
+            number = 10**9  # not a month name: last
+        return number, execution["started"]
+
+    return sorted(found, key=key)
+
+
+WAITING_STATE = "AwaitEarlierMonths"
+
+
+def month_decision(status: str, output: dict[str, Any] | None) -> str | None:
+    """The month's decision as its [SUMMARY] output says (None while it runs or if it failed)."""
+    if status != "SUCCEEDED" or not output:
+        return None
+    if output.get("decision"):
+        return str(output["decision"])
+    if output.get("promoted"):
+        return "promote"
+    return "keep_champion" if output.get("retrained") else "no_retraining"
+
+
+def waiting_for(config: StackConfig, execution: dict[str, Any]) -> list[str]:
+    """The earlier months a running execution waits for, when it is parked at AwaitEarlierMonths."""
+    steps = execution.get("steps") or []
+    if execution.get("status") != "RUNNING" or not steps or steps[-1]["state"] != WAITING_STATE \
+            or steps[-1]["status"] != "RUNNING":
+        return []
+    table = stack_description(config).get("outputs", {}).get("MonthOrderTableName")
+    if not table:
+        return []
+    from streamflow.ordering import InFlight, blocking
+
+    dynamodb = _client(config, "dynamodb")
+    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+             for item in page.get("Items", []) if item.get("entry", {}).get("S", "").startswith("execution#")]
+    in_flight = [InFlight(execution=i["execution"]["S"], month=i["month"]["S"]) for i in items]
+    return [b.month for b in blocking(execution["month"], execution["name"], in_flight)]
+
+
 def executions(config: StackConfig, month: str | None = None) -> list[dict[str, Any]]:
-    """The state machine's executions (oldest first), each with its steps."""
+    """The state machine's executions in month order, each with its steps, its decision and,
+    while it waits for earlier months to decide, which ones."""
     sfn = _client(config, "stepfunctions")
     listed = [e for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn(config))
               for e in page["executions"]]
@@ -143,6 +191,9 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
     result = []
     for execution in sorted(listed, key=lambda e: e["startDate"]):
         stop = execution.get("stopDate")
+        output = None
+        if execution["status"] == "SUCCEEDED":
+            output = json.loads(sfn.describe_execution(executionArn=execution["executionArn"]).get("output") or "{}")
         row = {
             **_interruption(sfn, execution),
             "name": execution["name"],
@@ -152,11 +203,13 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
             "seconds": (stop - execution["startDate"]).total_seconds() if stop else None,
             "steps": [{"state": s["state"], "status": s["status"], "seconds": s["seconds"]}
                       for s in shown_steps(execution_steps(config, execution["executionArn"]))],
+            "decision": month_decision(execution["status"], output),
         }
         if execution["status"] in FAILED_STATUSES:
             row.update(failure(config, execution["executionArn"]))
+        row["waiting_for"] = waiting_for(config, row)
         result.append(row)
-    return result
+    return in_month_order(result)
 
 
 def failure(config: StackConfig, execution_arn: str) -> dict[str, str]:

@@ -41,8 +41,21 @@ def _drifted_columns(snapshot_dict: dict) -> tuple[float, int]:
     raise RuntimeError("Evidently report has no DriftedColumnsCount metric")
 
 
-def measure_drift(reference: pd.DataFrame, current: pd.DataFrame) -> DriftResult:
-    """Evidently's DataDriftPreset on the model features; the HTML report comes back too."""
+def titled(html: bytes, title: str) -> bytes:
+    """The report's HTML with ``title`` as its page title (it names the two months)."""
+    import html as html_lib
+    import re
+
+    tag = f"<title>{html_lib.escape(title)}</title>".encode()
+    if re.search(rb"<title>.*?</title>", html, flags=re.S):
+        return re.sub(rb"<title>.*?</title>", lambda _: tag, html, count=1, flags=re.S)
+    head = re.search(rb"<head[^>]*>", html)
+    return html[:head.end()] + tag + html[head.end():] if head else tag + html
+
+
+def measure_drift(reference: pd.DataFrame, current: pd.DataFrame, title: str | None = None) -> DriftResult:
+    """Evidently's DataDriftPreset on the model features; the HTML report comes back too
+    (titled ``title``: which month against which reference)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -52,10 +65,12 @@ def measure_drift(reference: pd.DataFrame, current: pd.DataFrame) -> DriftResult
     )
     ref = Dataset.from_pandas(_as_evidently_frame(reference), data_definition=definition)
     cur = Dataset.from_pandas(_as_evidently_frame(current), data_definition=definition)
-    snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+    snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref, name=title)
     share, count = _drifted_columns(snapshot.dict())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.html"
         snapshot.save_html(str(path))
         html = path.read_bytes()
+    if title:
+        html = titled(html, title)
     return DriftResult(drift_share=share, drifted_columns=count, columns=len(MODEL_FEATURES), html=html)

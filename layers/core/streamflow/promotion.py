@@ -52,3 +52,27 @@ def rollback_target(production: str | None, previous: str | None) -> str:
     if previous == production:
         raise NothingToRollBack(f"nothing to roll back to: Previous is version {previous}, already Production")
     return previous
+
+
+PROMOTE = "promote"
+KEEP_CHAMPION = "keep_champion"
+STALE_MONTH = "stale_month"
+
+
+def is_stale_month(month: str, champion_month: str | None) -> bool:
+    """A month older than the one the champion was trained on (a backfill)."""
+    from .schema import month_index
+
+    return champion_month is not None and month_index(month) < month_index(champion_month)
+
+
+def promotion_decision(new_auc: float, prod_auc: float | None, delta: float, month: str,
+                       champion_month: str | None, allow_backfill: bool = False) -> str:
+    """``promote``, ``keep_champion`` or ``stale_month``: the past never replaces a champion
+    trained on a newer month unless the operator allows it (``AllowBackfillPromotion``).
+
+    The AUCs are checked (and NaN refused) whatever the month."""
+    promote = should_promote(new_auc, prod_auc, delta)
+    if is_stale_month(month, champion_month) and not allow_backfill:
+        return STALE_MONTH
+    return PROMOTE if promote else KEEP_CHAMPION

@@ -115,6 +115,35 @@ def alias_version(tracking_uri: str, model_name: str, alias: str = PRODUCTION) -
         raise
 
 
+def alias_version_tags(tracking_uri: str, model_name: str, alias: str = PRODUCTION) -> tuple[str | None, dict[str, str]]:
+    """The version an alias names and its tags (e.g. ``month``: what it was trained on);
+    ``(None, {})`` when the alias does not exist. One call (plain REST when it can)."""
+    if _plain_http(tracking_uri):
+        try:
+            query = urllib.parse.urlencode({"name": model_name, "alias": alias})
+            body = json.loads(_get(f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias?{query}"))
+            version = body["model_version"]
+            return str(version["version"]), {t["key"]: t.get("value", "") for t in version.get("tags", [])}
+        except urllib.error.HTTPError as exc:
+            try:
+                code = json.loads(exc.read()).get("error_code")
+            except ValueError:
+                code = None
+            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):  # as alias_version
+                return None, {}
+        except Exception:  # noqa: BLE001 - MLflow's client answers (or raises) instead
+            pass
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client(tracking_uri).get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None, {}
+        raise
+    return str(version.version), dict(version.tags or {})
+
+
 def load_version(tracking_uri: str, model_name: str, version: str):
     """The scikit-learn pipeline of one registered version (so predict_proba is there).
 

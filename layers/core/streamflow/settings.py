@@ -27,6 +27,8 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     lease_table: str = ""
     allow_manifest_overrides: bool = False
+    order_table: str = ""
+    allow_backfill_promotion: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -36,7 +38,7 @@ class Settings:
             feature_table=env.get("FEATURE_TABLE", ""),
             model_name=env.get("MODEL_NAME", "streamflow_churn"),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
-            reference_month=env.get("REFERENCE_MONTH", "month_000"),
+            reference_month=env.get("REFERENCE_MONTH", "champion"),
             drift_threshold=float(env.get("DRIFT_THRESHOLD", DEFAULT_DRIFT_THRESHOLD)),
             promotion_delta=float(env.get("PROMOTION_DELTA", DEFAULT_DELTA)),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
@@ -46,4 +48,6 @@ class Settings:
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(512 * 1024 * 1024))),
             lease_table=env.get("LEASE_TABLE", ""),
             allow_manifest_overrides=env.get("ALLOW_MANIFEST_OVERRIDES", "false").strip().lower() == "true",
+            order_table=env.get("MONTH_ORDER_TABLE", ""),
+            allow_backfill_promotion=env.get("ALLOW_BACKFILL_PROMOTION", "false").strip().lower() == "true",
         )

@@ -13,10 +13,11 @@ import json
 import math
 from typing import Any
 
-from . import champion, lease, online_store, registry, storage
+from . import champion, lease, month_order, online_store, registry, storage
 from .checksums import changed_since_ingest
 from .logs import logger
-from .promotion import should_promote, should_retrain
+from .ordering import resolve_reference
+from .promotion import STALE_MONTH, is_stale_month, promotion_decision, should_retrain
 from .quarantine import quarantine_month, report_key
 from .schema import TARGET, month_index
 from .settings import Settings
@@ -29,6 +30,10 @@ from .violations import ContractError, check_sizes
 
 class RegistryUnavailable(RuntimeError):
     """The MLflow registry did not answer; the state machine retries this with backoff."""
+
+
+class ReferenceMissing(RuntimeError):
+    """The month drift should be measured against has no features (never uploaded)."""
 
 
 def _registry_call(fn, *args, **kwargs):
@@ -97,41 +102,70 @@ def publish_online_features(settings: Settings, event: dict[str, Any]) -> dict[s
     this beside drift → train → compare (one item per user: at 1M users it is the longest
     write of the loop) and joins both before anything is promoted."""
     month = event["month"]
+    publish, newest = month_order.may_publish(settings, month)
+    if not publish:
+        logger.info(f"online features not published: month={month} is older than {newest}, already online")
+        return {"table": settings.feature_table, "online_items": 0, "skipped": True, "newest_online_month": newest}
     frame = storage.read_features(settings.data_bucket, month)
     written = online_store.write_online_features(settings.feature_table, month, frame)
+    month_order.mark_published(settings, month)
     logger.info("online features published", extra={"table": settings.feature_table, "online_items": written})
     return {"table": settings.feature_table, "online_items": written}
 
 
+def _champion(settings: Settings) -> tuple[str | None, str | None]:
+    """(Production's version, the month it was trained on) — (None, None) before any."""
+    version, tags = _registry_call(registry.alias_version_tags, settings.mlflow_tracking_uri, settings.model_name)
+    return version, (tags.get("month") or None) if version else None
+
+
 def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    """Evidently drift of this month against the reference month, report kept in S3."""
+    """Evidently drift of this month against its reference month (``ReferenceMonth``: the
+    champion's month by default, the previous month, or a fixed one), report kept in S3.
+    With no reference (no champion yet, or no month before) nothing is measured."""
     from .drift import measure_drift
 
     month = event["month"]
-    reference_month = event.get("reference_month") or settings.reference_month
+    mode = event.get("reference_month") or settings.reference_month
     threshold = float(event.get("threshold", settings.drift_threshold))
-    current = storage.read_features(settings.data_bucket, month)
-    reference = storage.read_features(settings.data_bucket, reference_month)
-    result = measure_drift(reference, current)
-    timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    key = storage.report_key(month, timestamp)
-    storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
-    champion = _registry_call(registry.alias_version, settings.mlflow_tracking_uri, settings.model_name)
-    retrain = should_retrain(result.drift_share, threshold, has_champion=champion is not None)
-    share = round(result.drift_share, 4)
+    champion_version, champion_month = _champion(settings)
+    reference_month = resolve_reference(mode, month, champion_month)
+    share, drifted, columns, key = 0.0, 0, None, None
+    if reference_month is not None:
+        from botocore.exceptions import ClientError
+
+        current = storage.read_features(settings.data_bucket, month)
+        try:
+            reference = storage.read_features(settings.data_bucket, reference_month)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            raise ReferenceMissing(f"reference month {reference_month} (ReferenceMonth={mode}) has no features "
+                                   f"in s3://{settings.data_bucket}: was it uploaded? ({exc})") from exc
+        result = measure_drift(reference, current, title=f"StreamFlow drift: {month} against {reference_month}")
+        timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        key = storage.report_key(month, timestamp)
+        storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
+        share, drifted, columns = round(result.drift_share, 4), result.drifted_columns, result.columns
+    retrain = should_retrain(share, threshold, has_champion=champion_version is not None)
+    reference = reference_month or "none"
     if retrain:
         logger.info(f"RETRAINING_TRIGGERED month={month} drift_share={share} threshold={threshold}"
-                    + ("" if champion else " reason=no_champion"))
+                    + ("" if champion_version else " reason=no_champion") + f" reference={reference}")
     else:
-        logger.info(f"no retraining: month={month} drift_share={share} threshold={threshold}")
+        logger.info(f"no retraining: month={month} drift_share={share} threshold={threshold} reference={reference}")
     return {
         "drift_share": share,
-        "drifted_columns": result.drifted_columns,
-        "columns": result.columns,
+        "drifted_columns": drifted,
+        "columns": columns,
         "threshold": threshold,
         "report_key": key,
-        "has_champion": champion is not None,
-        "champion_version": champion,
+        "has_champion": champion_version is not None,
+        "champion_version": champion_version,
+        "champion_month": champion_month,
+        "reference_month": reference_month,
+        "reference_mode": mode,
+        "stale": is_stale_month(month, champion_month),
         "retrain": retrain,
     }
 
@@ -151,6 +185,7 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         "val_auc": round(val_auc, 6),
         "execution": event.get("execution", ""),
         "drift_share": event.get("drift", {}).get("drift_share", ""),
+        "reference_month": event.get("drift", {}).get("reference_month") or "none",
     }
     registered = _registry_call(
         registry.log_challenger,
@@ -190,13 +225,18 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     challenger = event["challenger"]["version"]
     validation_rows = _validation_rows(settings, month)
     new_auc = _auc_of(settings, challenger, validation_rows)
-    prod_version = _registry_call(registry.alias_version, settings.mlflow_tracking_uri, settings.model_name)
+    prod_version, champion_month = _champion(settings)
     prod_auc = _auc_of(settings, prod_version, validation_rows) if prod_version else None
-    promote = should_promote(new_auc, prod_auc, delta)
+    decision = promotion_decision(new_auc, prod_auc, delta, month, champion_month, settings.allow_backfill_promotion)
+    promote = decision == "promote"
+    if decision == STALE_MONTH:
+        logger.info(f"stale month: {month} is older than the champion's month {champion_month}; not promoted "
+                    "(AllowBackfillPromotion=false)")
     logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} delta={delta} promote={promote}",
                 extra={"challenger_version": challenger, "production_version": prod_version})
     _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
-        "decision": "promote" if promote else "keep_champion",
+        "decision": decision,
+        "decision_champion_month": champion_month or "none",
         "decision_new_auc": _round(new_auc),
         "decision_prod_auc": _round(prod_auc),
         "decision_prod_version": prod_version or "none",
@@ -204,7 +244,7 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "decision_execution": event.get("execution", ""),
     })
     return {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
-            "delta": delta, "promote": promote}
+            "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
 
 
 def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +265,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     decision = event["compare"]
     challenger = event["challenger"]["version"]
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    current = _registry_call(registry.alias_version, uri, name)
+    current, champion_month = _champion(settings)
     redecided = current != decision.get("prod_version")
     promote_it = bool(decision["promote"])
     new_auc, prod_auc = decision.get("new_auc"), decision.get("prod_auc")
@@ -233,11 +273,18 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         validation_rows = _validation_rows(settings, month)
         new_auc = _round(_auc_of(settings, challenger, validation_rows))
         prod_auc = _round(_auc_of(settings, current, validation_rows)) if current else None
-        promote_it = should_promote(new_auc, prod_auc, float(decision["delta"]))
+        verdict = promotion_decision(new_auc, prod_auc, float(decision["delta"]), month, champion_month,
+                                     settings.allow_backfill_promotion)
+        promote_it = verdict == "promote"
         logger.info(f"[COMPARE] new_auc={new_auc} prod_auc={prod_auc} "
                     f"delta={decision['delta']} promote={promote_it} (re-decided: Production moved)")
+        if verdict != decision.get("decision"):
+            _registry_call(registry.tag_version, uri, name, challenger, {
+                "decision": verdict, "decision_prod_version": current or "none",
+                "decision_champion_month": champion_month or "none"})
     if not promote_it:
-        return {"promoted": False, "production_version": current, "previous_version": None, "redecided": redecided}
+        return {"promoted": False, "production_version": current, "previous_version": None, "redecided": redecided,
+                "stale": is_stale_month(month, champion_month)}
     approval = event.get("approval") or {}
     reason = (f"month {month}: challenger {challenger} AUC {new_auc} vs champion "
               f"{current or 'none'} AUC {prod_auc}, delta {decision.get('delta')}")
@@ -320,7 +367,25 @@ def summarize(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "report_key": drift.get("report_key"),
         "execution": event.get("execution"),
         "approval": _approval_outcome(event),
+        "reference_month": drift.get("reference_month"),
+        "decision": _decision(event),
     }
+    stale = " decision=stale_month" if summary["decision"] == STALE_MONTH else ""
     logger.info(f"[SUMMARY] month={month} drift_share={summary['drift_share']} retrained={retrained} "
-                f"promoted={summary['promoted']} production_version={production_version}")
+                f"promoted={summary['promoted']} production_version={production_version}{stale} "
+                f"reference={drift.get('reference_month') or 'none'}")
     return summary
+
+
+def _decision(event: dict[str, Any]) -> str:
+    """What the month decided, in one word (``streamflow status`` lists it per month)."""
+    promotion, compare = event.get("promotion") or {}, event.get("compare") or {}
+    if promotion.get("promoted"):
+        return "promote"
+    if promotion.get("stale") or compare.get("decision") == STALE_MONTH:
+        return STALE_MONTH
+    if "rejection" in event:
+        return "rejected_timeout" if event["rejection"].get("timed_out") else "rejected"
+    if compare:
+        return "keep_champion"
+    return STALE_MONTH if (event.get("drift") or {}).get("stale") else "no_retraining"
