@@ -42,6 +42,17 @@ def _features(folder: Path):
     return build_features(check_month(files).tables)[list(MODEL_FEATURES)]
 
 
+def _served_features(config: StackConfig, user_id: str):
+    """The user's row in the online table: what /predict scores. On a stack that already
+    decided a newer month, the benchmark's own month is a backfill whose features are not
+    published, so its files are not what the API reads."""
+    from streamflow import online_store
+
+    config.apply_client_env()
+    table = json.loads(config.stack_file.read_text())["outputs"]["FeatureTableName"]
+    return online_store.read_online_features(table, user_id)
+
+
 def _split_body(frame) -> dict[str, Any]:
     records = json.loads(frame.to_json(orient="split", index=False))
     return {"dataframe_split": {"columns": records["columns"], "data": records["data"]}}
@@ -125,8 +136,10 @@ def predict_benchmark(config: StackConfig, folder: Path, model_name: str = "stre
     serve = f"{serve_url}/invocations"
     try:
         # Same answer from both (MLflow's pyfunc returns the class, the API the probability too).
+        served = _served_features(config, users[0])
         api_answer = requests.post(api, json=api_bodies[0], headers=headers, timeout=120).json()
-        mlflow_answer = requests.post(serve, json=mlflow_bodies[0], timeout=120).json()
+        mlflow_answer = requests.post(serve, json=_split_body(served if served is not None else frame.loc[[users[0]]]),
+                                      timeout=120).json()
         agree = bool(api_answer.get("churn_prediction")) == bool(mlflow_answer["predictions"][0])
         # Warm both up at the highest concurrency (the executor starts one worker per
         # concurrent request, as Lambda does), then measure.
