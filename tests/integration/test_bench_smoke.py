@@ -1,5 +1,8 @@
-"""Every benchmark of ``make bench`` once, at a tiny size, on the suite's stack: so the
-benchmark code cannot rot. Benchmarks are not tests: nothing here looks at a time."""
+"""Every benchmark of ``make bench`` once, at a tiny size, on a private stack as ``make
+bench`` runs it: so the benchmark code cannot rot. Not the suite's stack: by now it has
+decided newer months, so the benchmark's month_000/month_001 would be backfills (decided
+``stale_month``, features not published, their users unknown to /predict). Benchmarks are
+not tests: nothing here looks at a time."""
 
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ pytestmark = [
 ]
 
 
-def test_every_benchmark_runs_once_at_a_tiny_size(stack):
+def test_every_benchmark_runs_once_at_a_tiny_size():
     results = run([1500], only=("floor", "loop", "predict", "coldstart"), duration=0.5, rounds=1,
-                  concurrency=2, repeats=1, config=stack, batch_size=100)
+                  concurrency=2, repeats=1, config=None, batch_size=100)
 
     floor = results["floor"][0]
     assert floor["users"] == 1500 and set(floor["steps"]) == {"contract", "features", "drift", "train", "evaluate"}
