@@ -6,21 +6,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 
 REPORT = re.compile(r"^REPORT RequestId: \S+ Duration: ([\d.]+) ms .*Max Memory Used: (\d+) MB")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -29,8 +22,7 @@ def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
     from streamflow_local.stack import down, up
 
     state = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
-    config = StackConfig(aws_port=free_port(), mlflow_port=free_port(), api_port=free_port(),
-                         state_dir=state, stack_name="sfbench")
+    config = StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench")
     try:
         up(config)
         deploy(config)

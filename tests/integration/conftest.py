@@ -7,12 +7,11 @@ real `mlflow server`, the local API gateway, and template.yaml deployed into it.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
 from streamflow_local.loop import seed
 from streamflow_local.stack import down, up
@@ -20,12 +19,6 @@ from streamflow_local.stack import down, up
 from external import EXTERNAL, LogMirror, SkipLocalOnly, external_stack
 
 TEST_USERS = 3000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +29,7 @@ def stack(tmp_path_factory) -> StackConfig:
         with LogMirror(config, json.loads(config.stack_file.read_text())["functions"]):
             yield config
         return
-    config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
-                         state_dir=state, stack_name="sftest")
+    config = StackConfig.on_spare_ports(state_dir=state, stack_name="sftest")
     try:
         up(config)
         deploy(config)

@@ -9,12 +9,11 @@ No figure either run prints may be smaller than the execution it is about took.
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
 from external import EXTERNAL
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 from streamflow_local.demo import run_demo
 from streamflow_local.loop import _client, recorded_seconds, state_machine_arn
 from streamflow_local.stack import down
@@ -22,12 +21,6 @@ from streamflow_local.stack import down
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(EXTERNAL, reason="starts a local stack of its own")]
 
 USERS = 1500
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _recorded_durations(config: StackConfig) -> dict[str, float]:
@@ -47,8 +40,7 @@ def _figure(pattern: str, text: str) -> float:
 
 
 def test_a_second_demo_shows_recorded_runs_and_never_a_smaller_time(tmp_path, capsys):
-    config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
-                         state_dir=tmp_path / "stack", stack_name="sfdemo")
+    config = StackConfig.on_spare_ports(state_dir=tmp_path / "stack", stack_name="sfdemo")
     try:
         assert run_demo(config, users=USERS, keep=True) == 0
         first = capsys.readouterr().out

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import tarfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import requests
 
 from streamflow_local import cli
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
 from streamflow_local.loop import (api_headers, data_bucket, first_user, seed, stack_description, upload_month,
                                    wait_for_execution)
@@ -40,16 +39,9 @@ USERS = 2000
 SETTLE = max(2.0, 6 * CHECKPOINT_SECONDS)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):
-    config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
-                         state_dir=tmp_path_factory.mktemp("durable"), stack_name="sfdurable")
+    config = StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("durable"), stack_name="sfdurable")
     saved = {k: os.environ.get(k) for k in ("STREAMFLOW_PERSIST",)}
     os.environ.pop("STREAMFLOW_PERSIST", None)  # the default: durable
     try:

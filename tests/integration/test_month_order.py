@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from mlflow import MlflowClient
 
 from streamflow.generator import write_month
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
 from streamflow.ingest import execution_name
 from streamflow_local.loop import (
@@ -49,16 +48,9 @@ MODEL_A, MODEL_B = "streamflow_churn", "streamflow_churn_b"
 RESULTS: dict[str, dict] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def order_stack(tmp_path_factory) -> StackConfig:
-    config = StackConfig(aws_port=_free_port(), mlflow_port=_free_port(), api_port=_free_port(),
-                         state_dir=tmp_path_factory.mktemp("order-stack"), stack_name="sforder")
+    config = StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("order-stack"), stack_name="sforder")
     try:
         up(config)
         deploy(config)

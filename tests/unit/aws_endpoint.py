@@ -4,17 +4,12 @@ test_local_servers.py. boto3 finds it through the standard environment variables
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from streamflow_local.config import free_port
 
 
 @contextmanager

@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 
-from streamflow_local.config import StackConfig
+from streamflow_local.config import StackConfig, free_port
 from streamflow_local.gateway import LocalApiGateway
 from streamflow_local.moto_server import MotoServer
 from streamflow_local.stack import rotate_logs
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +21,7 @@ def moto_endpoint():
     from streamflow_local import moto_patches
 
     moto_patches.install()
-    port = _free_port()
+    port = free_port()
     server = MotoServer("127.0.0.1", port)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -85,7 +78,7 @@ def test_batch_written_items_read_back_the_same_with_the_patched_parser(moto_end
 
 
 def _deployed_gateway(tmp_path: Path, invoke) -> LocalApiGateway:
-    config = StackConfig(state_dir=tmp_path, api_port=_free_port())
+    config = StackConfig(state_dir=tmp_path, api_port=free_port())
     config.stack_file.write_text(json.dumps({"api": {"function": "churn-api", "api_key_required": False}}))
     return LocalApiGateway(config, invoke=invoke)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+
+from streamflow_local.config import free_port
 import requests
 
 from streamflow_local import persistence
@@ -23,12 +24,6 @@ from streamflow_local.moto_server import MotoServer
 from streamflow_local.persistence import SharedExclusive, Store, is_write, request_service
 
 SIGNED = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=x"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("environ, service, write", [
@@ -119,7 +114,7 @@ RESTORE_AND_READ = textwrap.dedent("""
 
 
 def _restore_elsewhere(folder: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", RESTORE_AND_READ, str(folder), str(_free_port())],
+    result = subprocess.run([sys.executable, "-c", RESTORE_AND_READ, str(folder), str(free_port())],
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -136,7 +131,7 @@ def durable_moto(tmp_path):
     moto_patches.install()
     store = Store(tmp_path / "aws")
     store.start_journals()
-    port = _free_port()
+    port = free_port()
     server = MotoServer("127.0.0.1", port, wrap=store.track_writes)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

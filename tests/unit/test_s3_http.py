@@ -14,6 +14,8 @@ import socket
 
 import boto3
 import pytest
+
+from streamflow_local.config import free_port
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -28,18 +30,12 @@ AUTH = ("Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s
         "SignedHeaders=host, Signature=0")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def port():
     from streamflow_local import moto_patches
 
     moto_patches.install()
-    number = _free_port()
+    number = free_port()
     server = MotoServer("127.0.0.1", number)
     server.start()
     _s3(number).create_bucket(Bucket=BUCKET)

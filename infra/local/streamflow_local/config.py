@@ -6,11 +6,19 @@ Ports are configurable so the test suite can run its own stack beside a demo.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT_ID = "123456789012"
+
+
+def free_port() -> int:
+    """A local port nobody listens on now: how tests and benchmarks put a stack beside a demo."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -34,6 +42,12 @@ class StackConfig:
     aws_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_ENDPOINT_URL") or None)
     mlflow_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_MLFLOW_URL") or None)
     api_base_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_API_URL") or None)
+
+    @classmethod
+    def on_spare_ports(cls, state_dir: Path, stack_name: str) -> "StackConfig":
+        """A stack of its own (ports nobody uses, its own state) beside any other."""
+        return cls(aws_port=free_port(), mlflow_port=free_port(), api_port=free_port(),
+                   state_dir=state_dir, stack_name=stack_name)
 
     @property
     def aws_endpoint(self) -> str:
