@@ -64,14 +64,15 @@ def log_challenger(
     mlflow = _mlflow(tracking_uri)
     from mlflow.models import infer_signature
 
-    from .scorer import FILE_NAME, TreeScorer
+    from . import scorer_export
+    from .scorer import FILE_NAME
 
     mlflow.set_experiment(EXPERIMENT)
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
-    scorer = TreeScorer.build(model, rows=example.head(256).to_dict("index"))
+    scorer = scorer_export.build(model, rows=example.head(256).to_dict("index"))
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{tags.get('month', '')}") as run:
         extra_files = None
-        if scorer is not None:  # the API serves from this when present (see scorer.py)
+        if scorer is not None:  # the API serves from this when present (see scorer_export.py)
             path = os.path.join(tmp, FILE_NAME)
             with open(path, "w") as handle:
                 handle.write(scorer.to_json())

@@ -69,8 +69,10 @@ def load_champion(settings: Settings, version: str) -> Champion:
     scorer = registry.load_scorer(settings.mlflow_tracking_uri, settings.model_name, version)
     if scorer is not None:
         return Champion(version=version, model=None, scorer=scorer)
+    from . import scorer_export  # scikit-learn is loaded already: the pipeline serves
+
     model = registry.load_version(settings.mlflow_tracking_uri, settings.model_name, version)
-    return Champion(version=version, model=model, scorer=TreeScorer.build(model))
+    return Champion(version=version, model=model, scorer=scorer_export.build(model))
 
 
 class ChampionHolder:
