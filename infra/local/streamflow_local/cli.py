@@ -489,7 +489,7 @@ def _actor() -> str:
 
 
 def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
-    from streamflow.champion import rollback
+    from streamflow.alias_moves import rollback
     from streamflow.promotion import NothingToRollBack
 
     from .loop import stack_settings
