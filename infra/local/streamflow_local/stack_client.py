@@ -5,6 +5,7 @@ Everything goes through public APIs (S3, Step Functions, HTTP), as a user's scri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -44,25 +45,19 @@ def _client(config: StackConfig, service: str):
 
 
 def stack_settings(config: StackConfig):
-    """The functions' Settings, read from what the deploy step created (for CLI operations
-    that act like the pipeline: rollback, approve, reject)."""
+    """The pipeline's Settings as the deployed Promote function sees them (for CLI operations
+    that act like the pipeline: rollback, approve, reject): read from its configuration in
+    Lambda, so the template stays the one source of the loop's policy."""
     from streamflow.settings import Settings
 
     description = stack_description(config)
-    parameters, outputs = description["parameters"], description["outputs"]
     config.apply_client_env()
-    return Settings(
-        data_bucket=outputs["DataBucketName"],
-        feature_table=outputs["FeatureTableName"],
-        model_name=parameters.get("ModelName", "streamflow_churn"),
-        mlflow_tracking_uri=config.mlflow_uri,
-        reference_month=parameters.get("ReferenceMonth", "champion"),
-        drift_threshold=float(parameters.get("DriftThreshold", 0.02)),
-        promotion_delta=float(parameters.get("PromotionDelta", 0.01)),
-        state_machine_arn=outputs["StateMachineArn"],
-        api_function_name=description.get("api", {}).get("function", ""),
-        lease_table=outputs.get("LeaseTableName", ""),
-    )
+    function = description["functions"]["PromoteFunction"]["name"]
+    variables = _client(config, "lambda").get_function_configuration(FunctionName=function)
+    settings = Settings.from_env(variables.get("Environment", {}).get("Variables", {}))
+    outputs = description["outputs"]
+    return dataclasses.replace(settings, mlflow_tracking_uri=config.mlflow_uri,
+                               state_machine_arn=outputs["StateMachineArn"])
 
 
 def data_bucket(config: StackConfig) -> str:

@@ -36,16 +36,27 @@ class ReferenceMissing(RuntimeError):
     """The month drift should be measured against has no features (never uploaded)."""
 
 
-def _registry_call(fn, *args, **kwargs):
+def unreachable(exc: BaseException | None) -> bool:
+    """True when a connection error or a timeout is in ``exc``'s chain: MLflow raises its own
+    ``MlflowException`` inside ``except`` (the requests error is its ``__context__``)."""
     import requests
-    from mlflow.exceptions import MlflowException
 
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                            ConnectionError, TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _registry_call(fn, *args, **kwargs):
+    """``fn`` with an unreachable registry raised as ``RegistryUnavailable`` (the ASL retries it)."""
     try:
         return fn(*args, **kwargs)
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
-    except MlflowException as exc:
-        if "Max retries exceeded" in str(exc) or "Connection" in str(exc):
+    except Exception as exc:
+        if unreachable(exc):
             raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
         raise
 
@@ -126,8 +137,8 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     from .drift import measure_drift
 
     month = event["month"]
-    mode = event.get("reference_month") or settings.reference_month
-    threshold = float(event.get("threshold", settings.drift_threshold))
+    mode = event.get("reference_month") or settings.require_policy().reference_month
+    threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
     champion_version, champion_month = _champion(settings)
     reference_month = resolve_reference(mode, month, champion_month)
     share, drifted, columns, key = 0.0, 0, None, None
@@ -221,7 +232,7 @@ def _round(value: float | None) -> float | None:
 def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Challenger and champion on the same held-out users; the pure rule decides."""
     month = event["month"]
-    delta = float(event.get("delta", settings.promotion_delta))
+    delta = float(event["delta"] if "delta" in event else settings.require_policy().promotion_delta)
     challenger = event["challenger"]["version"]
     validation_rows = _validation_rows(settings, month)
     new_auc = _auc_of(settings, challenger, validation_rows)
