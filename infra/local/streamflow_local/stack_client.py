@@ -140,6 +140,13 @@ def recorded_seconds(description: dict[str, Any]) -> float | None:
     return None if stopped is None else (stopped - description["startDate"]).total_seconds()
 
 
+def execution_history(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first: AWS answers at most 1,000 a call."""
+    pages = _client(config, "stepfunctions").get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, maxResults=1000)
+    return [event for page in pages for event in page["events"]]
+
+
 def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
     """Each state the execution entered, in order, with its duration and outcome so far.
 
@@ -148,8 +155,7 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
     execution has ended no step is RUNNING (``outcome.settle_steps``)."""
     from .outcome import settle_steps
 
-    sfn = _client(config, "stepfunctions")
-    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    events = execution_history(config, execution_arn)
     steps: list[dict[str, Any]] = []
     for event in events:
         kind = event["type"]
