@@ -105,3 +105,22 @@ def test_the_checks_find_what_they_check():
     assert path_like("statemachine/pipeline.asl.json", ROOT / "infra") == ROOT / "infra/statemachine/pipeline.asl.json"
     assert not path_like("layers/core/streamflow/champion.py").exists()
     assert path_like("s3://bucket/months/") is None and path_like(".local-stack/stack.json") is None
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors of a document's headings: lower case, punctuation dropped, spaces → -."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_link_a_document_makes_reaches_a_file_and_a_heading(doc):
+    base = (ROOT / doc).parent
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", (ROOT / doc).read_text()):
+        if target.startswith(("http://", "https://")):
+            continue
+        path = (base / target) if target else ROOT / doc
+        if not path.exists() or (anchor and path.suffix == ".md" and anchor not in anchors(path.read_text())):
+            broken.append(f"{target}#{anchor}" if anchor else target)
+    assert not broken, f"{doc} links to what is not there: {broken}"
