@@ -124,3 +124,27 @@ def test_every_link_a_document_makes_reaches_a_file_and_a_heading(doc):
         if not path.exists() or (anchor and path.suffix == ".md" and anchor not in anchors(path.read_text())):
             broken.append(f"{target}#{anchor}" if anchor else target)
     assert not broken, f"{doc} links to what is not there: {broken}"
+
+
+def headings(doc: str) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", (ROOT / doc).read_text(), flags=re.S | re.M)
+    return [h.strip() for h in re.findall(r"^#+ (.+)$", text, re.M)]
+
+
+def test_every_readme_section_the_code_cites_exists():
+    """Comments and docstrings cite sections as ``README "Package size"`` or
+    ``bench/README.md, "4. Scale"``: each must start a heading of that README."""
+    cited = []
+    files = [p for d in (*SOURCE_DIRS, ".github") for p in (ROOT / d).rglob("*") if p.is_file()
+             and (p.suffix in (".py", ".yml", ".yaml", ".txt", ".toml") or p.name == "Dockerfile")]
+    files += [ROOT / "template.yaml", ROOT / "Makefile", ROOT / "requirements.txt"]
+    for path in files:
+        if ".venv" in path.parts or "results" in path.parts or path == Path(__file__).resolve():
+            continue
+        text = path.read_text(errors="replace")
+        cited += [(path, "README.md", h) for h in re.findall(r'(?<![/\w])README "([^"]+)"', text)]
+        cited += [(path, "bench/README.md", h) for h in re.findall(r'bench/README\.md, "([^"]+)"', text)]
+    assert len(cited) >= 5
+    missing = [f"{path.relative_to(ROOT)}: {doc} \"{h}\"" for path, doc, h in cited
+               if not any(heading.startswith(h) for heading in headings(doc))]
+    assert not missing, f"sections cited that the READMEs do not have: {missing}"
