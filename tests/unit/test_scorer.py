@@ -210,7 +210,7 @@ def test_a_scorer_that_disagrees_with_the_model_is_not_built(model, scorer, monk
     data = scorer.to_dict()
     data["baseline"] += 1e-6
     assert not agrees_with(TreeScorer.from_dict(data), model)
-    monkeypatch.setattr(scorer_export, "from_pipeline", lambda m: TreeScorer.from_dict(data))
+    monkeypatch.setattr(scorer_export, "read_pipeline", lambda m: TreeScorer.from_dict(data))
     assert build(model) is None
 
 

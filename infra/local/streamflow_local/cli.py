@@ -9,6 +9,7 @@ running or not deployed). Colours and spinners only when the output is a termina
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -137,10 +138,13 @@ def cmd_deploy(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
-    from .attach import attach, localstack_api_url
+    from .attach import attach, localstack_api_url, localstack_endpoint
 
+    if args.localstack or args.localstack_host:
+        config = dataclasses.replace(config, aws_endpoint_url=localstack_endpoint(args.localstack_host))
     if not config.aws_endpoint_url:
-        print("error: set STREAMFLOW_ENDPOINT_URL to the stack's endpoint (LocalStack: http://localhost:4566)",
+        print("error: set STREAMFLOW_ENDPOINT_URL to the stack's endpoint, or pass --localstack "
+              "(LocalStack's endpoint from AWS_ENDPOINT_URL / LOCALSTACK_HOST, default localhost:4566)",
               file=sys.stderr)
         return EXIT_USAGE
     description = attach(config, args.stack_name)
@@ -557,6 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("attach", cmd_attach, "use a stack deployed by `sam deploy`/`samlocal deploy` at "
                 "STREAMFLOW_ENDPOINT_URL (registry: STREAMFLOW_MLFLOW_URL, API: STREAMFLOW_API_URL)")
     p.add_argument("--stack-name", help="CloudFormation stack name (default: STREAMFLOW_STACK_NAME or streamflow)")
+    p.add_argument("--localstack", action="store_true",
+                   help="the stack is in LocalStack: find its endpoint as localstack-client does "
+                        "(AWS_ENDPOINT_URL, else LOCALSTACK_HOST, default localhost:4566; USE_SSL for https)")
+    p.add_argument("--localstack-host", metavar="HOST:PORT", help="LocalStack's host:port (implies --localstack)")
     p = command("seed", cmd_seed, "generate StreamFlow months (deterministic)")
     p.add_argument("--out", default=str(StackConfig().state_dir / "data"), help="output folder (default: %(default)s)")
     p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")

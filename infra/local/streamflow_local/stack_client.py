@@ -44,6 +44,13 @@ def _client(config: StackConfig, service: str):
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def function_name(description: dict[str, Any], logical: str) -> str:
+    """A deployed function's name: the local deploy records ``{"name": ...}`` per logical id,
+    ``streamflow attach`` CloudFormation's physical id (a name, or an ARN on some endpoints)."""
+    value = description["functions"][logical]
+    return str(value if isinstance(value, str) else value["name"]).rsplit(":", 1)[-1]
+
+
 def stack_settings(config: StackConfig):
     """The pipeline's Settings as the deployed Promote function sees them (for CLI operations
     that act like the pipeline: rollback, approve, reject): read from its configuration in
@@ -52,7 +59,7 @@ def stack_settings(config: StackConfig):
 
     description = stack_description(config)
     config.apply_client_env()
-    function = description["functions"]["PromoteFunction"]["name"]
+    function = function_name(description, "PromoteFunction")
     variables = _client(config, "lambda").get_function_configuration(FunctionName=function)
     settings = Settings.from_env(variables.get("Environment", {}).get("Variables", {}))
     outputs = description["outputs"]

@@ -58,24 +58,22 @@ def log_challenger(
     params: dict,
     metrics: dict,
     tags: dict,
+    scorer,
 ) -> RegisteredModel:
-    """One MLflow run holding the model, registered as a new version of ``model_name``."""
+    """One MLflow run holding the model and its checked tree scorer (what the API serves
+    from, see scorer_export.py), registered as a new version of ``model_name``."""
     mlflow = _mlflow(tracking_uri)
     from mlflow.models import infer_signature
 
-    from . import scorer_export
     from .scorer import FILE_NAME
 
     mlflow.set_experiment(EXPERIMENT)
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
-    scorer = scorer_export.build(model, rows=example.head(256).to_dict("index"))
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{tags.get('month', '')}") as run:
-        extra_files = None
-        if scorer is not None:  # the API serves from this when present (see scorer_export.py)
-            path = os.path.join(tmp, FILE_NAME)
-            with open(path, "w") as handle:
-                handle.write(scorer.to_json())
-            extra_files = [path]
+        path = os.path.join(tmp, FILE_NAME)
+        with open(path, "w") as handle:
+            handle.write(scorer.to_json())
+        extra_files = [path]
         mlflow.set_tags(tags)
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)

@@ -1,11 +1,13 @@
 """Training side of the tree scorer: read the fitted pipeline into a ``TreeScorer`` and
 prove it scores as the pipeline does.
 
-``from_pipeline`` reads the pipeline that ``training.build_pipeline`` makes (one-hot
+``read_pipeline`` reads the pipeline that ``training.build_pipeline`` makes (one-hot
 ``net_service``, booleans and numbers passed through, a binary
-``HistGradientBoostingClassifier`` without categorical splits) and says None for any other
-shape. ``build`` keeps a scorer only when probe rows (both sides of every split, unseen and
-missing values) and the caller's rows agree with ``predict_proba`` within ``TOLERANCE``.
+``HistGradientBoostingClassifier`` without categorical splits) and raises ``ScorerRefused``,
+saying why, for any other shape. ``checked`` also requires probe rows (both sides of every
+split, unseen and missing values) and the caller's rows to agree with ``predict_proba``
+within ``TOLERANCE``: TrainChallenger registers no model that fails it, since the API could
+not serve it without scikit-learn. ``from_pipeline`` and ``build`` say None instead of why.
 
 This module imports scikit-learn and pandas; the API never imports it (``scorer`` is the
 serving side).
@@ -23,19 +25,37 @@ from .scorer import TOLERANCE, TreeScorer
 Rows = dict[str, dict[str, Any]]
 
 
+class ScorerRefused(ValueError):
+    """The model cannot be turned into a ``TreeScorer`` that scores as it does; says why."""
+
+
 def build(model: Any, rows: Rows | None = None) -> TreeScorer | None:
     """The scorer of ``model`` if it has the expected shape and agrees with it."""
     try:
-        scorer = from_pipeline(model)
-        if scorer is None or not agrees_with(scorer, model, rows):
-            return None
-        return scorer
+        return checked(model, rows)
     except Exception:  # noqa: BLE001 - any surprise: serve through the pipeline
         return None
 
 
+def checked(model: Any, rows: Rows | None = None) -> TreeScorer:
+    """The scorer of ``model``, or ``ScorerRefused`` saying why there is none."""
+    scorer = read_pipeline(model)
+    worst = disagreement(scorer, model, rows)
+    if worst > TOLERANCE:
+        raise ScorerRefused(f"the tree scorer disagrees with predict_proba by {worst:.3g} (tolerance {TOLERANCE:g})")
+    return scorer
+
+
 def from_pipeline(model: Any) -> TreeScorer | None:
     """The trees of a fitted training pipeline as plain data, or None for another shape."""
+    try:
+        return read_pipeline(model)
+    except ScorerRefused:
+        return None
+
+
+def read_pipeline(model: Any) -> TreeScorer:
+    """The trees of a fitted training pipeline as plain data; ``ScorerRefused`` for another shape."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.preprocessing import OneHotEncoder
@@ -43,11 +63,11 @@ def from_pipeline(model: Any) -> TreeScorer | None:
     steps = getattr(model, "named_steps", {})
     pre, clf = steps.get("preprocess"), steps.get("model")
     if not isinstance(pre, ColumnTransformer) or not isinstance(clf, HistGradientBoostingClassifier):
-        return None
+        raise ScorerRefused("not a ColumnTransformer + HistGradientBoostingClassifier pipeline")
     if pre.remainder != "drop" or len(clf.classes_) != 2 or clf.n_trees_per_iteration_ != 1:
-        return None
+        raise ScorerRefused("not a binary classifier over the listed columns only")
     if getattr(clf, "_preprocessor", None) is not None or getattr(clf, "is_categorical_", None) is not None:
-        return None
+        raise ScorerRefused("the classifier splits on categories")
     columns: list[tuple[str, str | None]] = []
     for name, transformer, names in pre.transformers_:
         if name == "remainder":
@@ -56,23 +76,24 @@ def from_pipeline(model: Any) -> TreeScorer | None:
             if (not isinstance(transformer, OneHotEncoder) or list(names) != list(CATEGORICAL_FEATURES)
                     or len(names) != 1 or transformer.drop is not None
                     or transformer.handle_unknown != "ignore"):
-                return None
+                raise ScorerRefused(f"categorical step is not a one-hot of {list(CATEGORICAL_FEATURES)} "
+                                    "that keeps every category and ignores unknown ones")
             columns += [(names[0], str(category)) for category in transformer.categories_[0]]
         elif name in ("boolean", "numeric"):
             expected = BOOLEAN_FEATURES if name == "boolean" else NUMERIC_FEATURES
             passthrough = transformer == "passthrough" or getattr(transformer, "func", "x") is None
             if not passthrough or list(names) != list(expected):
-                return None
+                raise ScorerRefused(f"{name} step does not pass {list(expected)} through unchanged, in order")
             columns += [(column, None) for column in names]
         else:
-            return None
+            raise ScorerRefused(f"unknown preprocessing step {name!r}")
     if len(columns) != clf.n_features_in_:
-        return None
+        raise ScorerRefused(f"{len(columns)} columns read, the classifier has {clf.n_features_in_}")
     trees = []
     for (predictor,) in clf._predictors:
         nodes = predictor.nodes
         if nodes["is_categorical"].any():
-            return None
+            raise ScorerRefused("a tree splits on categories")
         trees.append((nodes["feature_idx"].tolist(), nodes["num_threshold"].tolist(),
                       nodes["missing_go_to_left"].astype(bool).tolist(), nodes["left"].tolist(),
                       nodes["right"].tolist(), nodes["is_leaf"].astype(bool).tolist(),
@@ -109,6 +130,11 @@ def probe_rows(scorer: TreeScorer, n: int = 64) -> Rows:
 
 def agrees_with(scorer: TreeScorer, model: Any, rows: Rows | None = None) -> bool:
     """True when ``scorer`` and ``model.predict_proba`` agree on probe rows and ``rows``."""
+    return disagreement(scorer, model, rows) <= TOLERANCE
+
+
+def disagreement(scorer: TreeScorer, model: Any, rows: Rows | None = None) -> float:
+    """The largest gap between ``scorer`` and ``model.predict_proba`` on probe rows and ``rows``."""
     from .online_store import rows_to_frame
     from .training import churn_probability
 
@@ -117,4 +143,5 @@ def agrees_with(scorer: TreeScorer, model: Any, rows: Rows | None = None) -> boo
         warnings.simplefilter("ignore", FutureWarning)
         frame = rows_to_frame(rows)
     expected = dict(zip(frame.index, map(float, churn_probability(model, frame))))
-    return all(abs(scorer.probability(row) - expected[key]) <= TOLERANCE for key, row in rows.items())
+    gaps = [abs(scorer.probability(row) - expected[key]) for key, row in rows.items()]
+    return max(gaps) if all(gap == gap for gap in gaps) else math.inf  # a NaN gap never agrees

@@ -182,6 +182,22 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class UnservableModel(RuntimeError):
+    """The trained model has no tree scorer that agrees with it: the API (no scikit-learn)
+    could not serve it, so it is not registered."""
+
+
+def servable_scorer(model, example):
+    """The model's checked ``TreeScorer``, or ``UnservableModel`` saying why there is none."""
+    from .scorer_export import ScorerRefused, checked
+
+    try:
+        return checked(model, rows=example.head(256).to_dict("index"))
+    except ScorerRefused as exc:
+        raise UnservableModel(f"the challenger cannot be served without scikit-learn ({exc}); "
+                              "not registered") from exc
+
+
 def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Fit a challenger on the month's training users; register it as a new version."""
     from .split import split_by_user
@@ -192,6 +208,7 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
     training_rows, validation_rows = split_by_user(frame)
     model = train(training_rows)
     val_auc = evaluate_auc(model, validation_rows)
+    scorer = servable_scorer(model, model_input(training_rows))
     tags = {
         "month": month,
         "val_auc": round(val_auc, 6),
@@ -208,6 +225,7 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         params={"train_rows": len(training_rows), "validation_rows": len(validation_rows), "month": month},
         metrics={"val_auc": val_auc},
         tags=tags,
+        scorer=scorer,
     )
     logger.info("challenger registered", extra={"version": registered.version, "val_auc": val_auc})
     return {"version": registered.version, "run_id": registered.run_id, "val_auc": round(val_auc, 6)}
