@@ -21,6 +21,8 @@
   targets. The template releases a failed month's place in the month order from such an
   event, so an ending execution puts one on the default bus, and a rule's Lambda targets
   are invoked (asynchronously, as EventBridge does).
+* ``GetExecutionHistory`` returns the whole history in one answer; AWS pages it (100 events
+  by default, 1,000 at most, ``nextToken``), so it is paged here as there.
 """
 
 from __future__ import annotations

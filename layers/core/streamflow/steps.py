@@ -2,8 +2,9 @@
 
 Handlers call these; each reads what earlier states returned (the state machine keeps
 them under ``validation``, ``features``, ``drift``, ``challenger``, ``compare``,
-``promotion``) and does its I/O through ``storage``, ``online_store`` and ``registry``.
-Decisions are delegated to the pure ``promotion`` module.
+``promotion``) and does its I/O through ``storage``, ``online_store``, ``month_order``,
+``registry``, ``alias_moves`` and ``lease``. Decisions are delegated to the pure
+``promotion`` and ``ordering`` modules.
 """
 
 from __future__ import annotations
