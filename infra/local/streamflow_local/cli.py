@@ -415,16 +415,8 @@ def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
-def _spark(values: list[float]) -> str:
-    bars = "▁▂▃▄▅▆▇█"
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    return "".join(bars[min(len(bars) - 1, round((v - low) / span * (len(bars) - 1)))] for v in values)
-
-
 def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
+    from .sparkline import spark
     from .views import model_versions
 
     with _console(stderr=True).status("reading the MLflow registry …"):
@@ -448,7 +440,7 @@ def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
     for row in rows:
         points = "  ".join(f"{month or '?'} {auc:.4f}" + ("" if how == "trained" else f" ({how})")
                            for month, auc, how in row.history)
-        history.add_row(row.version, points or "—", _spark([auc for _, auc, _ in row.history]))
+        history.add_row(row.version, points or "—", spark([auc for _, auc, _ in row.history]))
     console.print(history)
     return EXIT_OK
 
