@@ -75,6 +75,7 @@ def cmd_serve(args: argparse.Namespace, config: StackConfig) -> int:
 
 def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
     from .stack import up
+    from .ui import where as ui_where
 
     last: dict[str, bool] = {}
     console = _console()
@@ -101,6 +102,7 @@ def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
         if console.is_terminal:
             spinner.stop()
     _say(f"local stack up (pid {pid}): AWS {config.aws_endpoint}  MLflow {config.mlflow_uri}  API {config.api_url}")
+    _say(f"monitoring: {ui_where(config)}")
     if args.deploy:
         return cmd_deploy(args, config)
     if _deployed_for_other_ports(config):
@@ -445,6 +447,19 @@ def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
+def cmd_ui(args: argparse.Namespace, config: StackConfig) -> int:
+    from .ui import prepare, serve, where
+
+    with _console(stderr=True).status("writing the dashboard, adding rejected months …"):
+        workspace, added = prepare(config)
+    if added:
+        _say("rejected months added to the timeline: " + ", ".join(added))
+    _say(f"workspace {workspace}")
+    _say(where(config) + "  — Ctrl-C stops the Evidently UI")
+    serve(config, workspace)
+    return EXIT_OK
+
+
 def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
     from .loop import grep_logs
 
@@ -574,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder to download into (default: %(default)s)")
     p = command("models", cmd_models, "model versions: aliases, month, val AUC, decision; AUC history per version")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    command("ui", cmd_ui, "Evidently's monitoring UI (drift, AUC, decisions per month) on the stack's UI port "
+            "(STREAMFLOW_UI_PORT, default 8000), in the foreground; prints the MLflow UI's address too")
     p = command("logs", cmd_logs, "show a function's log (e.g. `streamflow logs train`)")
     p.add_argument("function", nargs="?", default="summary", help="function name, e.g. train, api")
     p.add_argument("-n", "--lines", type=int, default=50, help="how many last lines (default: %(default)s)")
