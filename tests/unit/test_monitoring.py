@@ -142,3 +142,20 @@ def test_a_failed_write_is_logged_and_does_not_fail_the_month(monkeypatch, caplo
     monkeypatch.setenv(monitoring.WORKSPACE_ENV, "nosuchprotocol://nowhere")
     monitoring.record_safely("any", {"month": "month_001", "decision": "promote"})
     assert "MONITORING_NOT_RECORDED month=month_001" in caplog.text
+
+
+def test_readme_states_what_the_code_does(monkeypatch):
+    from pathlib import Path
+
+    from streamflow_local.config import PROJECT_ROOT, StackConfig
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Monitoring"):]
+    section = section[:section.index("\n## ", 1)]
+    monkeypatch.delenv("STREAMFLOW_UI_PORT", raising=False)
+    assert f"on {StackConfig().ui_url} (STREAMFLOW_UI_PORT)" in section
+    assert f"month_000 = {monitoring.FIRST_MONTH:%B %Y}" in section
+    assert f"s3://<DataBucket>/{monitoring.WORKSPACE_PREFIX}/" in section and f"**{monitoring.PROJECT_NAME}**" in section
+    assert "MONITORING_NOT_RECORDED" in section and "MONITORING_NOT_RECORDED" in Path(monitoring.__file__).read_text()
+    assert " / ".join(monitoring.TIMELINE) in " ".join(section.split())
+    assert (PROJECT_ROOT / "docs" / "monitoring.png").exists()
