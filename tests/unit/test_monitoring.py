@@ -87,10 +87,7 @@ def bucket(monkeypatch):
         for key, value in endpoint_env(endpoint).items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv(monitoring.WORKSPACE_ENV, raising=False)
-        import s3fs
-
-        s3fs.S3FileSystem.clear_instance_cache()  # one per endpoint: each test has a server of its own
-        name = "monitoring-unit"
+        name = "monitoring-unit"  # a server of its own per test: the workspace must follow the endpoint
         boto3.client("s3").create_bucket(Bucket=name)
         yield name
 

@@ -507,6 +507,9 @@ def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _say(f"Production: version {change.replaced} → {change.production} (the API follows on its next request)")
+    from .ui import month_of_version, note_decision
+
+    note_decision(config, month_of_version(config, change.replaced), "rolled_back", production_version=change.production)
     return EXIT_OK
 
 
@@ -535,6 +538,9 @@ def cmd_reject(args: argparse.Namespace, config: StackConfig) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _say(f"rejected {args.month}: version {record['challenger_version']} stays out of Production")
+    from .ui import note_decision
+
+    note_decision(config, args.month, "rejected", rejected_reason=args.reason)
     return EXIT_OK
 
 

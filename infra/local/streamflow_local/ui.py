@@ -38,3 +38,30 @@ def serve(config: StackConfig, workspace: str) -> None:
 
     config.apply_client_env()
     run(get_config(host=config.host, port=config.ui_port, workspace=workspace))
+
+
+def note_decision(config: StackConfig, month: str | None, decision: str, **facts: str | None) -> None:
+    """A decision a person made from the command line (reject, rollback) onto the month's
+    entry; the state machine's zip functions cannot write Evidently snapshots."""
+    if not month:
+        return
+    from streamflow import monitoring
+
+    from .loop import data_bucket
+
+    config.apply_client_env()
+    monitoring.record_safely(data_bucket(config), {"month": month, "decision": decision, **facts})
+
+
+def month_of_version(config: StackConfig, version: str | None) -> str | None:
+    """The month a registered version was trained on (its ``month`` tag)."""
+    if not version:
+        return None
+    from streamflow import registry
+    from streamflow.settings import Settings
+
+    from .loop import stack_settings
+
+    settings: Settings = stack_settings(config)
+    tags = registry.client(settings.mlflow_tracking_uri).get_model_version(settings.model_name, version).tags
+    return tags.get("month") or None

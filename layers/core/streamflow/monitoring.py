@@ -106,9 +106,14 @@ def workspace_uri(bucket: str) -> str:
 def _state(uri: str):
     from evidently.ui.storage.local.base import LocalState
 
-    state = LocalState(uri)
-    state.location.fs.invalidate_cache()  # s3fs keeps listings per process: a warm worker must not read stale ones
-    return state
+    if uri.startswith("s3://"):
+        import fsspec
+
+        # fsspec hands out one cached S3FileSystem per process, with its listings and the
+        # endpoint it was made for: a warm worker must not read stale listings, and a
+        # process that talks to several stacks (the test suite) not a stale endpoint.
+        fsspec.get_filesystem_class("s3").clear_instance_cache()
+    return LocalState(uri)
 
 
 def dashboard():
