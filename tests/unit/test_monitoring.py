@@ -34,12 +34,12 @@ def test_every_decision_has_its_bar_on_the_timeline(decision, bar):
 
 def test_drift_facts_name_rows_drift_and_a_month_that_stops_here():
     event = {"month": "month_004", "execution": "x-1",
-             "validation": {"rows": {"users.csv": 3000, "usage_30d.csv": 2999, "subscriptions.csv": 3000}}}
+             "validation": {"rows": {"users.csv": 3000, "usage_agg_30d.csv": 2999, "notes.csv": 5}}}
     facts = monitoring.drift_facts(event, {"drift_share": 0.07, "threshold": 0.3, "retrain": False,
                                            "reference_month": "month_001", "champion_version": "2"})
     assert facts["decision"] == "no_retraining" and facts["drift_share"] == 0.07 and facts["drift_threshold"] == 0.3
-    assert facts["rows_users"] == 3000 and facts["rows_subscriptions"] == 3000
-    assert "rows_usage_30d" not in facts  # a table the dashboard does not chart
+    assert facts["rows_users"] == 3000 and facts["rows_usage_agg_30d"] == 2999
+    assert "rows_notes" not in facts  # not a table of the month's contract
     retrain = monitoring.drift_facts(event, {"drift_share": 0.5, "threshold": 0.3, "retrain": True})
     assert retrain["decision"] is None and retrain["reference_month"] == "none"
 

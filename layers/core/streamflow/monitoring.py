@@ -20,7 +20,7 @@ from typing import Any
 
 from .logs import logger
 from .promotion import STALE_MONTH
-from .schema import month_index
+from .schema import MONTH_FILES, month_index
 
 PROJECT_NAME = "StreamFlow churn"
 WORKSPACE_PREFIX = "monitoring"
@@ -36,7 +36,7 @@ _TIMELINE_OF = {
     "keep_champion": "kept", STALE_MONTH: "kept", "rejected": "kept", "rejected_timeout": "kept",
     "promote": "promoted", "rolled_back": "rolled_back", "awaiting_approval": "awaiting_approval",
 }
-ROW_TABLES = ("users", "subscriptions", "usage", "payments", "support")
+ROW_TABLES = tuple(name.removesuffix(".csv") for name in MONTH_FILES)  # users, subscriptions, usage_agg_30d, …
 _NUMBERS = ("drift_share", "drift_threshold", "challenger_auc", "champion_auc", "promotion_delta")
 
 
