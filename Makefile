@@ -12,7 +12,7 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools browser demo test unit integration lint up down deploy clean bench mutate
+.PHONY: help venv tools browser demo test unit integration lint up down deploy clean bench mutate images-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ $(MUTATE_STAMP): $(STAMP) requirements-mutate.txt constraints-mutate.txt
 MUTATE_ARGS ?=
 mutate: venv $(MUTATE_STAMP)  ## mutation testing of the pure core with mutmut, score per module (slow: not in `make test`)
 	nice -n 10 $(PY) tests/mutation/mutate.py $(MUTATE_ARGS)
+
+images-check: venv  ## prove the seven container images without Docker: install each Dockerfile's wheels for Linux x86_64, import + run the handler isolated (downloads: minutes)
+	$(PY) -m streamflow_local.image_check $(IMAGES)
 
 lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1

@@ -36,12 +36,10 @@ def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
 
 def function_names(config: StackConfig) -> dict[str, str]:
     """logical id (e.g. ``FeaturesFunction``) → deployed function name."""
+    from streamflow_local.stack_client import function_name
+
     description = json.loads(config.stack_file.read_text())
-    names = {}
-    for logical, value in description["functions"].items():
-        names[logical] = value if isinstance(value, str) else (value.get("name") or value.get("FunctionName"))
-        names[logical] = str(names[logical]).rsplit(":", 1)[-1]
-    return names
+    return {logical: function_name(description, logical) for logical in description["functions"]}
 
 
 def log_offsets(config: StackConfig) -> dict[str, int]:

@@ -53,7 +53,7 @@ def wait_for_ingest_log(stack, month: str, message: str, count: int, timeout: fl
     Ingest logs once per manifest event, after it has asked Step Functions for the
     execution: once it has logged an upload, that upload's execution would exist.
     """
-    from streamflow_local.loop import grep_logs
+    from streamflow_local.stack_client import grep_logs
 
     deadline = time.monotonic() + timeout
     while True:
@@ -67,7 +67,7 @@ def wait_for_ingest_log(stack, month: str, message: str, count: int, timeout: fl
 
 def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
     """Poll the data bucket until ``key`` exists; its JSON body. Fails after ``timeout``."""
-    from streamflow_local.loop import data_bucket
+    from streamflow_local.stack_client import data_bucket
 
     s3 = aws(stack, "s3")
     deadline = time.monotonic() + timeout
@@ -82,7 +82,7 @@ def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
 def monitoring_entry(stack, month: str) -> dict[str, str]:
     """The month's entry in the stack's Evidently workspace (its metadata), {} if none."""
     from streamflow import monitoring
-    from streamflow_local.loop import data_bucket
+    from streamflow_local.stack_client import data_bucket
 
     stack.apply_client_env()  # s3fs finds the endpoint in the environment, as the CLI sets it
     state = monitoring._state(monitoring.workspace_uri(data_bucket(stack)))

@@ -2,12 +2,13 @@
 
 With ``STREAMFLOW_EXTERNAL_STACK=1`` the suite does not start the local emulator: it uses
 the CloudFormation stack ``STREAMFLOW_STACK_NAME`` (default ``streamflow``) already deployed
-at ``AWS_ENDPOINT_URL`` (LocalStack after ``samlocal deploy``, see the CI workflow), the
+at ``AWS_ENDPOINT_URL`` (LocalStack after ``samlocal deploy``, see the CI workflow; without
+it, LocalStack's endpoint as localstack-client resolves it from ``LOCALSTACK_HOST``), the
 registry at ``MLFLOW_TRACKING_URI`` and the API at ``STREAMFLOW_API_URL`` (default: the
 stack's REST API through LocalStack's ``/restapis/<id>/Prod/_user_request_`` path).
 
 It writes the same ``stack.json`` the local deploy step writes (``streamflow_local.attach``:
-outputs, parameters, the API function and key), so the helpers in ``streamflow_local.loop``
+outputs, parameters, the API function and key), so the helpers in ``streamflow_local.stack_client``
 work unchanged, and mirrors the
 functions' CloudWatch log groups into ``<state>/logs/*.log`` so ``grep_logs`` finds the
 ``RETRAINING_TRIGGERED`` / ``[COMPARE]`` / ``[SUMMARY]`` lines there too.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import boto3
 
-from streamflow_local.attach import attach, localstack_api_url
+from streamflow_local.attach import attach, localstack_api_url, localstack_endpoint
 from streamflow_local.config import StackConfig
 
 EXTERNAL = os.environ.get("STREAMFLOW_EXTERNAL_STACK") == "1"
@@ -39,7 +40,7 @@ SKIP_REASON = "needs the local emulator (STREAMFLOW_EXTERNAL_STACK=1)"
 
 def external_stack(state_dir: Path) -> StackConfig:
     config = StackConfig(state_dir=Path(state_dir), stack_name=os.environ.get("STREAMFLOW_STACK_NAME", "streamflow"),
-                         aws_endpoint_url=os.environ["AWS_ENDPOINT_URL"].rstrip("/"),
+                         aws_endpoint_url=localstack_endpoint(),
                          mlflow_url=os.environ.get("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
     description = attach(config)
     api_url = os.environ.get("STREAMFLOW_API_URL") or localstack_api_url(config, description["api"]["rest_api"])

@@ -23,7 +23,7 @@ from streamflow.generator import build_manifest
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.config import StackConfig
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import data_bucket, seed, upload_month, wait_for_execution
+from streamflow_local.stack_client import data_bucket, seed, upload_month, wait_for_execution
 from streamflow_local.stack import down, up
 
 from clients import aws, wait_for_json

@@ -12,7 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws_endpoint import create_table, endpoint_env, moto_endpoint
-from streamflow.lease import PROMOTION_LEASE, LeaseBusy, hold
+import json
+from pathlib import Path
+
+from streamflow.lease import DEFAULT_TTL_SECONDS, PROMOTE_TIMEOUT_SECONDS, PROMOTION_LEASE, LeaseBusy, hold
+from streamflow_local.template import Stack, load_template
 
 TABLE = "unit-leases"
 
@@ -53,13 +57,13 @@ def test_a_free_lease_is_held_for_the_block_and_released_after(table):
     assert _item(table) is None
 
 
-def test_defaults_a_fresh_owner_the_promotion_lease_and_a_five_minute_ttl(table):
+def test_defaults_a_fresh_owner_the_promotion_lease_and_a_ttl_beyond_promotes_timeout(table):
     before = int(time.time())
     with hold(TABLE) as first:
         after = int(time.time())
         item = _item(table, "promotion")
         assert item["owner"] == first and len(first) == 32 and int(first, 16) >= 0
-        assert before + 300 <= item["expires_at"] <= after + 300
+        assert before + DEFAULT_TTL_SECONDS <= item["expires_at"] <= after + DEFAULT_TTL_SECONDS
     with hold(TABLE) as second:
         assert second != first
     assert _item(table, "promotion") is None
@@ -122,3 +126,41 @@ def test_other_dynamodb_errors_are_raised_not_waited_on(table):
         with hold("no-such-table", wait_seconds=5):
             pass
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_the_ttl_outlives_promote_as_the_template_deploys_it():
+    """A lease must not expire under a Promote still running: TTL > function and Task timeouts."""
+    root = Path(__file__).resolve().parents[2]
+    stack = Stack(load_template(root / "template.yaml"), name="s", region="us-east-1")
+    function_timeout = int(stack.function_properties("PromoteFunction")["Timeout"])
+    task_timeout = json.loads((root / "infra/statemachine/pipeline.asl.json").read_text())["States"]["Promote"][
+        "TimeoutSeconds"]
+    assert function_timeout == PROMOTE_TIMEOUT_SECONDS
+    assert DEFAULT_TTL_SECONDS >= max(function_timeout, task_timeout) + 30
+
+
+def test_the_holder_re_enters_its_own_lease_at_once(table):
+    """A retried Promote (same execution, same owner) after its Lambda died holding the lease."""
+    _held_by(table, "month_004", expires_in=200)
+    before = int(time.time())
+    with hold(TABLE, owner="month_004", ttl_seconds=300, wait_seconds=0):
+        assert _item(table)["owner"] == "month_004"
+        assert _item(table)["expires_at"] >= before + 300  # refreshed, not the crashed holder's expiry
+    assert _item(table) is None
+
+
+def test_another_owner_still_waits_for_a_held_lease(table):
+    _held_by(table, "month_004", expires_in=200)
+    with pytest.raises(LeaseBusy):
+        with hold(TABLE, owner="month_005", wait_seconds=0):
+            pass
+    assert _item(table)["owner"] == "month_004"
+
+
+def test_a_nested_hold_by_the_same_owner_neither_rewrites_nor_releases(table):
+    with hold(TABLE, owner="rollback-x", ttl_seconds=300):
+        first = _item(table)
+        with hold(TABLE, owner="rollback-x", ttl_seconds=999, wait_seconds=0):
+            assert _item(table) == first
+        assert _item(table) == first  # still held by the outer block
+    assert _item(table) is None

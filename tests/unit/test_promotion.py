@@ -8,7 +8,7 @@ from streamflow.promotion import NothingToRollBack, rollback_target, should_prom
 
 
 def test_first_model_is_promoted_when_there_is_no_champion():
-    assert should_promote(0.55, None) is True
+    assert should_promote(0.55, None, 0.01) is True
 
 
 @pytest.mark.parametrize(
@@ -30,26 +30,21 @@ def test_challenger_needs_to_win_by_at_least_delta(new_auc, prod_auc, delta, exp
     assert should_promote(new_auc, prod_auc, delta) is expected
 
 
-def test_default_delta_is_one_point_of_auc():
-    assert should_promote(0.81, 0.80) is True
-    assert should_promote(0.805, 0.80) is False
-
-
 @pytest.mark.parametrize("bad", [math.nan, -0.01, 1.01, float("inf"), None, "0.9", True])
 def test_broken_challenger_auc_is_refused(bad):
     with pytest.raises(ValueError):
-        should_promote(bad, 0.7)
+        should_promote(bad, 0.7, 0.01)
 
 
 @pytest.mark.parametrize("bad", [math.nan, -0.5, 1.5])
 def test_broken_champion_auc_is_refused(bad):
     with pytest.raises(ValueError):
-        should_promote(0.9, bad)
+        should_promote(0.9, bad, 0.01)
 
 
 def test_nan_challenger_is_refused_even_without_a_champion():
     with pytest.raises(ValueError):
-        should_promote(math.nan, None)
+        should_promote(math.nan, None, 0.01)
 
 
 @pytest.mark.parametrize("delta", [-0.01, math.nan])
@@ -59,8 +54,8 @@ def test_invalid_delta_is_refused(delta):
 
 
 def test_bounds_of_auc_are_accepted():
-    assert should_promote(1.0, 0.0) is True
-    assert should_promote(0.0, 1.0) is False
+    assert should_promote(1.0, 0.0, 0.01) is True
+    assert should_promote(0.0, 1.0, 0.01) is False
 
 
 @pytest.mark.parametrize(

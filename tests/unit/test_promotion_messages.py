@@ -29,13 +29,13 @@ def test_rollback_refusals_say_why():
 
 
 @pytest.mark.parametrize(("args", "text"), [
-    ((math.nan, 0.7), "new_auc must be within [0, 1], got nan"),
-    ((1.5, 0.7), "new_auc must be within [0, 1], got 1.5"),
-    ((None, 0.7), "new_auc must be a number, got None"),
-    (("0.9", 0.7), "new_auc must be a number, got '0.9'"),
-    ((True, 0.7), "new_auc must be a number, got True"),
-    ((0.9, -0.5), "prod_auc must be within [0, 1], got -0.5"),
-    ((0.9, "x"), "prod_auc must be a number, got 'x'"),
+    ((math.nan, 0.7, 0.01), "new_auc must be within [0, 1], got nan"),
+    ((1.5, 0.7, 0.01), "new_auc must be within [0, 1], got 1.5"),
+    ((None, 0.7, 0.01), "new_auc must be a number, got None"),
+    (("0.9", 0.7, 0.01), "new_auc must be a number, got '0.9'"),
+    ((True, 0.7, 0.01), "new_auc must be a number, got True"),
+    ((0.9, -0.5, 0.01), "prod_auc must be within [0, 1], got -0.5"),
+    ((0.9, "x", 0.01), "prod_auc must be a number, got 'x'"),
     ((0.9, 0.7, -0.01), "delta must be a non-negative number, got -0.01"),
     ((0.9, 0.7, math.nan), "delta must be a non-negative number, got nan"),
     ((0.9, 0.7, None), "delta must be a non-negative number, got None"),

@@ -44,6 +44,15 @@ def describe_stack(config: StackConfig, stack_name: str | None = None) -> dict[s
     }
 
 
+def localstack_endpoint(localstack_host: str | None = None) -> str:
+    """LocalStack's endpoint as LocalStack's own client resolves it: ``AWS_ENDPOINT_URL`` when
+    set, else ``LOCALSTACK_HOST`` (``host:port``, default ``localhost:4566``; or the argument),
+    over HTTPS when ``USE_SSL`` is set."""
+    from localstack_client.config import get_service_endpoint
+
+    return str(get_service_endpoint("cloudformation", localstack_host)).rstrip("/")
+
+
 def localstack_api_url(config: StackConfig, rest_api: str, stage: str = "Prod") -> str:
     """LocalStack serves a REST API stage under /restapis/<id>/<stage>/_user_request_."""
     return f"{config.aws_endpoint.rstrip('/')}/restapis/{rest_api}/{stage}/_user_request_"

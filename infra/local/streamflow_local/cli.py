@@ -9,6 +9,7 @@ running or not deployed). Colours and spinners only when the output is a termina
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -139,10 +140,13 @@ def cmd_deploy(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
-    from .attach import attach, localstack_api_url
+    from .attach import attach, localstack_api_url, localstack_endpoint
 
+    if args.localstack or args.localstack_host:
+        config = dataclasses.replace(config, aws_endpoint_url=localstack_endpoint(args.localstack_host))
     if not config.aws_endpoint_url:
-        print("error: set STREAMFLOW_ENDPOINT_URL to the stack's endpoint (LocalStack: http://localhost:4566)",
+        print("error: set STREAMFLOW_ENDPOINT_URL to the stack's endpoint, or pass --localstack "
+              "(LocalStack's endpoint from AWS_ENDPOINT_URL / LOCALSTACK_HOST, default localhost:4566)",
               file=sys.stderr)
         return EXIT_USAGE
     description = attach(config, args.stack_name)
@@ -155,7 +159,7 @@ def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import seed
+    from .stack_client import seed
 
     folders = seed(Path(args.out), months=args.months, n_users=args.users, seed_value=args.seed)
     for folder in folders:
@@ -166,7 +170,7 @@ def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
 def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout: float) -> tuple[int, dict]:
     """An earlier upload of the same data started this execution: say so and show its
     result with its own recorded duration, uploading and timing nothing."""
-    from .loop import grep_logs, recorded_seconds, wait_for_execution
+    from .stack_client import grep_logs, recorded_seconds, wait_for_execution
 
     started = description["startDate"].astimezone(datetime.timezone.utc)
     month = description["name"].split("-", 1)[0]
@@ -187,7 +191,7 @@ def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout
 
 
 def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
-    from .loop import grep_logs, recorded_execution, upload_month, wait_for_execution
+    from .stack_client import grep_logs, recorded_execution, upload_month, wait_for_execution
 
     recorded = recorded_execution(config, folder)
     if recorded is not None:
@@ -233,7 +237,7 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
 
 
 def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import month_folder
+    from .stack_client import month_folder
 
     folder = Path(args.month)
     if not folder.is_dir():
@@ -336,7 +340,7 @@ def _interrupted_hint(found: list[dict]) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import wait_for_execution
+    from .stack_client import wait_for_execution
     from .resume import NothingToResume, resume
 
     try:
@@ -461,7 +465,7 @@ def cmd_ui(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import grep_logs
+    from .stack_client import grep_logs
 
     if args.grep:
         for record in grep_logs(config):
@@ -479,7 +483,7 @@ def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import predict
+    from .stack_client import predict
 
     status, body = predict(config, args.user_id)
     _say(json.dumps(body))
@@ -496,10 +500,10 @@ def _actor() -> str:
 
 
 def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
-    from streamflow.champion import rollback
+    from streamflow.alias_moves import rollback
     from streamflow.promotion import NothingToRollBack
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         change = rollback(stack_settings(config), by=_actor(), reason=args.reason)
@@ -516,7 +520,7 @@ def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
 def cmd_approve(args: argparse.Namespace, config: StackConfig) -> int:
     from streamflow.approvals import NoPendingApproval, approve
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         record = approve(stack_settings(config), args.month, by=_actor())
@@ -530,7 +534,7 @@ def cmd_approve(args: argparse.Namespace, config: StackConfig) -> int:
 def cmd_reject(args: argparse.Namespace, config: StackConfig) -> int:
     from streamflow.approvals import NoPendingApproval, reject
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         record = reject(stack_settings(config), args.month, by=_actor(), reason=args.reason)
@@ -570,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("attach", cmd_attach, "use a stack deployed by `sam deploy`/`samlocal deploy` at "
                 "STREAMFLOW_ENDPOINT_URL (registry: STREAMFLOW_MLFLOW_URL, API: STREAMFLOW_API_URL)")
     p.add_argument("--stack-name", help="CloudFormation stack name (default: STREAMFLOW_STACK_NAME or streamflow)")
+    p.add_argument("--localstack", action="store_true",
+                   help="the stack is in LocalStack: find its endpoint as localstack-client does "
+                        "(AWS_ENDPOINT_URL, else LOCALSTACK_HOST, default localhost:4566; USE_SSL for https)")
+    p.add_argument("--localstack-host", metavar="HOST:PORT", help="LocalStack's host:port (implies --localstack)")
     p = command("seed", cmd_seed, "generate StreamFlow months (deterministic)")
     p.add_argument("--out", default=str(StackConfig().state_dir / "data"), help="output folder (default: %(default)s)")
     p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")
@@ -633,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception as exc:
-        from .loop import NotDeployed
+        from .stack_client import NotDeployed
 
         if isinstance(exc, NotDeployed):
             print(f"error: {exc}", file=sys.stderr)

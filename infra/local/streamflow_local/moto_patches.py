@@ -46,6 +46,7 @@ def install() -> None:
     _verified_s3_checksums()
     _execution_status_events()
     _lambda_rule_targets()
+    _paged_execution_history()
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})
@@ -198,3 +199,35 @@ def _direct_json_reads() -> None:
         return original(self, context)
 
     DynamoResult.execute_result = execute_result
+
+
+HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 100, 1000
+
+
+def _paged_execution_history() -> None:
+    """GetExecutionHistory a page at a time, as AWS answers it (``maxResults``: 100 by
+    default, at most 1,000; ``nextToken`` for the rest; ``reverseOrder``). moto returns the
+    whole history in one answer, so a client that read only the first page would pass here
+    and lose events on AWS."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.exceptions import InvalidToken
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def get_execution_history(self: Any) -> Any:
+        events = list(self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))["events"])
+        if self._get_param("reverseOrder"):
+            events.reverse()
+        size = int(self._get_param("maxResults") or 0) or HISTORY_PAGE_DEFAULT
+        size = min(size, HISTORY_PAGE_MAX)
+        token = self._get_param("nextToken")
+        try:
+            start = int(token) if token else 0
+        except ValueError:
+            raise InvalidToken("Invalid token") from None
+        page: dict[str, Any] = {"events": events[start:start + size]}
+        if start + size < len(events):
+            page["nextToken"] = str(start + size)
+        return ActionResult(page)
+
+    StepFunctionResponse.get_execution_history = get_execution_history
+

@@ -10,17 +10,14 @@ closure's installed bytes.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from .config import PROJECT_ROOT
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def requirement_lines(files: list[Path]) -> list[str]:
@@ -45,7 +42,7 @@ def installed_closure(requirements: list[str]) -> dict[str, int]:
     todo = [Requirement(line) for line in requirements]
     while todo:
         requirement = todo.pop()
-        name = canonical(requirement.name)
+        name = canonicalize_name(requirement.name)
         try:
             dist = metadata.distribution(requirement.name)
         except metadata.PackageNotFoundError:
@@ -74,7 +71,7 @@ def _needs_extra(requirement: Any) -> bool:
 
 @cache
 def _providers() -> dict[str, tuple[str, ...]]:
-    return {module: tuple(canonical(d) for d in dists) for module, dists in metadata.packages_distributions().items()}
+    return {module: tuple(canonicalize_name(d) for d in dists) for module, dists in metadata.packages_distributions().items()}
 
 
 def allowed_modules(requirements: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ def prepare(config: StackConfig) -> tuple[str, list[str]]:
     """(the workspace URI, months added from quarantine) for the deployed stack's bucket."""
     from streamflow import monitoring
 
-    from .loop import data_bucket
+    from .stack_client import data_bucket
 
     config.apply_client_env()
     bucket = data_bucket(config)
@@ -47,7 +47,7 @@ def note_decision(config: StackConfig, month: str | None, decision: str, **facts
         return
     from streamflow import monitoring
 
-    from .loop import data_bucket
+    from .stack_client import data_bucket
 
     config.apply_client_env()
     monitoring.record_safely(data_bucket(config), {"month": month, "decision": decision, **facts})
@@ -60,7 +60,7 @@ def month_of_version(config: StackConfig, version: str | None) -> str | None:
     from streamflow import registry
     from streamflow.settings import Settings
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     settings: Settings = stack_settings(config)
     tags = registry.client(settings.mlflow_tracking_uri).get_model_version(settings.model_name, version).tags

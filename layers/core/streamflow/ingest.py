@@ -94,6 +94,7 @@ def execution_input(settings: Settings, month: str, name: str, overrides: dict[s
                     verified: dict[str, str] | None = None) -> dict[str, Any]:
     """Policy from the template parameters; a manifest's only with AllowManifestOverrides.
     ``files`` (name → SHA-256 ingest verified) lets Validate refuse bytes changed since."""
+    settings.require_policy()
     return {
         "month": month,
         "execution": name,

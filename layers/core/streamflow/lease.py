@@ -3,6 +3,13 @@
 Two months promoted at the same time must not both read the old champion and both write:
 the read-decide-write of Promote (and rollback) runs while holding this lease, so the
 second one sees the first one's champion and decides again.
+
+The holder may re-enter: Promote's owner is its execution's name, so when Step Functions
+retries a Promote whose Lambda died holding the lease, the retry takes it at once instead of
+waiting out the TTL (a nested ``hold`` in one process neither re-writes nor releases it).
+The TTL outlives the longest holder: Promote's function and Task time out at
+``PROMOTE_TIMEOUT_SECONDS``; a lease lasts ``TTL_MARGIN_SECONDS`` more, so it cannot expire
+under a holder that is still running.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 PROMOTION_LEASE = "promotion"
+PROMOTE_TIMEOUT_SECONDS = 300  # template.yaml's PromoteFunction Timeout (tests/unit/test_lease.py checks)
+TTL_MARGIN_SECONDS = 60
+DEFAULT_TTL_SECONDS = PROMOTE_TIMEOUT_SECONDS + TTL_MARGIN_SECONDS
+_held_here: dict[tuple[str, str, str], int] = {}  # (table, lease, owner) → depth of nested holds
 
 
 class LeaseBusy(RuntimeError):
@@ -22,21 +33,41 @@ class LeaseBusy(RuntimeError):
 
 @contextmanager
 def hold(table_name: str, name: str = PROMOTION_LEASE, owner: str | None = None,
-         ttl_seconds: int = 300, wait_seconds: float = 60.0) -> Iterator[str]:
-    """Hold the lease ``name`` for the block; an expired lease (crashed holder) is taken over."""
+         ttl_seconds: int = DEFAULT_TTL_SECONDS, wait_seconds: float = 60.0) -> Iterator[str]:
+    """Hold the lease ``name`` for the block; an expired lease (crashed holder) is taken over,
+    and one held by ``owner`` already (a retried holder) is taken again."""
+    owner = owner or uuid.uuid4().hex
+    key = (table_name, name, owner)
+    if _held_here.get(key):
+        _held_here[key] += 1
+        try:
+            yield owner
+        finally:
+            _held_here[key] -= 1
+        return
+    with _hold(table_name, name, owner, ttl_seconds, wait_seconds):
+        _held_here[key] = 1
+        try:
+            yield owner
+        finally:
+            _held_here.pop(key, None)
+
+
+@contextmanager
+def _hold(table_name: str, name: str, owner: str, ttl_seconds: int, wait_seconds: float) -> Iterator[None]:
     import boto3
     from botocore.exceptions import ClientError
 
     table = boto3.resource("dynamodb").Table(table_name)
-    owner = owner or uuid.uuid4().hex
     deadline = time.monotonic() + wait_seconds
     while True:
         now = int(time.time())
         try:
             table.put_item(
                 Item={"lease_id": name, "owner": owner, "expires_at": now + ttl_seconds},
-                ConditionExpression="attribute_not_exists(lease_id) OR expires_at < :now",
-                ExpressionAttributeValues={":now": now},
+                ConditionExpression="attribute_not_exists(lease_id) OR expires_at < :now OR #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": now, ":owner": owner},
             )
             break
         except ClientError as exc:
@@ -46,7 +77,7 @@ def hold(table_name: str, name: str = PROMOTION_LEASE, owner: str | None = None,
                 raise LeaseBusy(f"lease {name!r} is held by another run; gave up after {wait_seconds:.0f} s") from exc
             time.sleep(0.25)
     try:
-        yield owner
+        yield
     finally:
         try:
             table.delete_item(Key={"lease_id": name}, ConditionExpression="#o = :owner",

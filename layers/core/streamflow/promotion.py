@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import math
 
-DEFAULT_DELTA = 0.01
-DEFAULT_DRIFT_THRESHOLD = 0.02
-
 
 def _check_auc(name: str, value: float) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -15,7 +12,7 @@ def _check_auc(name: str, value: float) -> None:
         raise ValueError(f"{name} must be within [0, 1], got {value!r}")
 
 
-def should_promote(new_auc: float, prod_auc: float | None, delta: float = DEFAULT_DELTA) -> bool:
+def should_promote(new_auc: float, prod_auc: float | None, delta: float) -> bool:
     """Promote when there is no champion yet, or the challenger wins by at least ``delta``.
 
     A NaN or out-of-range AUC is refused (ValueError): a broken evaluation must never move

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from . import champion, lease, month_order, monitoring, online_store, registry, storage
+from . import alias_moves, lease, month_order, monitoring, online_store, registry, storage
 from .checksums import changed_since_ingest
 from .logs import logger
 from .ordering import resolve_reference
@@ -36,16 +36,27 @@ class ReferenceMissing(RuntimeError):
     """The month drift should be measured against has no features (never uploaded)."""
 
 
-def _registry_call(fn, *args, **kwargs):
+def unreachable(exc: BaseException | None) -> bool:
+    """True when a connection error or a timeout is in ``exc``'s chain: MLflow raises its own
+    ``MlflowException`` inside ``except`` (the requests error is its ``__context__``)."""
     import requests
-    from mlflow.exceptions import MlflowException
 
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                            ConnectionError, TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _registry_call(fn, *args, **kwargs):
+    """``fn`` with an unreachable registry raised as ``RegistryUnavailable`` (the ASL retries it)."""
     try:
         return fn(*args, **kwargs)
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
-    except MlflowException as exc:
-        if "Max retries exceeded" in str(exc) or "Connection" in str(exc):
+    except Exception as exc:
+        if unreachable(exc):
             raise RegistryUnavailable(f"MLflow registry unreachable: {exc}") from exc
         raise
 
@@ -126,8 +137,8 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     from .drift import measure_drift
 
     month = event["month"]
-    mode = event.get("reference_month") or settings.reference_month
-    threshold = float(event.get("threshold", settings.drift_threshold))
+    mode = event.get("reference_month") or settings.require_policy().reference_month
+    threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
     champion_version, champion_month = _champion(settings)
     reference_month = resolve_reference(mode, month, champion_month)
     share, drifted, columns, key, run = 0.0, 0, None, None, None
@@ -223,7 +234,7 @@ def _round(value: float | None) -> float | None:
 def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Challenger and champion on the same held-out users; the pure rule decides."""
     month = event["month"]
-    delta = float(event.get("delta", settings.promotion_delta))
+    delta = float(event["delta"] if "delta" in event else settings.require_policy().promotion_delta)
     challenger = event["challenger"]["version"]
     validation_rows = _validation_rows(settings, month)
     new_auc = _auc_of(settings, challenger, validation_rows)
@@ -247,7 +258,8 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     })
     outcome = {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
                "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
-    monitoring.record_safely(settings.data_bucket, monitoring.compare_facts(event, outcome, settings.require_approval))
+    monitoring.record_safely(settings.data_bucket,
+                             monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
     return outcome
 
 
@@ -263,7 +275,7 @@ def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     else:
         with lease.hold(settings.lease_table, owner=event.get("execution")):
             outcome = _promote(settings, event)
-    if outcome["redecided"] or settings.require_approval:  # otherwise Compare recorded this decision
+    if outcome["redecided"] or "approval" in event:  # otherwise Compare recorded this decision
         monitoring.record_safely(settings.data_bucket, monitoring.promote_facts(event, outcome))
     return outcome
 
@@ -297,7 +309,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     reason = (f"month {month}: challenger {challenger} AUC {new_auc} vs champion "
               f"{current or 'none'} AUC {prod_auc}, delta {decision.get('delta')}")
     change = _registry_call(
-        champion.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
+        alias_moves.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
         execution=event.get("execution"), approved_by=approval.get("by"),
     )
     logger.info("alias moved", extra={"alias": registry.PRODUCTION, "version": challenger, "previous": change.replaced})
@@ -317,7 +329,7 @@ def request_approval(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "timeout_seconds": event.get("timeout_seconds"),
     }
-    _registry_call(champion.stage, settings, version, by=event.get("execution") or "streamflow",
+    _registry_call(alias_moves.stage, settings, version, by=event.get("execution") or "streamflow",
                    reason=f"month {month}: awaiting approval", execution=event.get("execution"))
     # Written last: once a person can see the pending approval, the challenger is staged.
     storage.put_bytes(settings.data_bucket, storage.approval_key(month), json.dumps(record).encode(),
@@ -340,7 +352,7 @@ def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         cause = {"reason": str(cause)}
     reason = "approval timed out" if timed_out else str(cause.get("reason") or "rejected")
     by = "timeout" if timed_out else str(cause.get("by") or "unknown")
-    _registry_call(champion.unstage, settings, version, by=by, reason=f"rejected: {reason}")
+    _registry_call(alias_moves.unstage, settings, version, by=by, reason=f"rejected: {reason}")
     _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
         "decision": "rejected_timeout" if timed_out else "rejected", "rejected_by": by, "rejected_reason": reason,
     })

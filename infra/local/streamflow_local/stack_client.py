@@ -1,10 +1,11 @@
-"""Client side of the loop against a deployed stack: seed, upload, wait, read logs, predict.
+"""The command line's client of a deployed stack: seed, upload, wait, read logs, predict.
 
 Everything goes through public APIs (S3, Step Functions, HTTP), as a user's script would.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -43,26 +44,27 @@ def _client(config: StackConfig, service: str):
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def function_name(description: dict[str, Any], logical: str) -> str:
+    """A deployed function's name: the local deploy records ``{"name": ...}`` per logical id,
+    ``streamflow attach`` CloudFormation's physical id (a name, or an ARN on some endpoints)."""
+    value = description["functions"][logical]
+    return str(value if isinstance(value, str) else value["name"]).rsplit(":", 1)[-1]
+
+
 def stack_settings(config: StackConfig):
-    """The functions' Settings, read from what the deploy step created (for CLI operations
-    that act like the pipeline: rollback, approve, reject)."""
+    """The pipeline's Settings as the deployed Promote function sees them (for CLI operations
+    that act like the pipeline: rollback, approve, reject): read from its configuration in
+    Lambda, so the template stays the one source of the loop's policy."""
     from streamflow.settings import Settings
 
     description = stack_description(config)
-    parameters, outputs = description["parameters"], description["outputs"]
     config.apply_client_env()
-    return Settings(
-        data_bucket=outputs["DataBucketName"],
-        feature_table=outputs["FeatureTableName"],
-        model_name=parameters.get("ModelName", "streamflow_churn"),
-        mlflow_tracking_uri=config.mlflow_uri,
-        reference_month=parameters.get("ReferenceMonth", "champion"),
-        drift_threshold=float(parameters.get("DriftThreshold", 0.02)),
-        promotion_delta=float(parameters.get("PromotionDelta", 0.01)),
-        state_machine_arn=outputs["StateMachineArn"],
-        api_function_name=description.get("api", {}).get("function", ""),
-        lease_table=outputs.get("LeaseTableName", ""),
-    )
+    function = function_name(description, "PromoteFunction")
+    variables = _client(config, "lambda").get_function_configuration(FunctionName=function)
+    settings = Settings.from_env(variables.get("Environment", {}).get("Variables", {}))
+    outputs = description["outputs"]
+    return dataclasses.replace(settings, mlflow_tracking_uri=config.mlflow_uri,
+                               state_machine_arn=outputs["StateMachineArn"])
 
 
 def data_bucket(config: StackConfig) -> str:
@@ -145,6 +147,13 @@ def recorded_seconds(description: dict[str, Any]) -> float | None:
     return None if stopped is None else (stopped - description["startDate"]).total_seconds()
 
 
+def execution_history(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first: AWS answers at most 1,000 a call."""
+    pages = _client(config, "stepfunctions").get_paginator("get_execution_history").paginate(
+        executionArn=execution_arn, maxResults=1000)
+    return [event for page in pages for event in page["events"]]
+
+
 def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, Any]]:
     """Each state the execution entered, in order, with its duration and outcome so far.
 
@@ -153,8 +162,7 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
     execution has ended no step is RUNNING (``outcome.settle_steps``)."""
     from .outcome import settle_steps
 
-    sfn = _client(config, "stepfunctions")
-    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    events = execution_history(config, execution_arn)
     steps: list[dict[str, Any]] = []
     for event in events:
         kind = event["type"]
