@@ -92,10 +92,10 @@ def ui(monitor_stack, outcomes, tmp_path_factory):
         deadline = time.monotonic() + 180
         while True:
             assert process.poll() is None, log.read_text()
-            try:
-                if requests.get(f"{monitor_stack.ui_url}/api/projects", timeout=5).ok:
+            try:  # the first answer reads the workspace from S3: slow on a busy machine
+                if requests.get(f"{monitor_stack.ui_url}/api/projects", timeout=60).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(1)
