@@ -12,7 +12,7 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools demo test unit integration lint up down deploy clean bench mutate images-check
+.PHONY: help venv tools browser demo test unit integration lint up down deploy clean bench mutate images-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,16 +34,24 @@ $(TOOLS_STAMP): requirements-tools.txt constraints-tools.txt
 
 tools: $(TOOLS_STAMP)  ## create .venv-tools: sam, samlocal, cfn-lint, actionlint (+ shellcheck)
 
+# The dashboard's browser test drives a real headless Chromium: Debian's package (apt), never a
+# browser downloaded at install time. Installed only when no Chromium is on PATH; sudo when not root.
+BROWSERS := chromium chromium-browser google-chrome
+browser:  ## a headless Chromium for the monitoring dashboard's browser test (apt-get install chromium when missing)
+	@for b in $(BROWSERS); do command -v $$b >/dev/null && exit 0; done; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
+
 demo: venv  ## start the local stack, deploy, train the first champion, run month_001, predict (KEEP=1 leaves it up)
 	$(VENV)/bin/streamflow demo $(if $(KEEP),--keep)
 
-test: venv tools  ## unit + integration tests (starts its own local stack on spare ports), SAM + workflow lint
+test: venv tools browser  ## unit + integration tests (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
 	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests
 
 unit: venv  ## unit tests only (no services)
 	$(PY) -m pytest tests/unit
 
-integration: venv  ## integration tests only (real emulator, MLflow server, handlers)
+integration: venv browser  ## integration tests only (real emulator, MLflow server, handlers; the dashboard in Chromium)
 	$(PY) -m pytest tests/integration
 
 BENCH_USERS ?= 10000,100000

@@ -77,3 +77,16 @@ def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
         except s3.exceptions.NoSuchKey:
             time.sleep(0.5)
     raise AssertionError(f"s3://{data_bucket(stack)}/{key} never appeared")
+
+
+def monitoring_entry(stack, month: str) -> dict[str, str]:
+    """The month's entry in the stack's Evidently workspace (its metadata), {} if none."""
+    from streamflow import monitoring
+    from streamflow_local.stack_client import data_bucket
+
+    stack.apply_client_env()  # s3fs finds the endpoint in the environment, as the CLI sets it
+    state = monitoring._state(monitoring.workspace_uri(data_bucket(stack)))
+    try:
+        return dict(state.read_snapshot(monitoring.project_id(), monitoring.snapshot_id(month)).metadata)
+    except FileNotFoundError:
+        return {}

@@ -20,7 +20,7 @@ from streamflow_local import cli
 from streamflow_local.deploy import deploy
 from streamflow_local.stack_client import api_headers, first_user, upload_month, wait_for_execution
 
-from clients import MODEL, alias, registry, wait_for_json
+from clients import MODEL, alias, monitoring_entry, registry, wait_for_json
 
 pytestmark = pytest.mark.integration
 APPROVAL_TIMEOUT = 15
@@ -92,6 +92,8 @@ def test_rollback_moves_production_back_and_the_api_follows_at_once(stack, month
     assert "rollback: test: bad champion" == history[-1]["reason"] and history[-1]["rolled_back_from"] == production
     demoted = registry(stack).get_model_version(MODEL, production).tags
     assert demoted["production_action"] == "removed" and demoted["production_reason"].startswith("rollback")
+    entry = monitoring_entry(stack, demoted["month"])  # the dashboard's timeline shows it
+    assert entry["decision"] == "rolled_back" and entry["production_version"] == previous
 
 
 def test_rollback_with_nothing_to_roll_back_to_refuses(stack, streamflow, capsys):
@@ -133,6 +135,8 @@ def test_rejected_challenger_stays_out_of_production(approval_stack, streamflow)
     tags = registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
     assert tags["decision"] == "rejected" and tags["rejected_reason"] == "holiday season, hold"
     assert streamflow("approve", "month_004") == 1  # nothing pending any more
+    entry = monitoring_entry(stack, "month_004")
+    assert entry["decision"] == "rejected" and entry["challenger_version"] == pending["challenger_version"]
 
 
 def test_unanswered_approval_times_out_as_a_rejection(approval_stack):

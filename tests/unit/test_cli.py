@@ -61,11 +61,6 @@ def test_a_stack_that_is_not_deployed_is_exit_2(tmp_path, monkeypatch, capsys):
     assert "not deployed" in capsys.readouterr().err
 
 
-def test_sparkline_follows_the_values():
-    assert cli._spark([0.8, 0.6, 0.8, 0.74]) == "█▁█▆"
-    assert cli._spark([0.5]) == "▁" and cli._spark([]) == ""
-
-
 def test_piped_output_has_no_colour_codes(nowhere, capsys):
     console = cli._console()
     console.print(cli._styled("FAILED"))

@@ -76,6 +76,7 @@ def cmd_serve(args: argparse.Namespace, config: StackConfig) -> int:
 
 def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
     from .stack import up
+    from .ui import where as ui_where
 
     last: dict[str, bool] = {}
     console = _console()
@@ -102,6 +103,7 @@ def cmd_up(args: argparse.Namespace, config: StackConfig) -> int:
         if console.is_terminal:
             spinner.stop()
     _say(f"local stack up (pid {pid}): AWS {config.aws_endpoint}  MLflow {config.mlflow_uri}  API {config.api_url}")
+    _say(f"monitoring: {ui_where(config)}")
     if args.deploy:
         return cmd_deploy(args, config)
     if _deployed_for_other_ports(config):
@@ -419,16 +421,8 @@ def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
-def _spark(values: list[float]) -> str:
-    bars = "▁▂▃▄▅▆▇█"
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    return "".join(bars[min(len(bars) - 1, round((v - low) / span * (len(bars) - 1)))] for v in values)
-
-
 def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
+    from .sparkline import spark
     from .views import model_versions
 
     with _console(stderr=True).status("reading the MLflow registry …"):
@@ -452,8 +446,21 @@ def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
     for row in rows:
         points = "  ".join(f"{month or '?'} {auc:.4f}" + ("" if how == "trained" else f" ({how})")
                            for month, auc, how in row.history)
-        history.add_row(row.version, points or "—", _spark([auc for _, auc, _ in row.history]))
+        history.add_row(row.version, points or "—", spark([auc for _, auc, _ in row.history]))
     console.print(history)
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace, config: StackConfig) -> int:
+    from .ui import prepare, serve, where
+
+    with _console(stderr=True).status("writing the dashboard, adding rejected months …"):
+        workspace, added = prepare(config)
+    if added:
+        _say("rejected months added to the timeline: " + ", ".join(added))
+    _say(f"workspace {workspace}")
+    _say(where(config) + "  — Ctrl-C stops the Evidently UI")
+    serve(config, workspace)
     return EXIT_OK
 
 
@@ -504,6 +511,9 @@ def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _say(f"Production: version {change.replaced} → {change.production} (the API follows on its next request)")
+    from .ui import month_of_version, note_decision
+
+    note_decision(config, month_of_version(config, change.replaced), "rolled_back", production_version=change.production)
     return EXIT_OK
 
 
@@ -532,6 +542,9 @@ def cmd_reject(args: argparse.Namespace, config: StackConfig) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _say(f"rejected {args.month}: version {record['challenger_version']} stays out of Production")
+    from .ui import note_decision
+
+    note_decision(config, args.month, "rejected", rejected_reason=args.reason)
     return EXIT_OK
 
 
@@ -590,6 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder to download into (default: %(default)s)")
     p = command("models", cmd_models, "model versions: aliases, month, val AUC, decision; AUC history per version")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    command("ui", cmd_ui, "Evidently's monitoring UI (drift, AUC, decisions per month) on the stack's UI port "
+            "(STREAMFLOW_UI_PORT, default 8000), in the foreground; prints the MLflow UI's address too")
     p = command("logs", cmd_logs, "show a function's log (e.g. `streamflow logs train`)")
     p.add_argument("function", nargs="?", default="summary", help="function name, e.g. train, api")
     p.add_argument("-n", "--lines", type=int, default=50, help="how many last lines (default: %(default)s)")

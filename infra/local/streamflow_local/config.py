@@ -31,6 +31,7 @@ class StackConfig:
     aws_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_AWS_PORT", 4566))
     mlflow_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_MLFLOW_PORT", 5000))
     api_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_API_PORT", 3000))
+    ui_port: int = field(default_factory=lambda: _env_int("STREAMFLOW_UI_PORT", 8000))  # `streamflow ui` (Evidently)
     state_dir: Path = field(
         default_factory=lambda: Path(os.environ.get("STREAMFLOW_STATE_DIR", PROJECT_ROOT / ".local-stack")).resolve()
     )
@@ -46,7 +47,7 @@ class StackConfig:
     @classmethod
     def on_spare_ports(cls, state_dir: Path, stack_name: str) -> "StackConfig":
         """A stack of its own (ports nobody uses, its own state) beside any other."""
-        return cls(aws_port=free_port(), mlflow_port=free_port(), api_port=free_port(),
+        return cls(aws_port=free_port(), mlflow_port=free_port(), api_port=free_port(), ui_port=free_port(),
                    state_dir=state_dir, stack_name=stack_name)
 
     @property
@@ -60,6 +61,10 @@ class StackConfig:
     @property
     def api_url(self) -> str:
         return (self.api_base_url or f"http://{self.host}:{self.api_port}").rstrip("/")
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.ui_port}"
 
     @property
     def logs_dir(self) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +24,7 @@ class DriftResult:
     drifted_columns: int
     columns: int
     html: bytes
+    snapshot: Any = None  # Evidently's run: the month's monitoring snapshot (``monitoring``)
 
 
 def _as_evidently_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -73,4 +75,5 @@ def measure_drift(reference: pd.DataFrame, current: pd.DataFrame, title: str | N
         html = path.read_bytes()
     if title:
         html = titled(html, title)
-    return DriftResult(drift_share=share, drifted_columns=count, columns=len(MODEL_FEATURES), html=html)
+    return DriftResult(drift_share=share, drifted_columns=count, columns=len(MODEL_FEATURES), html=html,
+                       snapshot=snapshot)

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from . import alias_moves, lease, month_order, online_store, registry, storage
+from . import alias_moves, lease, month_order, monitoring, online_store, registry, storage
 from .checksums import changed_since_ingest
 from .logs import logger
 from .ordering import resolve_reference
@@ -142,7 +142,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
     champion_version, champion_month = _champion(settings)
     reference_month = resolve_reference(mode, month, champion_month)
-    share, drifted, columns, key = 0.0, 0, None, None
+    share, drifted, columns, key, run = 0.0, 0, None, None, None
     if reference_month is not None:
         from botocore.exceptions import ClientError
 
@@ -158,7 +158,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         key = storage.report_key(month, timestamp)
         storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
-        share, drifted, columns = round(result.drift_share, 4), result.drifted_columns, result.columns
+        share, drifted, columns, run = round(result.drift_share, 4), result.drifted_columns, result.columns, result.snapshot
     retrain = should_retrain(share, threshold, has_champion=champion_version is not None)
     reference = reference_month or "none"
     if retrain:
@@ -166,7 +166,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                     + ("" if champion_version else " reason=no_champion") + f" reference={reference}")
     else:
         logger.info(f"no retraining: month={month} drift_share={share} threshold={threshold} reference={reference}")
-    return {
+    outcome = {
         "drift_share": share,
         "drifted_columns": drifted,
         "columns": columns,
@@ -180,6 +180,8 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "stale": is_stale_month(month, champion_month),
         "retrain": retrain,
     }
+    monitoring.record_safely(settings.data_bucket, monitoring.drift_facts(event, outcome), run, replace=True)
+    return outcome
 
 
 class UnservableModel(RuntimeError):
@@ -273,8 +275,11 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "decision_delta": delta,
         "decision_execution": event.get("execution", ""),
     })
-    return {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
-            "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
+    outcome = {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
+               "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
+    monitoring.record_safely(settings.data_bucket,
+                             monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
+    return outcome
 
 
 def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -285,9 +290,13 @@ def promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     other execution moves the alias between that check and the move.
     """
     if not settings.lease_table:
-        return _promote(settings, event)
-    with lease.hold(settings.lease_table, owner=event.get("execution")):
-        return _promote(settings, event)
+        outcome = _promote(settings, event)
+    else:
+        with lease.hold(settings.lease_table, owner=event.get("execution")):
+            outcome = _promote(settings, event)
+    if outcome["redecided"] or "approval" in event:  # otherwise Compare recorded this decision
+        monitoring.record_safely(settings.data_bucket, monitoring.promote_facts(event, outcome))
+    return outcome
 
 
 def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:

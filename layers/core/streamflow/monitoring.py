@@ -1,0 +1,288 @@
+"""The loop's history as an Evidently workspace: project "StreamFlow churn", one snapshot
+per month, kept in the data bucket (``s3://<bucket>/monitoring``; Evidently's storage goes
+through fsspec, s3fs reaches the emulator through ``AWS_ENDPOINT_URL``).
+
+DetectDrift writes the month's snapshot (its drift run plus the loop's values); Compare and
+Promote write it again with what they measured and decided; months rejected at ingest or by
+Validate are added from their ``_REJECTION.json`` (``sync_rejections``). The snapshot id is
+derived from the month, so each write replaces the month's entry instead of adding one.
+The loop's own values (AUCs, decision, rows) are ``MeanValue`` metrics of a one-row dataset:
+built-in metrics, so Evidently's stock UI plots them. A failed write never fails the month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from typing import Any
+
+from .logs import logger
+from .promotion import STALE_MONTH
+from .schema import MONTH_FILES, month_index
+
+PROJECT_NAME = "StreamFlow churn"
+WORKSPACE_PREFIX = "monitoring"
+WORKSPACE_ENV = "MONITORING_WORKSPACE"  # overrides s3://<DATA_BUCKET>/monitoring
+FIRST_MONTH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # month_000, as the generator dates it
+_NAMESPACE = uuid.UUID("6f1c1d2e-5b0a-4c55-9a51-5eb0c0a3d15f")
+
+# The decision timeline, one bar colour each (what a month did, in the issue's words).
+TIMELINE = ("rejected", "no_drift", "kept", "promoted", "rolled_back", "awaiting_approval")
+_TIMELINE_OF = {
+    "rejected_ingest": "rejected", "rejected_validate": "rejected",
+    "no_retraining": "no_drift",
+    "keep_champion": "kept", STALE_MONTH: "kept", "rejected": "kept", "rejected_timeout": "kept",
+    "promote": "promoted", "rolled_back": "rolled_back", "awaiting_approval": "awaiting_approval",
+}
+ROW_TABLES = tuple(name.removesuffix(".csv") for name in MONTH_FILES)  # users, subscriptions, usage_agg_30d, …
+_NUMBERS = ("drift_share", "drift_threshold", "challenger_auc", "champion_auc", "promotion_delta")
+
+
+def timeline_class(decision: str | None) -> str | None:
+    """The timeline bar a decision word belongs to (None: not decided yet)."""
+    return _TIMELINE_OF.get(decision or "")
+
+
+def project_id() -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, PROJECT_NAME)
+
+
+def snapshot_id(month: str) -> uuid.UUID:
+    return uuid.uuid5(project_id(), month)
+
+
+def month_timestamp(month: str) -> dt.datetime:
+    """month_NNN → the first day of its calendar month (month_000 = January 2026): the
+    dashboard's x axis is the data's month, not the moment it was processed."""
+    index = month_index(month)
+    year, month0 = divmod(FIRST_MONTH.month - 1 + index, 12)
+    return FIRST_MONTH.replace(year=FIRST_MONTH.year + year, month=month0 + 1)
+
+
+def loop_values(facts: dict[str, Any]) -> dict[str, float]:
+    """The numbers the dashboard plots for one month (absent ones are left out, not zero)."""
+    values = {name: float(facts[name]) for name in _NUMBERS if facts.get(name) is not None}
+    if facts.get("champion_auc") is not None and facts.get("promotion_delta") is not None:
+        values["promotion_bar"] = round(float(facts["champion_auc"]) + float(facts["promotion_delta"]), 6)
+    for table in ROW_TABLES:
+        if facts.get(f"rows_{table}") is not None:
+            values[f"rows_{table}"] = float(facts[f"rows_{table}"])
+    kind = timeline_class(facts.get("decision"))
+    if kind is not None:
+        values[f"timeline_{kind}"] = 1.0
+    return values
+
+
+def metadata(facts: dict[str, Any]) -> dict[str, str]:
+    """Every fact as text (Evidently's snapshot metadata is str → str); read back to merge."""
+    return {key: str(value) for key, value in sorted(facts.items()) if value is not None}
+
+
+def _parsed(meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        try:
+            out[key] = json.loads(value) if key in _NUMBERS or key.startswith("rows_") else value
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+def tags(facts: dict[str, Any]) -> list[str]:
+    out = [facts["month"]]
+    if facts.get("decision"):
+        out.append(f"decision:{facts['decision']}")
+    if facts.get("execution"):
+        out.append(f"execution:{facts['execution']}")
+    return out
+
+
+def workspace_uri(bucket: str) -> str:
+    return os.environ.get(WORKSPACE_ENV) or f"s3://{bucket}/{WORKSPACE_PREFIX}"
+
+
+def _state(uri: str):
+    from evidently.ui.storage.local.base import LocalState
+
+    if uri.startswith("s3://"):
+        import fsspec
+
+        # fsspec hands out one cached S3FileSystem per process, with its listings and the
+        # endpoint it was made for: a warm worker must not read stale listings, and a
+        # process that talks to several stacks (the test suite) not a stale endpoint.
+        fsspec.get_filesystem_class("s3").clear_instance_cache()
+    return LocalState(uri)
+
+
+def dashboard():
+    """The project's dashboard, defined here rather than clicked together in the UI."""
+    from evidently.sdk.models import DashboardModel, PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel, text_panel
+
+    from .schema import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+    def loop(column: str, legend: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric="evidently:metric_v2:MeanValue", metric_labels={"column": column})
+
+    def drift(column: str) -> PanelMetric:
+        return PanelMetric(legend=column, metric="evidently:metric_v2:ValueDrift", metric_labels={"column": column})
+
+    panels = [
+        text_panel("StreamFlow churn: one entry per month",
+                   "x axis = the data's month. Decisions: rejected (at ingest or by Validate), no_drift, kept "
+                   "(retrained, champion kept), promoted, rolled_back, awaiting_approval."),
+        line_plot_panel("Share of drifted columns per month (line: the retraining threshold)", [
+            PanelMetric(legend="share of drifted columns", metric="evidently:metric_v2:DriftedColumnsCount",
+                        metric_labels={"value_type": "share"}),
+            loop("drift_threshold", "threshold"),
+        ], size="half"),
+        bar_plot_panel("Decision per month", [loop(f"timeline_{kind}", kind) for kind in TIMELINE],
+                       size="half", stacked=True),
+        line_plot_panel("Challenger vs champion AUC on the month's held-out users (bar = champion + delta)", [
+            loop("challenger_auc", "challenger AUC"), loop("champion_auc", "champion AUC"),
+            loop("promotion_bar", "champion AUC + delta (to promote)"),
+        ], size="half"),
+        bar_plot_panel("Rows per month", [loop(f"rows_{table}", table) for table in ROW_TABLES], size="half"),
+        line_plot_panel("Drift score per numeric feature (Wasserstein distance, normed)",
+                        [drift(c) for c in NUMERIC_FEATURES], size="half"),
+        line_plot_panel("Drift score per categorical feature (Jensen-Shannon distance)",
+                        [drift(c) for c in BOOLEAN_FEATURES + CATEGORICAL_FEATURES], size="half"),
+    ]
+    return DashboardModel(tabs=[], panels=panels)
+
+
+def ensure_project(uri: str, write_dashboard: bool = False):
+    """The project (fixed id, so concurrent months agree on it), with its dashboard."""
+    from evidently.sdk.models import ProjectModel
+
+    state = _state(uri)
+    pid = project_id()
+    if str(pid) not in state.list_projects():
+        state.write_project(ProjectModel(id=pid, name=PROJECT_NAME,
+                                         description="The StreamFlow loop month by month: drift, AUC, decisions"))
+        write_dashboard = True
+    if write_dashboard:
+        state.write_dashboard(pid, dashboard())
+    return state
+
+
+def _stored_facts(state, month: str):
+    """(facts, the stored snapshot) of a month already in the workspace, or ({}, None)."""
+    try:
+        stored = state.read_snapshot(project_id(), snapshot_id(month))
+    except FileNotFoundError:
+        return {}, None
+    return _parsed(dict(stored.metadata)), stored
+
+
+def record(uri: str, facts: dict[str, Any], drift_snapshot=None, replace: bool = False) -> dict[str, Any]:
+    """Write the month's snapshot: ``facts`` over what an earlier step recorded (``replace``:
+    start afresh, as a new run of the month does), with the drift run's metrics when given,
+    else those already stored. Returns the merged facts."""
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    state = ensure_project(uri)
+    month = facts["month"]
+    before, stored = ({}, None) if replace else _stored_facts(state, month)
+    merged = {**before, **{k: v for k, v in facts.items() if v is not None},
+              "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    values = loop_values(merged)
+    frame = pd.DataFrame([values])
+    run = Report([MeanValue(column=c) for c in values]).run(
+        current_data=Dataset.from_pandas(frame, data_definition=DataDefinition(numerical_columns=list(values))),
+        timestamp=month_timestamp(month), tags=tags(merged), metadata=metadata(merged),
+        name=f"{month}: {merged.get('decision') or 'in progress'}",
+    )
+    model = run.to_snapshot_model()
+    base = drift_snapshot.to_snapshot_model() if drift_snapshot is not None else stored
+    if base is not None:  # the drift run's metrics and widgets stay in the month's entry
+        kept = {k: v for k, v in base.metric_results.items()
+                if not v.metric_value_location.metric.params.get("type", "").endswith(":MeanValue")}
+        drift_widgets = len(base.widgets) if drift_snapshot is not None else int(merged.get("drift_widgets") or 0)
+        model.metric_results = {**kept, **model.metric_results}
+        model.top_level_metrics = [m for m in base.top_level_metrics if m in kept] + model.top_level_metrics
+        model.widgets = list(base.widgets[:drift_widgets]) + list(model.widgets)
+        if drift_snapshot is not None:
+            merged["drift_widgets"] = drift_widgets
+            model.metadata = metadata(merged)
+    state.write_snapshot(project_id(), snapshot_id(month), model)
+    return merged
+
+
+def record_safely(bucket: str, facts: dict[str, Any], drift_snapshot=None, replace: bool = False) -> None:
+    """``record``, logged and swallowed on failure: the dashboard must not fail a month."""
+    uri = workspace_uri(bucket)
+    try:
+        record(uri, facts, drift_snapshot, replace=replace)
+        logger.info(f"monitoring snapshot recorded: month={facts['month']} decision={facts.get('decision')} "
+                    f"workspace={uri}")
+    except Exception as exc:  # noqa: BLE001 - monitoring is a view of the loop, never its cause of failure
+        logger.warning(f"MONITORING_NOT_RECORDED month={facts.get('month')} workspace={uri}: "
+                       f"{type(exc).__name__}: {exc}")
+
+
+def rejection_facts(report: dict[str, Any]) -> dict[str, Any]:
+    """A ``_REJECTION.json`` as the facts of a rejected month's entry."""
+    return {"month": report["month"], "decision": f"rejected_{report.get('stage') or 'validate'}",
+            "stage": report.get("stage"), "execution": report.get("execution"),
+            "rejected_at": report.get("rejected_at"), "message": (report.get("message") or "")[:500]}
+
+
+def sync_rejections(uri: str, bucket: str) -> list[str]:
+    """Add each quarantined month (``quarantine/<m>/_REJECTION.json``) to the timeline,
+    unless the month was recorded after its rejection (re-uploaded and processed since)."""
+    from . import storage
+    from .quarantine import QUARANTINE_PREFIX, REPORT_NAME
+
+    state = ensure_project(uri)
+    added = []
+    for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=QUARANTINE_PREFIX):
+        for item in page.get("Contents", []):
+            if not item["Key"].endswith("/" + REPORT_NAME):
+                continue
+            report = json.loads(storage.get_bytes(bucket, item["Key"]))
+            facts = rejection_facts(report)
+            before, _ = _stored_facts(state, facts["month"])
+            if before and str(before.get("recorded_at") or "") >= str(facts.get("rejected_at") or ""):
+                continue
+            record(uri, facts, replace=True)
+            added.append(facts["month"])
+    return added
+
+
+def drift_facts(event: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """What DetectDrift knows about the month: its rows, its drift, whether it stops here."""
+    rows = (event.get("validation") or {}).get("rows") or {}
+    facts: dict[str, Any] = {
+        "month": event["month"], "execution": event.get("execution"),
+        "drift_share": outcome.get("drift_share"), "drift_threshold": outcome.get("threshold"),
+        "reference_month": outcome.get("reference_month") or "none",
+        "champion_version": outcome.get("champion_version"),
+        "decision": None if outcome.get("retrain") else ("stale_month" if outcome.get("stale") else "no_retraining"),
+    }
+    for name, count in rows.items():
+        table = name.removesuffix(".csv")
+        if table in ROW_TABLES:
+            facts[f"rows_{table}"] = count
+    return facts
+
+
+def compare_facts(event: dict[str, Any], outcome: dict[str, Any], require_approval: bool) -> dict[str, Any]:
+    """What Compare measured and decided (a promotion waits for a person when required)."""
+    decision = outcome.get("decision")
+    if decision == "promote" and require_approval:
+        decision = "awaiting_approval"
+    return {"month": event["month"], "execution": event.get("execution"),
+            "challenger_auc": outcome.get("new_auc"), "champion_auc": outcome.get("prod_auc"),
+            "promotion_delta": outcome.get("delta"), "challenger_version": (event.get("challenger") or {}).get("version"),
+            "champion_version": outcome.get("prod_version"), "decision": decision}
+
+
+def promote_facts(event: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    return {"month": event["month"], "execution": event.get("execution"),
+            "decision": "promote" if outcome.get("promoted") else "keep_champion",
+            "production_version": outcome.get("production_version")}

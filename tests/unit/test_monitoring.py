@@ -1,0 +1,158 @@
+"""The monitoring workspace: what each step records for a month, and that it lands in S3
+(s3fs through AWS_ENDPOINT_URL, the emulator's moto server) as one entry per month."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import pytest
+
+from aws_endpoint import endpoint_env, moto_endpoint
+from streamflow import monitoring
+
+
+def test_month_timestamps_are_the_datas_calendar_months():
+    assert monitoring.month_timestamp("month_000") == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert monitoring.month_timestamp("month_011") == dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    assert monitoring.month_timestamp("month_013") == dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValueError):
+        monitoring.month_timestamp("2026-01")
+
+
+@pytest.mark.parametrize(("decision", "bar"), [
+    ("rejected_ingest", "rejected"), ("rejected_validate", "rejected"), ("no_retraining", "no_drift"),
+    ("keep_champion", "kept"), ("stale_month", "kept"), ("rejected", "kept"), ("rejected_timeout", "kept"),
+    ("promote", "promoted"), ("rolled_back", "rolled_back"), ("awaiting_approval", "awaiting_approval"),
+    (None, None), ("something else", None),
+])
+def test_every_decision_has_its_bar_on_the_timeline(decision, bar):
+    assert monitoring.timeline_class(decision) == bar
+    assert bar is None or bar in monitoring.TIMELINE
+
+
+def test_drift_facts_name_rows_drift_and_a_month_that_stops_here():
+    event = {"month": "month_004", "execution": "x-1",
+             "validation": {"rows": {"users.csv": 3000, "usage_agg_30d.csv": 2999, "notes.csv": 5}}}
+    facts = monitoring.drift_facts(event, {"drift_share": 0.07, "threshold": 0.3, "retrain": False,
+                                           "reference_month": "month_001", "champion_version": "2"})
+    assert facts["decision"] == "no_retraining" and facts["drift_share"] == 0.07 and facts["drift_threshold"] == 0.3
+    assert facts["rows_users"] == 3000 and facts["rows_usage_agg_30d"] == 2999
+    assert "rows_notes" not in facts  # not a table of the month's contract
+    retrain = monitoring.drift_facts(event, {"drift_share": 0.5, "threshold": 0.3, "retrain": True})
+    assert retrain["decision"] is None and retrain["reference_month"] == "none"
+
+
+def test_compare_facts_wait_for_a_person_when_approval_is_required():
+    event = {"month": "month_001", "execution": "x", "challenger": {"version": "3"}}
+    outcome = {"new_auc": 0.84, "prod_auc": 0.80, "delta": 0.01, "prod_version": "2", "decision": "promote"}
+    assert monitoring.compare_facts(event, outcome, require_approval=False)["decision"] == "promote"
+    facts = monitoring.compare_facts(event, outcome, require_approval=True)
+    assert facts["decision"] == "awaiting_approval"
+    assert (facts["challenger_auc"], facts["champion_auc"], facts["challenger_version"]) == (0.84, 0.80, "3")
+    kept = monitoring.compare_facts(event, {**outcome, "decision": "keep_champion"}, require_approval=True)
+    assert kept["decision"] == "keep_champion"
+
+
+def test_loop_values_chart_what_is_known_and_nothing_else():
+    values = monitoring.loop_values({"month": "month_001", "challenger_auc": 0.83, "champion_auc": 0.8,
+                                     "promotion_delta": 0.01, "rows_users": 3000, "decision": "promote"})
+    assert values == {"challenger_auc": 0.83, "champion_auc": 0.8, "promotion_delta": 0.01,
+                      "promotion_bar": 0.81, "rows_users": 3000.0, "timeline_promoted": 1.0}
+    first = monitoring.loop_values({"month": "month_000", "challenger_auc": 0.8, "champion_auc": None,
+                                    "promotion_delta": 0.01, "decision": "promote"})
+    assert "champion_auc" not in first and "promotion_bar" not in first  # no champion: no bar, not a zero
+
+
+def test_rejection_report_becomes_a_rejected_entry():
+    facts = monitoring.rejection_facts({"month": "month_009", "stage": "validate", "execution": "e",
+                                        "rejected_at": "2026-11-29T10:00:00+00:00", "message": "x" * 900})
+    assert facts["decision"] == "rejected_validate" and len(facts["message"]) == 500
+    assert monitoring.timeline_class(facts["decision"]) == "rejected"
+
+
+def test_dashboard_has_the_panels_the_issue_lists():
+    titles = [panel.title for panel in monitoring.dashboard().panels]
+    for expected in ("Share of drifted columns", "Decision per month", "Challenger vs champion AUC",
+                     "Rows per month", "Drift score per numeric feature", "Drift score per categorical feature"):
+        assert any(title.startswith(expected) for title in titles), (expected, titles)
+    timeline = next(p for p in monitoring.dashboard().panels if p.title == "Decision per month")
+    assert [v.metric_labels["column"] for v in timeline.values] == [f"timeline_{k}" for k in monitoring.TIMELINE]
+
+
+@pytest.fixture
+def bucket(monkeypatch):
+    with moto_endpoint() as endpoint:
+        for key, value in endpoint_env(endpoint).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv(monitoring.WORKSPACE_ENV, raising=False)
+        name = "monitoring-unit"  # a server of its own per test: the workspace must follow the endpoint
+        boto3.client("s3").create_bucket(Bucket=name)
+        yield name
+
+
+def _entries(bucket: str) -> dict[str, dict]:
+    state = monitoring._state(monitoring.workspace_uri(bucket))
+    out = {}
+    for sid in state.list_snapshots(monitoring.project_id()):
+        model = state.read_snapshot(monitoring.project_id(), sid)
+        out[model.metadata["month"]] = {"metadata": model.metadata, "timestamp": model.timestamp,
+                                        "metrics": {r.metric_value_location.metric.params.get("column"): r.value
+                                                    for r in model.metric_results.values()}}
+    return out
+
+
+def test_steps_add_to_one_entry_per_month_in_the_bucket(bucket):
+    uri = monitoring.workspace_uri(bucket)
+    assert uri == f"s3://{bucket}/monitoring"
+    event = {"month": "month_001", "execution": "x-1", "challenger": {"version": "2"},
+             "validation": {"rows": {"users.csv": 3000}}}
+    monitoring.record(uri, monitoring.drift_facts(event, {"drift_share": 0.4, "threshold": 0.3, "retrain": True}),
+                      replace=True)
+    monitoring.record(uri, monitoring.compare_facts(event, {"new_auc": 0.84, "prod_auc": 0.8, "delta": 0.01,
+                                                            "prod_version": "1", "decision": "promote"}, True))
+    (entry,) = _entries(bucket).values()
+    assert entry["metadata"]["decision"] == "awaiting_approval"
+    assert entry["metadata"]["drift_share"] == "0.4" and entry["metadata"]["rows_users"] == "3000"  # kept from DetectDrift
+    assert entry["metrics"]["challenger_auc"] == 0.84 and entry["metrics"]["timeline_awaiting_approval"] == 1.0
+    assert entry["timestamp"].date() == dt.date(2026, 2, 1)
+    monitoring.record(uri, monitoring.promote_facts(event, {"promoted": True, "production_version": "2"}))
+    (entry,) = _entries(bucket).values()
+    assert entry["metadata"]["decision"] == "promote" and "timeline_awaiting_approval" not in entry["metrics"]
+    assert entry["metrics"]["timeline_promoted"] == 1.0 and entry["metrics"]["rows_users"] == 3000.0
+
+
+def test_quarantined_months_join_the_timeline_once(bucket):
+    s3 = boto3.client("s3")
+    report = {"month": "month_007", "stage": "ingest", "rejected_at": "2026-11-29T10:00:00+00:00",
+              "message": "users.csv: sha256 differs from the manifest"}
+    s3.put_object(Bucket=bucket, Key="quarantine/month_007/_REJECTION.json", Body=json.dumps(report).encode())
+    uri = monitoring.workspace_uri(bucket)
+    assert monitoring.sync_rejections(uri, bucket) == ["month_007"]
+    assert monitoring.sync_rejections(uri, bucket) == []  # already on the timeline
+    entry = _entries(bucket)["month_007"]
+    assert entry["metadata"]["decision"] == "rejected_ingest" and entry["metrics"] == {"timeline_rejected": 1.0}
+
+
+def test_a_failed_write_is_logged_and_does_not_fail_the_month(monkeypatch, caplog):
+    monkeypatch.setenv(monitoring.WORKSPACE_ENV, "nosuchprotocol://nowhere")
+    monitoring.record_safely("any", {"month": "month_001", "decision": "promote"})
+    assert "MONITORING_NOT_RECORDED month=month_001" in caplog.text
+
+
+def test_readme_states_what_the_code_does(monkeypatch):
+    from pathlib import Path
+
+    from streamflow_local.config import PROJECT_ROOT, StackConfig
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Monitoring"):]
+    section = section[:section.index("\n## ", 1)]
+    monkeypatch.delenv("STREAMFLOW_UI_PORT", raising=False)
+    assert f"on {StackConfig().ui_url} (STREAMFLOW_UI_PORT)" in section
+    assert f"month_000 = {monitoring.FIRST_MONTH:%B %Y}" in section
+    assert f"s3://<DataBucket>/{monitoring.WORKSPACE_PREFIX}/" in section and f"**{monitoring.PROJECT_NAME}**" in section
+    assert "MONITORING_NOT_RECORDED" in section and "MONITORING_NOT_RECORDED" in Path(monitoring.__file__).read_text()
+    assert " / ".join(monitoring.TIMELINE) in " ".join(section.split())
+    assert (PROJECT_ROOT / "docs" / "monitoring.png").exists()
