@@ -11,7 +11,10 @@ file path, while this repository maps ``streamflow`` to ``layers/core/streamflow
 ``src/streamflow``, the unit tests as ``tests/unit`` and a pyproject.toml holding only
 mutmut's and pytest's settings. Nothing in the work tree is changed.
 
-Usage: python tests/mutation/mutate.py [--max-children N] [--min-score 90] [--report-only | --retest]
+Usage: python tests/mutation/mutate.py [--module NAME ...] [--max-children N] [--min-score 90]
+       [--report-only | --retest]
+``--module`` mutates only the named modules (staged alone, their oracle alone): a quicker
+run while working on one module's tests; the report then shows those modules only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CORE = ROOT / "layers" / "core" / "streamflow"
 UNIT = ROOT / "tests" / "unit"
 STAGE = ROOT / "build" / "mutation"
 EQUIVALENT = Path(__file__).with_name("equivalent.md")
+SELECTED = STAGE / "modules.txt"  # the modules the staged run mutates (for --retest, --report-only)
 
 # module → the unit test files that are its oracle (fast ones only: no stack, no tools).
 MODULES: dict[str, list[str]] = {
@@ -37,7 +41,9 @@ MODULES: dict[str, list[str]] = {
     "split": ["test_split.py", "test_split_known_answer.py"],
     "contract": ["test_contract.py", "test_contract_guards.py"],
     "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
-    "ingest": ["test_ingest.py", "test_manifest_error.py"],
+    "ingest": ["test_ingest.py", "test_manifest_error.py", "test_manifest_rules.py", "test_manifest.py"],
+    "manifest": ["test_manifest_rules.py", "test_manifest_error.py", "test_manifest.py"],
+    "checksums": ["test_manifest.py"],
     "lease": ["test_lease.py"],
     "scorer": ["test_scorer.py"],
     "features": ["test_features.py"],
@@ -45,7 +51,13 @@ MODULES: dict[str, list[str]] = {
 # Functions of those modules that are not pure decisions: I/O driven by the integration
 # tests (a real stack), left out of the mutation run.
 NOT_MUTATED: dict[str, dict[str, str]] = {
-    "ingest": {"start_month_execution": "reads S3 and starts a Step Functions execution (integration tests)"},
+    "ingest": {
+        "_month_processed": "reads S3 (test_manifest.py's moto tests)",
+        "_reject": "writes the quarantine to S3 (test_manifest.py's moto tests, integration tests)",
+        "_manifest_body": "reads S3 (test_manifest.py's moto tests, integration tests)",
+        "start_month_execution": "reads S3 and starts a Step Functions execution (moto tests, integration tests)",
+        "_start": "starts a Step Functions execution (test_manifest.py's moto tests, integration tests)",
+    },
 }
 PRAGMA = "  # pragma: no mutate block"
 # Not in the oracle: starts a Python process per case (seconds a mutant); the known-answer
@@ -60,7 +72,7 @@ CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
 
 
-def _stage() -> None:
+def _stage(modules: list[str]) -> None:
     """build/mutation: src/streamflow (the core), tests/unit, pyproject.toml."""
     shutil.rmtree(STAGE, ignore_errors=True)
     (STAGE / "src").mkdir(parents=True)
@@ -80,15 +92,16 @@ def _stage() -> None:
             text = DECORATED.sub(lambda m: f"def _{m.group(1)}_undecorated(", text)
             text += "".join(f"\n{name} = contextmanager(_{name}_undecorated)\n" for name in names)
             path.write_text(text)
-    _stage_tests()
+    SELECTED.write_text("\n".join(modules) + "\n")
+    _stage_tests(modules)
 
 
-def _stage_tests() -> None:
+def _stage_tests(modules: list[str]) -> None:
     """The unit tests and mutmut's settings (again before a retest: new tests count)."""
     shutil.rmtree(STAGE / "tests", ignore_errors=True)
     shutil.copytree(UNIT, STAGE / "tests" / "unit", ignore=shutil.ignore_patterns("__pycache__"))
-    tests = sorted({f"tests/unit/{name}" for names in MODULES.values() for name in names})
-    only = [f"src/streamflow/{module}.py" for module in MODULES]
+    tests = sorted({f"tests/unit/{name}" for module in modules for name in MODULES[module]})
+    only = [f"src/streamflow/{module}.py" for module in modules]
     (STAGE / "pyproject.toml").write_text(
         "# Written by tests/mutation/mutate.py for `make mutate`; not the project's pyproject.toml.\n"
         "[tool.mutmut]\n"
@@ -118,8 +131,14 @@ def _results() -> dict[str, str]:
     return {m.group(1): m.group(3).strip() for m in map(MUTANT.match, out.splitlines()) if m}
 
 
-def report(results: dict[str, str], equivalent: dict[str, str], min_score: float) -> bool:
+def _staged_modules() -> list[str]:
+    return SELECTED.read_text().split() if SELECTED.is_file() else list(MODULES)
+
+
+def report(results: dict[str, str], equivalent: dict[str, str], min_score: float,
+           modules: list[str] | None = None) -> bool:
     """Print the score per module; True when every module reaches ``min_score``."""
+    modules = list(MODULES) if modules is None else modules
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in results.items():
@@ -136,7 +155,7 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
             by_module[module]["survived"] += 1
             survivors.append(f"{name}: {status}")
         by_module[module]["mutants"] += 1
-    stale = sorted(set(equivalent) - set(results))
+    stale = sorted(name for name in set(equivalent) - set(results) if name.split(".")[1] in modules)
     ok = True
     header = ("module", "mutants", "killed", "(timeout)", "equiv.", "survived", "unchecked", "score")
     print("\n" + f"{header[0]:<12}" + "".join(f"{h:>10}" for h in header[1:]))
@@ -148,9 +167,9 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
                                                                 "survived", "unchecked")) + f"{score:>9.1f}%")
         return score
 
-    for module in MODULES:
+    for module in modules:
         ok &= row(module, by_module[module]) >= min_score and not by_module[module]["unchecked"]
-    row("all", sum((by_module[m] for m in MODULES), Counter()))
+    row("all", sum((by_module[m] for m in modules), Counter()))
     if survivors:
         print("\nsurvivors not listed in tests/mutation/equivalent.md (see: cd build/mutation && mutmut show NAME):")
         print("\n".join(f"  {s}" for s in sorted(survivors)))
@@ -165,6 +184,8 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=list(MODULES),
+                        help="mutate only this module (repeatable; default: all)")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--report-only", action="store_true", help="report the last run in build/mutation")
@@ -177,15 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.retest:
         survivors = [name for name, status in _results().items()
                      if status not in CAUGHT | {"not checked"} and name not in equivalent_mutants()]
-        _stage_tests()
+        _stage_tests(_staged_modules())
         if survivors or args.mutants:
             subprocess.run(mutmut_run + survivors + args.mutants, cwd=STAGE, check=True)
     elif args.mutants:  # go on with an interrupted run: only these (names or globs)
         subprocess.run(mutmut_run + args.mutants, cwd=STAGE, check=True)
     elif not args.report_only:
-        _stage()
+        _stage(args.module or list(MODULES))
         subprocess.run(mutmut_run, cwd=STAGE, check=True)
-    ok = report(_results(), equivalent_mutants(), args.min_score)
+    ok = report(_results(), equivalent_mutants(), args.min_score, _staged_modules())
     print(f"mutation run: {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
 
