@@ -29,7 +29,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
         batch_size: int = 1000, persist_repeats: int = 1) -> dict[str, Any]:
     """``config``: an already running, deployed stack to use (else a private one is started)."""
     from .coldstart import coldstart_benchmark
-    from .loop import loop_latency
+    from .stack_client import loop_latency
     from .package import package_sizes
     from .predict import predict_benchmark
     from .stack import bench_stack

@@ -46,6 +46,7 @@ MODULES: dict[str, list[str]] = {
     "checksums": ["test_manifest.py"],
     "lease": ["test_lease.py"],
     "scorer": ["test_scorer.py"],
+    "scorer_export": ["test_scorer.py"],
     "features": ["test_features.py"],
 }
 # Functions of those modules that are not pure decisions: I/O driven by the integration
