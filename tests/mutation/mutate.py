@@ -39,7 +39,7 @@ SELECTED = STAGE / "modules.txt"  # the modules the staged run mutates (for --re
 MODULES: dict[str, list[str]] = {
     "promotion": ["test_promotion.py", "test_promotion_messages.py"],
     "split": ["test_split.py", "test_split_known_answer.py"],
-    "contract": ["test_contract.py", "test_contract_guards.py"],
+    "contract": ["test_contract.py", "test_contract_guards.py", "test_contract_texts.py"],
     "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
     "ingest": ["test_ingest.py", "test_manifest_error.py", "test_manifest_rules.py", "test_manifest.py"],
     "manifest": ["test_manifest_rules.py", "test_manifest_error.py", "test_manifest.py"],
