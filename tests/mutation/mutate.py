@@ -68,6 +68,9 @@ PYTEST_ARGS = ["-p", "no:cacheprovider",
 # mutmut leaves decorated functions alone; a @contextmanager is staged as a plain function
 # wrapped afterwards (same behaviour), so its body is mutated too.
 DECORATED = re.compile(r"^@contextmanager\ndef (\w+)\(", re.M)
+# Files of the repository some oracle tests read (test_manifest.py: the JSON Schema file, the
+# README's manifest section, template.yaml's parameters), staged beside the code.
+ALSO_COPY = ["docs/manifest.schema.json", "README.md", "template.yaml"]
 # A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
 CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
@@ -100,6 +103,9 @@ def _stage(modules: list[str]) -> None:
 def _stage_tests(modules: list[str]) -> None:
     """The unit tests and mutmut's settings (again before a retest: new tests count)."""
     shutil.rmtree(STAGE / "tests", ignore_errors=True)
+    for name in ALSO_COPY:
+        (STAGE / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, STAGE / name)
     shutil.copytree(UNIT, STAGE / "tests" / "unit", ignore=shutil.ignore_patterns("__pycache__"))
     tests = sorted({f"tests/unit/{name}" for module in modules for name in MODULES[module]})
     only = [f"src/streamflow/{module}.py" for module in modules]
@@ -110,6 +116,7 @@ def _stage_tests(modules: list[str]) -> None:
         f"only_mutate = {only!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
         f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
+        f"also_copy = {sorted({name.split('/')[0] for name in ALSO_COPY})!r}\n"
         "use_git_change_detection = false\n\n"
         "[tool.pytest.ini_options]\n"
         'filterwarnings = ["ignore::DeprecationWarning", "ignore::FutureWarning"]\n'
