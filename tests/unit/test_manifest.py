@@ -92,6 +92,17 @@ def test_a_file_of_another_size_is_refused_by_its_size(s3):
                                                  f"{len(FILES['users.csv'])}")]
 
 
+def test_a_size_that_differs_is_answered_without_reading_the_bytes(s3):
+    """A 100 MB file of the wrong size is refused on S3's word (HeadObject), not streamed."""
+    from streamflow.checksums import ObjectDigest, object_digest
+
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"12345")
+    sha = hashlib.sha256(b"12345").hexdigest()
+    assert object_digest(BUCKET, "k", sha, 6) == ObjectDigest(5, "", "not read (size differs)")
+    assert object_digest(BUCKET, "k", sha, 5) == ObjectDigest(5, sha, "streamed")
+    assert object_digest(BUCKET, "missing", sha, 5) is None
+
+
 def test_a_multipart_upload_is_hashed_from_its_bytes(s3):
     """A multipart upload's checksum is composite (of the parts): ingest reads the bytes."""
     big = {"users.csv": b"u" * (6 * 1024 * 1024)}
