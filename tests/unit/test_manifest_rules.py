@@ -136,6 +136,7 @@ def test_a_stack_without_overrides_refuses_a_parsed_manifests_policy():
     with pytest.raises(ManifestError) as caught:
         _overrides({"threshold": 0.5}, allow=False)
     assert caught.value.violations == [policy_refusal(["threshold"])]
+    assert str(caught.value).startswith(f"{KEY}: _MANIFEST.json:threshold: policy keys threshold are not accepted")
 
 
 def test_with_overrides_the_values_come_back_typed_as_the_stack_would_send_them():
@@ -152,6 +153,7 @@ def test_with_overrides_each_alias_is_named_with_the_key_to_use():
     assert caught.value.violations == [
         Violation("_MANIFEST.json", "promotion_delta", "unknown policy key, use 'delta'"),
         Violation("_MANIFEST.json", "approval", "unknown policy key, use 'require_approval'")]
+    assert str(caught.value).startswith(f"{KEY}: _MANIFEST.json:promotion_delta: unknown policy key")
 
 
 @pytest.mark.parametrize("mode", ["champion", "previous"])
@@ -165,10 +167,12 @@ def test_a_named_reference_month_must_be_processed_and_another_month():
         _overrides({"reference_month": "month_004"}, processed=("month_003",))
     assert caught.value.violations == [
         Violation("_MANIFEST.json", "reference_month", "names a month that has not been processed", "month_004")]
+    assert caught.value.key == KEY
     with pytest.raises(ManifestError) as caught:
         _overrides({"reference_month": MONTH}, processed=(MONTH,))
     assert caught.value.violations == [
         Violation("_MANIFEST.json", "reference_month", "must be another month than the one uploaded", MONTH)]
+    assert caught.value.key == KEY
 
 
 # --- what the execution gets ----------------------------------------------------------------------
