@@ -11,7 +11,10 @@ file path, while this repository maps ``streamflow`` to ``layers/core/streamflow
 ``src/streamflow``, the unit tests as ``tests/unit`` and a pyproject.toml holding only
 mutmut's and pytest's settings. Nothing in the work tree is changed.
 
-Usage: python tests/mutation/mutate.py [--max-children N] [--min-score 90] [--report-only | --retest]
+Usage: python tests/mutation/mutate.py [--module NAME ...] [--max-children N] [--min-score 90]
+       [--report-only | --retest]
+``--module`` mutates only the named modules (staged alone, their oracle alone): a quicker
+run while working on one module's tests; the report then shows those modules only.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ CORE = ROOT / "layers" / "core" / "streamflow"
 UNIT = ROOT / "tests" / "unit"
 STAGE = ROOT / "build" / "mutation"
 EQUIVALENT = Path(__file__).with_name("equivalent.md")
+SELECTED = STAGE / "modules.txt"  # the modules the staged run mutates (for --retest, --report-only)
 
 # module → the unit test files that are its oracle (fast ones only: no stack, no tools).
 MODULES: dict[str, list[str]] = {
     "promotion": ["test_promotion.py", "test_promotion_messages.py"],
     "split": ["test_split.py", "test_split_known_answer.py"],
-    "contract": ["test_contract.py", "test_contract_guards.py"],
+    "contract": ["test_contract.py", "test_contract_guards.py", "test_contract_texts.py"],
     "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
-    "ingest": ["test_ingest.py", "test_manifest_error.py"],
+    "ingest": ["test_ingest.py", "test_manifest_error.py", "test_manifest_rules.py", "test_manifest.py"],
+    "manifest": ["test_manifest_rules.py", "test_manifest_error.py", "test_manifest.py"],
+    "checksums": ["test_manifest.py"],
     "lease": ["test_lease.py"],
     "scorer": ["test_scorer.py"],
     "scorer_export": ["test_scorer.py"],
@@ -46,7 +52,13 @@ MODULES: dict[str, list[str]] = {
 # Functions of those modules that are not pure decisions: I/O driven by the integration
 # tests (a real stack), left out of the mutation run.
 NOT_MUTATED: dict[str, dict[str, str]] = {
-    "ingest": {"start_month_execution": "reads S3 and starts a Step Functions execution (integration tests)"},
+    "ingest": {
+        "_month_processed": "reads S3 (test_manifest.py's moto tests)",
+        "_reject": "writes the quarantine to S3 (test_manifest.py's moto tests, integration tests)",
+        "_manifest_body": "reads S3 (test_manifest.py's moto tests, integration tests)",
+        "start_month_execution": "reads S3 and starts a Step Functions execution (moto tests, integration tests)",
+        "_start": "starts a Step Functions execution (test_manifest.py's moto tests, integration tests)",
+    },
 }
 PRAGMA = "  # pragma: no mutate block"
 # Not in the oracle: starts a Python process per case (seconds a mutant); the known-answer
@@ -56,12 +68,15 @@ PYTEST_ARGS = ["-p", "no:cacheprovider",
 # mutmut leaves decorated functions alone; a @contextmanager is staged as a plain function
 # wrapped afterwards (same behaviour), so its body is mutated too.
 DECORATED = re.compile(r"^@contextmanager\ndef (\w+)\(", re.M)
+# Files of the repository some oracle tests read (test_manifest.py: the JSON Schema file, the
+# README's manifest section, template.yaml's parameters), staged beside the code.
+ALSO_COPY = ["docs/manifest.schema.json", "README.md", "template.yaml"]
 # A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
 CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
 
 
-def _stage() -> None:
+def _stage(modules: list[str]) -> None:
     """build/mutation: src/streamflow (the core), tests/unit, pyproject.toml."""
     shutil.rmtree(STAGE, ignore_errors=True)
     (STAGE / "src").mkdir(parents=True)
@@ -81,15 +96,19 @@ def _stage() -> None:
             text = DECORATED.sub(lambda m: f"def _{m.group(1)}_undecorated(", text)
             text += "".join(f"\n{name} = contextmanager(_{name}_undecorated)\n" for name in names)
             path.write_text(text)
-    _stage_tests()
+    SELECTED.write_text("\n".join(modules) + "\n")
+    _stage_tests(modules)
 
 
-def _stage_tests() -> None:
+def _stage_tests(modules: list[str]) -> None:
     """The unit tests and mutmut's settings (again before a retest: new tests count)."""
     shutil.rmtree(STAGE / "tests", ignore_errors=True)
+    for name in ALSO_COPY:
+        (STAGE / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, STAGE / name)
     shutil.copytree(UNIT, STAGE / "tests" / "unit", ignore=shutil.ignore_patterns("__pycache__"))
-    tests = sorted({f"tests/unit/{name}" for names in MODULES.values() for name in names})
-    only = [f"src/streamflow/{module}.py" for module in MODULES]
+    tests = sorted({f"tests/unit/{name}" for module in modules for name in MODULES[module]})
+    only = [f"src/streamflow/{module}.py" for module in modules]
     (STAGE / "pyproject.toml").write_text(
         "# Written by tests/mutation/mutate.py for `make mutate`; not the project's pyproject.toml.\n"
         "[tool.mutmut]\n"
@@ -97,6 +116,7 @@ def _stage_tests() -> None:
         f"only_mutate = {only!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
         f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
+        f"also_copy = {sorted({name.split('/')[0] for name in ALSO_COPY})!r}\n"
         "use_git_change_detection = false\n\n"
         "[tool.pytest.ini_options]\n"
         'filterwarnings = ["ignore::DeprecationWarning", "ignore::FutureWarning"]\n'
@@ -119,8 +139,14 @@ def _results() -> dict[str, str]:
     return {m.group(1): m.group(3).strip() for m in map(MUTANT.match, out.splitlines()) if m}
 
 
-def report(results: dict[str, str], equivalent: dict[str, str], min_score: float) -> bool:
+def _staged_modules() -> list[str]:
+    return SELECTED.read_text().split() if SELECTED.is_file() else list(MODULES)
+
+
+def report(results: dict[str, str], equivalent: dict[str, str], min_score: float,
+           modules: list[str] | None = None) -> bool:
     """Print the score per module; True when every module reaches ``min_score``."""
+    modules = list(MODULES) if modules is None else modules
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in results.items():
@@ -137,7 +163,7 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
             by_module[module]["survived"] += 1
             survivors.append(f"{name}: {status}")
         by_module[module]["mutants"] += 1
-    stale = sorted(set(equivalent) - set(results))
+    stale = sorted(name for name in set(equivalent) - set(results) if name.split(".")[1] in modules)
     ok = True
     header = ("module", "mutants", "killed", "(timeout)", "equiv.", "survived", "unchecked", "score")
     print("\n" + f"{header[0]:<12}" + "".join(f"{h:>10}" for h in header[1:]))
@@ -149,9 +175,9 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
                                                                 "survived", "unchecked")) + f"{score:>9.1f}%")
         return score
 
-    for module in MODULES:
+    for module in modules:
         ok &= row(module, by_module[module]) >= min_score and not by_module[module]["unchecked"]
-    row("all", sum((by_module[m] for m in MODULES), Counter()))
+    row("all", sum((by_module[m] for m in modules), Counter()))
     if survivors:
         print("\nsurvivors not listed in tests/mutation/equivalent.md (see: cd build/mutation && mutmut show NAME):")
         print("\n".join(f"  {s}" for s in sorted(survivors)))
@@ -166,6 +192,8 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=list(MODULES),
+                        help="mutate only this module (repeatable; default: all)")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (default 2)")
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--report-only", action="store_true", help="report the last run in build/mutation")
@@ -178,15 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.retest:
         survivors = [name for name, status in _results().items()
                      if status not in CAUGHT | {"not checked"} and name not in equivalent_mutants()]
-        _stage_tests()
+        _stage_tests(_staged_modules())
         if survivors or args.mutants:
             subprocess.run(mutmut_run + survivors + args.mutants, cwd=STAGE, check=True)
     elif args.mutants:  # go on with an interrupted run: only these (names or globs)
         subprocess.run(mutmut_run + args.mutants, cwd=STAGE, check=True)
     elif not args.report_only:
-        _stage()
+        _stage(args.module or list(MODULES))
         subprocess.run(mutmut_run, cwd=STAGE, check=True)
-    ok = report(_results(), equivalent_mutants(), args.min_score)
+    ok = report(_results(), equivalent_mutants(), args.min_score, _staged_modules())
     print(f"mutation run: {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
 

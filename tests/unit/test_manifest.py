@@ -21,6 +21,7 @@ from streamflow.ingest import ManifestError, MonthUpload, check_manifest, start_
 from streamflow.manifest import POLICY_ALIASES, POLICY_KEYS, json_schema, manifest_for_folder, parse
 from streamflow.quarantine import report_key
 from streamflow.settings import Settings
+from streamflow.violations import Violation
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "data-bucket"
@@ -76,8 +77,30 @@ def test_a_tampered_file_of_the_same_size_is_refused_naming_both_digests(s3, che
         check_manifest(upload, _body(s3, upload))
     (violation,) = caught.value.violations
     assert violation.file == "labels.csv" and "sha256 differs" in violation.rule
-    assert hashlib.sha256(FILES["labels.csv"]).hexdigest() in violation.example
-    assert hashlib.sha256(tampered["labels.csv"]).hexdigest() in violation.example
+    assert violation.example == (f"expected {hashlib.sha256(FILES['labels.csv']).hexdigest()}, "
+                                 f"actual {hashlib.sha256(tampered['labels.csv']).hexdigest()}")
+
+
+def test_a_file_of_another_size_is_refused_by_its_size(s3):
+    """The size is compared first (S3 says it without reading a byte): the report says so."""
+    manifest = build_manifest(MONTH, FILES)
+    upload = _put_month(s3, dict(FILES, **{"users.csv": FILES["users.csv"] + b"0002-FGHIJ,2\n"}), manifest)
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(upload, _body(s3, upload))
+    assert caught.value.violations == [Violation("users.csv", "", "size differs from the manifest",
+                                                 f"{len(FILES['users.csv']) + 13} bytes, manifest says "
+                                                 f"{len(FILES['users.csv'])}")]
+
+
+def test_a_size_that_differs_is_answered_without_reading_the_bytes(s3):
+    """A 100 MB file of the wrong size is refused on S3's word (HeadObject), not streamed."""
+    from streamflow.checksums import ObjectDigest, object_digest
+
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"12345")
+    sha = hashlib.sha256(b"12345").hexdigest()
+    assert object_digest(BUCKET, "k", sha, 6) == ObjectDigest(5, "", "not read (size differs)")
+    assert object_digest(BUCKET, "k", sha, 5) == ObjectDigest(5, sha, "streamed")
+    assert object_digest(BUCKET, "missing", sha, 5) is None
 
 
 def test_a_multipart_upload_is_hashed_from_its_bytes(s3):
@@ -99,6 +122,8 @@ def test_a_multipart_upload_is_hashed_from_its_bytes(s3):
     ({"ChecksumSHA256": base64.b64encode(b"\x01" * 32).decode(), "ChecksumType": "COMPOSITE"}, None),
     ({"ChecksumCRC32": "AAAAAA=="}, None),
     ({"ChecksumSHA256": "not base64!"}, None),
+    ({"ChecksumSHA256": "*" + base64.b64encode(b"\x01" * 32).decode()}, None),  # base64 with a stray character
+    ({"ChecksumSHA256": base64.b64encode(b"\x01" * 16).decode()}, None),  # not 32 bytes: not a SHA-256
     ({}, None),
 ])
 def test_only_a_full_object_sha256_from_s3_counts(head, expected):
@@ -267,8 +292,11 @@ def test_validate_refuses_bytes_changed_after_ingest_verified_them():
     assert changed_since_ingest(dict(FILES), verified) == []
     assert changed_since_ingest(dict(FILES), None) == []  # an execution started without ingest
     changed = changed_since_ingest(dict(FILES, **{"users.csv": b"other"}, extra=b"x"), verified)
-    assert [(v.file, v.rule) for v in changed] == [("users.csv", "changed after ingest verified it"),
-                                                   ("extra", "appeared after ingest verified the month")]
+    assert changed == [Violation("users.csv", "", "changed after ingest verified it",
+                                 f"expected sha256 {verified['users.csv']}"),
+                       Violation("extra", "", "appeared after ingest verified the month")]
+    assert changed_since_ingest({"users.csv": FILES["users.csv"]}, verified) == [  # labels.csv deleted since
+        Violation("labels.csv", "", "changed after ingest verified it", f"expected sha256 {verified['labels.csv']}")]
 
 
 # --- the schema file, the JSON Schema and `streamflow manifest` ----------------------------------
