@@ -51,7 +51,8 @@ def source_file_names() -> set[str]:
 def named_commands(text: str, program: str) -> set[str]:
     found = set()
     for span in spans(text):
-        found |= set(re.findall(rf"(?<![\w./-]){program} ([a-z][a-z-]*)", span))
+        # not Python's ``from streamflow import x``: that names a package, not a command
+        found |= set(re.findall(rf"(?<![\w./-])(?<!from ){program} ([a-z][a-z-]*)", span))
         found |= set(re.findall(rf"\.venv/bin/{program} ([a-z][a-z-]*)", span))
     return found
 
