@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from streamflow_local.config import StackConfig
-from streamflow_local.loop import _client, execution_steps, seed, upload_month, wait_for_execution
+from streamflow_local.stack_client import _client, execution_steps, seed, upload_month, wait_for_execution
 
 from .stack import function_names, log_offsets, peak_memory_since
 

@@ -19,7 +19,7 @@ import requests
 from streamflow_local.config import StackConfig
 from streamflow_local.persistence import CHECKPOINT_PATH, PERSIST_ENV
 
-from .loop import loop_latency
+from .stack_client import loop_latency
 from .stack import bench_stack
 
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamflow.logs import logger
 from streamflow.online_store import read_online_row, read_online_rows
-from streamflow.serving import ChampionHolder
+from streamflow.served_model import ChampionHolder
 from streamflow.settings import Settings
 
 PREDICTION_THRESHOLD = 0.5

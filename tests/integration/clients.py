@@ -53,7 +53,7 @@ def wait_for_ingest_log(stack, month: str, message: str, count: int, timeout: fl
     Ingest logs once per manifest event, after it has asked Step Functions for the
     execution: once it has logged an upload, that upload's execution would exist.
     """
-    from streamflow_local.loop import grep_logs
+    from streamflow_local.stack_client import grep_logs
 
     deadline = time.monotonic() + timeout
     while True:
@@ -67,7 +67,7 @@ def wait_for_ingest_log(stack, month: str, message: str, count: int, timeout: fl
 
 def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
     """Poll the data bucket until ``key`` exists; its JSON body. Fails after ``timeout``."""
-    from streamflow_local.loop import data_bucket
+    from streamflow_local.stack_client import data_bucket
 
     s3 = aws(stack, "s3")
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ import pytest
 
 from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import seed
+from streamflow_local.stack_client import seed
 from streamflow_local.stack import down, up
 
 from external import EXTERNAL, LogMirror, SkipLocalOnly, external_stack

@@ -7,7 +7,7 @@ registry at ``MLFLOW_TRACKING_URI`` and the API at ``STREAMFLOW_API_URL`` (defau
 stack's REST API through LocalStack's ``/restapis/<id>/Prod/_user_request_`` path).
 
 It writes the same ``stack.json`` the local deploy step writes (``streamflow_local.attach``:
-outputs, parameters, the API function and key), so the helpers in ``streamflow_local.loop``
+outputs, parameters, the API function and key), so the helpers in ``streamflow_local.stack_client``
 work unchanged, and mirrors the
 functions' CloudWatch log groups into ``<state>/logs/*.log`` so ``grep_logs`` finds the
 ``RETRAINING_TRIGGERED`` / ``[COMPARE]`` / ``[SUMMARY]`` lines there too.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_local.loop import api_headers
+from streamflow_local.stack_client import api_headers
 
 pytestmark = pytest.mark.integration
 LOAD_REQUESTS = 10_000

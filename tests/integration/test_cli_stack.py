@@ -78,7 +78,7 @@ def _readable(line: str) -> None:
 
 def test_status_exit_codes_and_causes_of_a_failed_and_a_rejected_month(streamflow, champion, stack, tmp_path):
     from streamflow.generator import build_manifest, generate_month, month_csv_bytes
-    from streamflow_local.loop import data_bucket
+    from streamflow_local.stack_client import data_bucket
 
     from clients import aws, wait_for_json
 

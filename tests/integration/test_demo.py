@@ -15,7 +15,7 @@ import pytest
 from external import EXTERNAL
 from streamflow_local.config import StackConfig, free_port
 from streamflow_local.demo import run_demo
-from streamflow_local.loop import _client, recorded_seconds, state_machine_arn
+from streamflow_local.stack_client import _client, recorded_seconds, state_machine_arn
 from streamflow_local.stack import down
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(EXTERNAL, reason="starts a local stack of its own")]

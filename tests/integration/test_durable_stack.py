@@ -22,7 +22,7 @@ import requests
 from streamflow_local import cli
 from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import (api_headers, data_bucket, first_user, seed, stack_description, upload_month,
+from streamflow_local.stack_client import (api_headers, data_bucket, first_user, seed, stack_description, upload_month,
                                    wait_for_execution)
 from streamflow_local.persistence import CHECKPOINT_SECONDS
 from streamflow_local.stack import down, running_pid, up

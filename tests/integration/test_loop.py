@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.loop import (
+from streamflow_local.stack_client import (
     api_headers,
     data_bucket,
     first_user,

@@ -24,7 +24,7 @@ import pytest
 from streamflow.generator import build_manifest, generate_month, month_csv_bytes
 from streamflow.manifest import POLICY_KEYS
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.loop import data_bucket, state_machine_arn, upload_month, wait_for_execution
+from streamflow_local.stack_client import data_bucket, state_machine_arn, upload_month, wait_for_execution
 
 from clients import alias, aws, wait_for_json
 

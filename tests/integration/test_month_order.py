@@ -24,7 +24,7 @@ from streamflow.schema import MANIFEST_NAME
 from streamflow_local.config import StackConfig, free_port
 from streamflow_local.deploy import deploy
 from streamflow.ingest import execution_name
-from streamflow_local.loop import (
+from streamflow_local.stack_client import (
     Upload,
     data_bucket,
     grep_logs,

@@ -16,7 +16,7 @@ import pytest
 
 from streamflow.generator import build_manifest, generate_month, month_csv_bytes, write_month
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.loop import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
+from streamflow_local.stack_client import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
 from streamflow_local.stack import hold_registry, release_registry
 
 from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log, wait_for_json

@@ -18,7 +18,7 @@ import requests
 from streamflow.generator import write_month
 from streamflow_local import cli
 from streamflow_local.deploy import deploy
-from streamflow_local.loop import api_headers, first_user, upload_month, wait_for_execution
+from streamflow_local.stack_client import api_headers, first_user, upload_month, wait_for_execution
 
 from clients import MODEL, alias, registry, wait_for_json
 

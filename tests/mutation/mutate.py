@@ -40,6 +40,7 @@ MODULES: dict[str, list[str]] = {
     "ingest": ["test_ingest.py", "test_manifest_error.py"],
     "lease": ["test_lease.py"],
     "scorer": ["test_scorer.py"],
+    "scorer_export": ["test_scorer.py"],
     "features": ["test_features.py"],
 }
 # Functions of those modules that are not pure decisions: I/O driven by the integration

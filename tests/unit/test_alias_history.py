@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from streamflow.registry import HISTORY_KEEP, TAG_VALUE_LIMIT, appended_history
+from streamflow.alias_history import HISTORY_KEEP, TAG_VALUE_LIMIT, appended_history
 
 
 def _entry(i: int, reason: str = "drift") -> dict:

@@ -26,7 +26,7 @@ from streamflow import online_store
 from streamflow.features import normalise_feature_types
 from streamflow.schema import MODEL_FEATURES
 from streamflow.scorer import TreeScorer
-from streamflow.serving import Champion
+from streamflow.served_model import Champion
 from streamflow_local.gateway import proxy_event
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "api" / "app.py"

@@ -22,7 +22,9 @@ from streamflow.contract import check_month
 from streamflow.features import build_features
 from streamflow.online_store import rows_to_frame
 from streamflow.schema import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES, TARGET
+from streamflow import scorer_export
 from streamflow.scorer import FORMAT, TOLERANCE, TreeScorer
+from streamflow.scorer_export import agrees_with, build, from_pipeline, probe_rows
 from streamflow.training import build_pipeline, churn_probability, model_input
 
 
@@ -51,7 +53,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def scorer(model) -> TreeScorer:
-    built = TreeScorer.from_pipeline(model)
+    built = from_pipeline(model)
     assert built is not None
     return built
 
@@ -199,17 +201,17 @@ def test_a_column_that_is_not_a_model_feature_is_refused(scorer, column):
 
 
 def test_build_returns_the_checked_scorer_of_the_training_pipeline(model, scorer, frame):
-    built = TreeScorer.build(model, rows=_rows(frame, 20))
+    built = build(model, rows=_rows(frame, 20))
     assert built is not None and built.to_dict() == scorer.to_dict()
-    assert scorer.agrees_with(model)
+    assert agrees_with(scorer, model)
 
 
 def test_a_scorer_that_disagrees_with_the_model_is_not_built(model, scorer, monkeypatch):
     data = scorer.to_dict()
     data["baseline"] += 1e-6
-    assert not TreeScorer.from_dict(data).agrees_with(model)
-    monkeypatch.setattr(TreeScorer, "from_pipeline", classmethod(lambda cls, m: TreeScorer.from_dict(data)))
-    assert TreeScorer.build(model) is None
+    assert not agrees_with(TreeScorer.from_dict(data), model)
+    monkeypatch.setattr(scorer_export, "from_pipeline", lambda m: TreeScorer.from_dict(data))
+    assert build(model) is None
 
 
 def test_a_disagreement_on_the_callers_rows_alone_is_enough(model, scorer):
@@ -219,8 +221,8 @@ def test_a_disagreement_on_the_callers_rows_alone_is_enough(model, scorer):
             return super().probability(row) + (1e-6 if row.get("skips_7d") == 12345 else 0.0)
 
     shifted = Shifted.from_dict(scorer.to_dict())
-    assert shifted.agrees_with(model)
-    assert not shifted.agrees_with(model, rows={"odd": {"skips_7d": 12345}})
+    assert agrees_with(shifted, model)
+    assert not agrees_with(shifted, model, rows={"odd": {"skips_7d": 12345}})
 
 
 def _fit(pipeline: Pipeline, frame: pd.DataFrame, labels=None) -> Pipeline:
@@ -244,8 +246,8 @@ def _variant(frame, categorical=None, boolean="passthrough", numeric="passthroug
 def test_a_variant_of_the_right_shape_is_understood(frame):
     """The control for the refusals below: the same small pipeline, nothing changed."""
     model = _variant(frame)
-    assert TreeScorer.from_pipeline(model) is not None and TreeScorer.build(model) is not None
-    assert TreeScorer.from_pipeline(_variant(frame, boolean=FunctionTransformer())) is not None
+    assert from_pipeline(model) is not None and build(model) is not None
+    assert from_pipeline(_variant(frame, boolean=FunctionTransformer())) is not None
 
 
 REFUSED = {
@@ -282,19 +284,19 @@ def _refused(name: str):
 def test_a_pipeline_of_another_shape_is_served_through_the_pipeline(name):
     """from_pipeline and build say None (the API then serves with predict_proba)."""
     model = _refused(name)
-    assert TreeScorer.from_pipeline(model) is None
-    assert TreeScorer.build(model) is None
+    assert from_pipeline(model) is None
+    assert build(model) is None
 
 
 def test_build_swallows_any_surprise():
-    assert TreeScorer.build(object()) is None
-    assert TreeScorer.build(None) is None
+    assert build(object()) is None
+    assert build(None) is None
 
 
 def test_probe_rows_reach_every_category_missing_values_and_both_sides_of_splits(scorer):
-    rows = scorer.probe_rows()
+    rows = probe_rows(scorer)
     assert len(rows) == 64 and list(rows)[0] == "probe0" and list(rows)[-1] == "probe63"
-    assert len(scorer.probe_rows(n=5)) == 5
+    assert len(probe_rows(scorer, n=5)) == 5
     assert {r["net_service"] for r in rows.values()} == {"DSL", "Fiber optic", "No", "__unseen__", None}
     assert all(set(r) == set(MODEL_FEATURES) for r in rows.values())
     for column in BOOLEAN_FEATURES:
@@ -303,7 +305,7 @@ def test_probe_rows_reach_every_category_missing_values_and_both_sides_of_splits
     for column in NUMERIC_FEATURES:
         values = [r[column] for r in rows.values()]
         assert values[0] is None and all(isinstance(v, float) for v in values[1:11])
-    assert scorer.probe_rows() == rows  # the same rows every time
+    assert probe_rows(scorer) == rows  # the same rows every time
     # Each numeric value sits on a split threshold or 1e-3 either side of it.
     thresholds = {t for tree in scorer.to_dict()["trees"] for f, t, leaf in zip(tree[0], tree[1], tree[5])
                   if not leaf}

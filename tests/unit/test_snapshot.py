@@ -164,7 +164,7 @@ def test_the_readme_states_the_persistence_facts_the_code_has():
 
 
 def test_a_redeploy_keeps_what_the_loop_set_on_a_function():
-    from streamflow.serving import CHAMPION_ENV
+    from streamflow.served_model import CHAMPION_ENV
     from streamflow_local.deploy import RUNTIME_VARIABLES
 
     assert CHAMPION_ENV in RUNTIME_VARIABLES

@@ -153,7 +153,7 @@ def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import seed
+    from .stack_client import seed
 
     folders = seed(Path(args.out), months=args.months, n_users=args.users, seed_value=args.seed)
     for folder in folders:
@@ -164,7 +164,7 @@ def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
 def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout: float) -> tuple[int, dict]:
     """An earlier upload of the same data started this execution: say so and show its
     result with its own recorded duration, uploading and timing nothing."""
-    from .loop import grep_logs, recorded_seconds, wait_for_execution
+    from .stack_client import grep_logs, recorded_seconds, wait_for_execution
 
     started = description["startDate"].astimezone(datetime.timezone.utc)
     month = description["name"].split("-", 1)[0]
@@ -185,7 +185,7 @@ def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout
 
 
 def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: float) -> tuple[int, dict]:
-    from .loop import grep_logs, recorded_execution, upload_month, wait_for_execution
+    from .stack_client import grep_logs, recorded_execution, upload_month, wait_for_execution
 
     recorded = recorded_execution(config, folder)
     if recorded is not None:
@@ -231,7 +231,7 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
 
 
 def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import month_folder
+    from .stack_client import month_folder
 
     folder = Path(args.month)
     if not folder.is_dir():
@@ -334,7 +334,7 @@ def _interrupted_hint(found: list[dict]) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import wait_for_execution
+    from .stack_client import wait_for_execution
     from .resume import NothingToResume, resume
 
     try:
@@ -454,7 +454,7 @@ def cmd_models(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import grep_logs
+    from .stack_client import grep_logs
 
     if args.grep:
         for record in grep_logs(config):
@@ -472,7 +472,7 @@ def cmd_logs(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, config: StackConfig) -> int:
-    from .loop import predict
+    from .stack_client import predict
 
     status, body = predict(config, args.user_id)
     _say(json.dumps(body))
@@ -489,10 +489,10 @@ def _actor() -> str:
 
 
 def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
-    from streamflow.champion import rollback
+    from streamflow.alias_moves import rollback
     from streamflow.promotion import NothingToRollBack
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         change = rollback(stack_settings(config), by=_actor(), reason=args.reason)
@@ -506,7 +506,7 @@ def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
 def cmd_approve(args: argparse.Namespace, config: StackConfig) -> int:
     from streamflow.approvals import NoPendingApproval, approve
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         record = approve(stack_settings(config), args.month, by=_actor())
@@ -520,7 +520,7 @@ def cmd_approve(args: argparse.Namespace, config: StackConfig) -> int:
 def cmd_reject(args: argparse.Namespace, config: StackConfig) -> int:
     from streamflow.approvals import NoPendingApproval, reject
 
-    from .loop import stack_settings
+    from .stack_client import stack_settings
 
     try:
         record = reject(stack_settings(config), args.month, by=_actor(), reason=args.reason)
@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception as exc:
-        from .loop import NotDeployed
+        from .stack_client import NotDeployed
 
         if isinstance(exc, NotDeployed):
             print(f"error: {exc}", file=sys.stderr)

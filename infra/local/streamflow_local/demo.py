@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import StackConfig
 from .deploy import deploy
-from .loop import (
+from .stack_client import (
     first_user,
     grep_logs,
     predict,

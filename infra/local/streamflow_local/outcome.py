@@ -1,7 +1,7 @@
 """How a month ended, for `streamflow status` and `upload`: exit code, one-line cause,
 ingest rejections, and no step left RUNNING once its execution has ended.
 
-Pure functions over what views.py/loop.py read (executions, history events, the month's
+Pure functions over what views.py/stack_client.py read (executions, history events, the month's
 ``_REJECTION.json``), so each rule is tested without a stack.
 """
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import StackConfig
-from .loop import _client, state_machine_arn
+from .stack_client import _client, state_machine_arn
 from .persistence import INTERRUPTED_ERROR
 
 RESUME_SUFFIX = re.compile(r"_resume(\d+)$")

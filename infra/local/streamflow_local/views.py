@@ -16,7 +16,7 @@ from streamflow.quarantine import QUARANTINE_PREFIX, REPORT_NAME, report_key
 from streamflow.storage import REPORTS_PREFIX
 
 from .config import StackConfig
-from .loop import _client, data_bucket, execution_steps, stack_description, state_machine_arn
+from .stack_client import _client, data_bucket, execution_steps, stack_description, state_machine_arn
 from .outcome import FAILED_STATUSES, readable_cause, shown_steps
 
 

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from . import champion, lease, month_order, online_store, registry, storage
+from . import alias_moves, lease, month_order, online_store, registry, storage
 from .checksums import changed_since_ingest
 from .logs import logger
 from .ordering import resolve_reference
@@ -289,7 +289,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     reason = (f"month {month}: challenger {challenger} AUC {new_auc} vs champion "
               f"{current or 'none'} AUC {prod_auc}, delta {decision.get('delta')}")
     change = _registry_call(
-        champion.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
+        alias_moves.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
         execution=event.get("execution"), approved_by=approval.get("by"),
     )
     logger.info("alias moved", extra={"alias": registry.PRODUCTION, "version": challenger, "previous": change.replaced})
@@ -309,7 +309,7 @@ def request_approval(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "timeout_seconds": event.get("timeout_seconds"),
     }
-    _registry_call(champion.stage, settings, version, by=event.get("execution") or "streamflow",
+    _registry_call(alias_moves.stage, settings, version, by=event.get("execution") or "streamflow",
                    reason=f"month {month}: awaiting approval", execution=event.get("execution"))
     # Written last: once a person can see the pending approval, the challenger is staged.
     storage.put_bytes(settings.data_bucket, storage.approval_key(month), json.dumps(record).encode(),
@@ -332,7 +332,7 @@ def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         cause = {"reason": str(cause)}
     reason = "approval timed out" if timed_out else str(cause.get("reason") or "rejected")
     by = "timeout" if timed_out else str(cause.get("by") or "unknown")
-    _registry_call(champion.unstage, settings, version, by=by, reason=f"rejected: {reason}")
+    _registry_call(alias_moves.unstage, settings, version, by=by, reason=f"rejected: {reason}")
     _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
         "decision": "rejected_timeout" if timed_out else "rejected", "rejected_by": by, "rejected_reason": reason,
     })

@@ -5,7 +5,7 @@ Promote writes the champion's version into the API function's environment
 environments on AWS (and in the local emulator), so the next request cold-starts on the
 new champion: no restart, no polling.
 
-Cold start is most of an API worker's first answer: ``registry`` fetches the champion's
+Cold start is most of an API worker's first answer: ``registry_rest`` fetches the champion's
 tree scorer (``scorer.py``) without importing MLflow, scikit-learn or pandas where it can,
 and predictions walk those trees in Python (checked against ``predict_proba`` when the
 challenger is logged) instead of paying the pipeline's per-call overhead.
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import registry
+from . import registry, registry_rest
 from .scorer import TreeScorer
 from .settings import Settings
 
@@ -66,11 +66,13 @@ def resolve_champion_version(settings: Settings) -> str | None:
 def load_champion(settings: Settings, version: str) -> Champion:
     """The version's logged tree scorer if it has one (no scikit-learn needed), else its
     pipeline (with a scorer derived and checked here when the pipeline allows)."""
-    scorer = registry.load_scorer(settings.mlflow_tracking_uri, settings.model_name, version)
+    scorer = registry_rest.load_scorer(settings.mlflow_tracking_uri, settings.model_name, version)
     if scorer is not None:
         return Champion(version=version, model=None, scorer=scorer)
+    from . import scorer_export  # scikit-learn is loaded already: the pipeline serves
+
     model = registry.load_version(settings.mlflow_tracking_uri, settings.model_name, version)
-    return Champion(version=version, model=model, scorer=TreeScorer.build(model))
+    return Champion(version=version, model=model, scorer=scorer_export.build(model))
 
 
 class ChampionHolder:

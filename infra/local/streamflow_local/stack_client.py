@@ -1,4 +1,4 @@
-"""Client side of the loop against a deployed stack: seed, upload, wait, read logs, predict.
+"""The command line's client of a deployed stack: seed, upload, wait, read logs, predict.
 
 Everything goes through public APIs (S3, Step Functions, HTTP), as a user's script would.
 """

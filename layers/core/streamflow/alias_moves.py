@@ -1,6 +1,6 @@
 """Alias moves that change who serves: crown a new champion, roll back to the previous one.
 
-Every move is recorded on the versions it touches (``registry.record_alias_move``) and the
+Every move is recorded on the versions it touches (``alias_history.record_alias_move``) and the
 API function is pinned to the serving version, so it follows without a restart.
 """
 
@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from . import lease, registry, serving
+from . import alias_history, lease, registry, served_model
 from .promotion import rollback_target
 from .registry import PREVIOUS, PRODUCTION, STAGING
 from .settings import Settings
@@ -28,7 +28,7 @@ class AliasChange:
 
 def _pin(settings: Settings, version: str) -> None:
     if settings.api_function_name:
-        serving.pin_api_version(settings.api_function_name, version)
+        served_model.pin_api_version(settings.api_function_name, version)
 
 
 def crown(settings: Settings, version: str, by: str, reason: str, **details: Any) -> AliasChange:
@@ -37,10 +37,10 @@ def crown(settings: Settings, version: str, by: str, reason: str, **details: Any
     current = registry.alias_version(uri, name, PRODUCTION)
     if current and current != version:
         registry.move_alias(uri, name, PREVIOUS, current)
-        registry.record_alias_move(uri, name, current, PRODUCTION, "removed", by, reason, at, replaced_by=version)
-        registry.record_alias_move(uri, name, current, PREVIOUS, "set", by, reason, at)
+        alias_history.record_alias_move(uri, name, current, PRODUCTION, "removed", by, reason, at, replaced_by=version)
+        alias_history.record_alias_move(uri, name, current, PREVIOUS, "set", by, reason, at)
     registry.move_alias(uri, name, PRODUCTION, version)
-    registry.record_alias_move(uri, name, version, PRODUCTION, "set", by, reason, at, replaced=current, **details)
+    alias_history.record_alias_move(uri, name, version, PRODUCTION, "set", by, reason, at, replaced=current, **details)
     if registry.alias_version(uri, name, STAGING) == version:
         registry.delete_alias(uri, name, STAGING)
     _pin(settings, version)
@@ -62,11 +62,11 @@ def _rollback(settings: Settings, by: str, reason: str) -> AliasChange:
     target = rollback_target(current, registry.alias_version(uri, name, PREVIOUS))
     registry.move_alias(uri, name, PRODUCTION, target)
     registry.delete_alias(uri, name, PREVIOUS)
-    registry.record_alias_move(uri, name, target, PREVIOUS, "removed", by, reason, at)
-    registry.record_alias_move(uri, name, target, PRODUCTION, "set", by, f"rollback: {reason}", at,
+    alias_history.record_alias_move(uri, name, target, PREVIOUS, "removed", by, reason, at)
+    alias_history.record_alias_move(uri, name, target, PRODUCTION, "set", by, f"rollback: {reason}", at,
                                rolled_back_from=current)
     if current:
-        registry.record_alias_move(uri, name, current, PRODUCTION, "removed", by, f"rollback: {reason}", at,
+        alias_history.record_alias_move(uri, name, current, PRODUCTION, "removed", by, f"rollback: {reason}", at,
                                    rolled_back_to=target)
     _pin(settings, target)
     return AliasChange(production=target, replaced=current)
@@ -76,11 +76,11 @@ def stage(settings: Settings, version: str, by: str, reason: str, **details: Any
     """``Staging`` → a challenger awaiting a human decision."""
     uri, name = settings.mlflow_tracking_uri, settings.model_name
     registry.move_alias(uri, name, STAGING, version)
-    registry.record_alias_move(uri, name, version, STAGING, "set", by, reason, _now(), **details)
+    alias_history.record_alias_move(uri, name, version, STAGING, "set", by, reason, _now(), **details)
 
 
 def unstage(settings: Settings, version: str, by: str, reason: str) -> None:
     uri, name = settings.mlflow_tracking_uri, settings.model_name
     if registry.alias_version(uri, name, STAGING) == version:
         registry.delete_alias(uri, name, STAGING)
-    registry.record_alias_move(uri, name, version, STAGING, "removed", by, reason, _now())
+    alias_history.record_alias_move(uri, name, version, STAGING, "removed", by, reason, _now())
