@@ -5,11 +5,16 @@
 * DynamoDB's item-size check re-measures the whole item on every attribute set
   (quadratic); check the size once per item instead (same 400 KB limit).
 * DynamoDB ``GetItem``/``BatchGetItem`` answers go through moto's generic shape serialiser
-  (≈3 ms an item); their results are already the wire JSON, so send them directly.
+  (≈3 ms an item); their results are already the wire JSON, so send them directly. Before
+  that, moto turns every attribute into a dict with a generic recursive walk, and
+  ``BatchGetItem`` measures every item twice for its 16 MB limit; scalar attributes (``S``,
+  ``N``, ``BOOL``, ``NULL``: all of the online table) take a direct path for both (the same
+  dicts and sizes; other types go moto's way).
 * DynamoDB ``BatchWriteItem`` requests are parsed against the botocore shape, attribute
   by attribute (≈40 % of the server's time for a 25-item batch): the month's online
   table is 40,000 of them at 1M users. A JSON body without binary attributes parses to
-  the same dict with ``json.loads``, so take that path for those.
+  the same dict with ``json.loads``, so take that path for those (and for the
+  ``GetItem``/``BatchGetItem`` requests of /predict).
 * The server's host → service lookup lists moto's package folder (≈60 ``stat`` calls)
   on every request; the folder does not change while the server runs, so list it once.
 * S3 stores the ``x-amz-checksum-<algorithm>`` a client sends (header or aws-chunked
@@ -41,6 +46,7 @@ def install() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
     _linear_item_size_check()
     _direct_json_reads()
+    _scalar_attribute_fast_paths()
     _plain_json_batch_writes()
     _cached_module_list()
     _verified_s3_checksums()
@@ -131,7 +137,7 @@ def _lambda_rule_targets() -> None:
     Rule.send_to_targets = send_to_targets
 
 
-PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem"})
+PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem", "GetItem", "BatchGetItem"})
 BINARY_TYPE_MARKERS = ('"B"', '"BS"')  # blobs are base64 text on the wire, bytes once parsed
 
 
@@ -198,3 +204,49 @@ def _direct_json_reads() -> None:
         return original(self, context)
 
     DynamoResult.execute_result = execute_result
+
+
+SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
+
+
+def _scalar_attribute_fast_paths() -> None:
+    """``DynamoResult``'s conversion and ``Item.size`` without moto's generic per-attribute
+    walk when an attribute is a scalar; anything else is handed to moto's own code."""
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.utilities import bytesize, dynamo_to_dict
+
+    DynamoType, Item = dynamo_type.DynamoType, dynamo_type.Item
+    original_size = Item.size
+
+    def to_plain(obj: Any) -> Any:
+        kind = type(obj)
+        if kind is DynamoType and obj.type in SCALAR_TYPES:
+            return {obj.type: obj.value}
+        if kind is dict or (isinstance(obj, dict) and not hasattr(obj, "to_json")):  # item attributes too
+            return {key: to_plain(value) for key, value in obj.items()}
+        if kind is list:
+            return [to_plain(value) for value in obj]
+        if kind in (str, int, float, bool) or obj is None:
+            return obj
+        return dynamo_to_dict(obj)
+
+    def result_init(self: Any, result: object) -> None:
+        responses.ActionResult.__init__(self, to_plain(result))
+
+    def item_size(self: Any) -> int:
+        total = 0
+        for key, value in self.attrs.items():
+            kind = value.type
+            if kind == "S":
+                total += bytesize(key) + bytesize(value.value)
+            elif kind == "N":
+                total += bytesize(key) + len(str(value.value))
+            elif kind in ("BOOL", "NULL") and isinstance(value.value, bool):
+                total += bytesize(key) + 1
+            else:
+                return original_size(self)
+        return total
+
+    responses.DynamoResult.__init__ = result_init
+    Item.size = item_size
