@@ -70,3 +70,17 @@ def test_what_is_not_a_tree_is_walked_not_compiled():
     assert compile_trees(0.0, [chain]) is None
     scorer = TreeScorer([("months_active", None)], 0.0, [chain])
     assert scorer.fast_raw([0.0]) == scorer.raw([0.0]) == float(n - 1)  # served by the walk
+
+
+def test_compile_once_then_serve_compiled_or_walk():
+    scorer = from_pipeline(_model())
+    assert scorer is not None
+    assert scorer.compile() is True and scorer.compile() is True
+    x = scorer.vector({})
+    assert scorer.fast_raw(x) == scorer.raw(x)
+    n = MAX_DEPTH + 2
+    deep = ([0] * n, [0.5] * n, [False] * n, [i + 1 if i < n - 1 else 0 for i in range(n)], [n - 1] * n,
+            [i == n - 1 for i in range(n)], [float(i) for i in range(n)])
+    walked = TreeScorer([("months_active", None)], 0.0, [deep])
+    assert walked.compile() is False
+    assert walked.probability({"months_active": 0.0}) == 1 / (1 + math.exp(-(n - 1)))  # left to the end

@@ -67,6 +67,11 @@ def _raw_json_reads(response_dict: dict[str, Any], customized_response_dict: dic
         response_dict["body"] = b"{}"
 
 
+def open_client() -> None:
+    """Create the client now (the API's init), not in its first request."""
+    _client()
+
+
 @functools.cache
 def _read_pool() -> ThreadPoolExecutor:
     # kept by the execution environment: no thread start per request
