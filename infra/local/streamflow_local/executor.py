@@ -41,6 +41,9 @@ MOTO_INVOKE_ATTRIBUTE = "_invoke_lambda"
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+INIT_TIMEOUT_S = 30.0
+
+
 class InvocationTimeout(Exception):
     pass
 
@@ -100,7 +103,14 @@ class Worker:
         self.init_error: dict[str, Any] | None = None
         self.init_seconds = 0.0
         started = time.monotonic()
-        ready = self._read(started + max(spec.timeout, 30.0))
+        limit = max(spec.timeout, INIT_TIMEOUT_S)
+        try:
+            ready = self._read(started + limit)
+        except InvocationTimeout:  # the process is not left behind, unknown to the pool
+            self.process.kill()
+            self.process.wait()
+            ready = {"ready": False, "payload": {"errorMessage": f"init did not finish in {limit:.0f} s",
+                                                 "errorType": "Runtime.InitTimeout"}}
         self.init_seconds = time.monotonic() - started
         if not ready.get("ready"):
             self.init_error = ready.get("payload") or {"errorMessage": "worker died during init",
