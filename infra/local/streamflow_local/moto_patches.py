@@ -9,7 +9,8 @@
   that, moto turns every attribute into a dict with a generic recursive walk, and
   ``BatchGetItem`` measures every item twice for its 16 MB limit; scalar attributes (``S``,
   ``N``, ``BOOL``, ``NULL``: all of the online table) take a direct path for both (the same
-  dicts and sizes; other types go moto's way).
+  dicts and sizes; other types go moto's way), and its duplicate-key check compares each key
+  with every other one; a set of the keys' canonical JSON does the same check.
 * DynamoDB ``BatchWriteItem`` requests are parsed against the botocore shape, attribute
   by attribute (≈40 % of the server's time for a 25-item batch): the month's online
   table is 40,000 of them at 1M users. A JSON body without binary attributes parses to
@@ -224,6 +225,8 @@ SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
 def _scalar_attribute_fast_paths() -> None:
     """``DynamoResult``'s conversion and ``Item.size`` without moto's generic per-attribute
     walk when an attribute is a scalar; anything else is handed to moto's own code."""
+    import json
+
     from moto.dynamodb import responses
     from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.models.utilities import bytesize, dynamo_to_dict
@@ -249,16 +252,28 @@ def _scalar_attribute_fast_paths() -> None:
     def item_size(self: Any) -> int:
         total = 0
         for key, value in self.attrs.items():
-            kind = value.type
+            kind, data = value.type, value.value
+            total += len(key) if key.isascii() else bytesize(key)  # ASCII: one byte a character
             if kind == "S":
-                total += bytesize(key) + bytesize(value.value)
+                total += len(data) if data.isascii() else bytesize(data)
             elif kind == "N":
-                total += bytesize(key) + len(str(value.value))
-            elif kind in ("BOOL", "NULL") and isinstance(value.value, bool):
-                total += bytesize(key) + 1
+                total += len(str(data))
+            elif kind in ("BOOL", "NULL") and isinstance(data, bool):
+                total += 1
             else:
                 return original_size(self)
         return total
 
+    def contains_duplicates(self: Any, keys: list[Any]) -> bool:
+        # moto compares every key with every other (100 keys: 4,950 dict comparisons)
+        seen: set[str] = set()
+        for key in keys:
+            marker = json.dumps(key, sort_keys=True)
+            if marker in seen:
+                return True
+            seen.add(marker)
+        return False
+
     responses.DynamoResult.__init__ = result_init
+    responses.DynamoHandler._contains_duplicates = contains_duplicates
     Item.size = item_size
