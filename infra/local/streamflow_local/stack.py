@@ -142,7 +142,7 @@ def serve(config: StackConfig) -> None:
     # One interpreter serves moto, the API gateway and the executor's pipes. A thread that
     # wakes from I/O (a gateway thread whose worker answered) waits for the GIL up to the
     # switch interval (5 ms by default) while moto's threads compute; 0.5 ms keeps that wait
-    # below /predict's own time (bench/README.md, "Where /predict's time goes").
+    # below /predict's own time (bench/README.md, "/predict under wrk").
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     durable = persistence.enabled()
     config.logs_dir.mkdir(parents=True, exist_ok=True)
