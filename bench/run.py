@@ -30,7 +30,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
     """``config``: an already running, deployed stack to use (else a private one is started).
     ``load_tool``: ``wrk`` or ``python`` for /predict (default: wrk if installed)."""
     from .coldstart import coldstart_benchmark
-    from .stack_client import loop_latency
+    from .loop import loop_latency
     from .package import package_sizes
     from .predict import predict_benchmark
     from .stack import bench_stack
