@@ -12,7 +12,7 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools browser demo test unit integration lint up down deploy clean bench mutate images-check
+.PHONY: help venv tools browser wrk demo test unit integration lint up down clean bench mutate images-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,9 +54,23 @@ unit: venv  ## unit tests only (no services)
 integration: venv browser  ## integration tests only (real emulator, MLflow server, handlers; the dashboard in Chromium)
 	$(PY) -m pytest tests/integration
 
+# wrk (C; not on PyPI) is the load tool of the /predict benchmark: a client nobody here wrote.
+# Installed from the distribution's package when missing and we may (root + apt-get);
+# otherwise stop with how to install it.
+wrk:  ## make sure the `wrk` load tool is installed (apt-get install wrk as root on Debian/Ubuntu)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk with apt-get (the /predict benchmark's load tool)"; \
+	    { apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }; \
+	  else \
+	    echo "make bench needs wrk: install it (apt-get install wrk / brew install wrk / dnf install wrk) and run again" >&2; \
+	    exit 1; \
+	  fi; }
+	@wrk --version 2>&1 | head -1
+
 BENCH_USERS ?= 10000,100000
-bench: venv tools  ## benchmarks on private stacks (incl. persistence on vs off): table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
-	$(PY) -m bench --users $(BENCH_USERS) $(BENCH_ARGS)
+bench: venv tools wrk  ## benchmarks on private stacks (incl. persistence on vs off): table + bench/results/*.json (BENCH_USERS=10000,100000 BENCH_ARGS=…)
+	$(PY) -m bench --users $(BENCH_USERS) --load-tool wrk $(BENCH_ARGS)
 
 MUTATE_STAMP := $(VENV)/.mutate-installed
 $(MUTATE_STAMP): $(STAMP) requirements-mutate.txt constraints-mutate.txt

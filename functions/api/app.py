@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamflow.logs import logger
-from streamflow.online_store import read_online_row, read_online_rows
+from streamflow.online_store import open_client, read_online_row, read_online_rows
 from streamflow.served_model import ChampionHolder
 from streamflow.settings import Settings
 
@@ -25,7 +25,12 @@ MAX_BATCH = 1000
 
 settings = Settings.from_env()
 champion = ChampionHolder(settings)
-champion.get()  # cold start: load the champion now, not on the first request
+# Cold start (Lambda's init): load the champion, compile its trees and open the DynamoDB
+# client now, not in the first request (else a new environment's first answer pays them).
+_loaded = champion.get()
+if _loaded is not None and _loaded.scorer is not None:
+    _loaded.scorer.compile()
+open_client()
 
 app = FastAPI(title="StreamFlow churn API", version="1.0")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import sys
 import threading
 import time
 import uuid
@@ -61,6 +62,15 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
 
 Invoke = Callable[[str, dict[str, Any]], tuple[str, bool]]
 """(function name, event) → (response payload as JSON text, the function errored)."""
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-answer (a load tool ending its run) is not an error of
+        # the gateway: no traceback in the stack's log for it.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class LocalApiGateway:
@@ -155,7 +165,7 @@ class LocalApiGateway:
             def log_message(self, format: str, *args: Any) -> None:  # keep the stack log quiet
                 pass
 
-        server = ThreadingHTTPServer((self.config.host, self.config.api_port), Handler)
+        server = _Server((self.config.host, self.config.api_port), Handler)
         server.daemon_threads = True
         self._server = server
         threading.Thread(target=server.serve_forever, name="api-gateway", daemon=True).start()

@@ -5,13 +5,22 @@
 * DynamoDB's item-size check re-measures the whole item on every attribute set
   (quadratic); check the size once per item instead (same 400 KB limit).
 * DynamoDB ``GetItem``/``BatchGetItem`` answers go through moto's generic shape serialiser
-  (≈3 ms an item); their results are already the wire JSON, so send them directly.
+  (≈3 ms an item); their results are already the wire JSON, so send them directly. Before
+  that, moto turns every attribute into a dict with a generic recursive walk, and
+  ``BatchGetItem`` measures every item twice for its 16 MB limit; scalar attributes (``S``,
+  ``N``, ``BOOL``, ``NULL``: all of the online table) take a direct path for both (the same
+  dicts and sizes; other types go moto's way), and its duplicate-key check compares each key
+  with every other one; a set of the keys' canonical JSON does the same check.
 * DynamoDB ``BatchWriteItem`` requests are parsed against the botocore shape, attribute
   by attribute (≈40 % of the server's time for a 25-item batch): the month's online
   table is 40,000 of them at 1M users. A JSON body without binary attributes parses to
-  the same dict with ``json.loads``, so take that path for those.
+  the same dict with ``json.loads``, so take that path for those (and for the
+  ``GetItem``/``BatchGetItem`` requests of /predict).
 * The server's host → service lookup lists moto's package folder (≈60 ``stat`` calls)
   on every request; the folder does not change while the server runs, so list it once.
+  Likewise every request lists its handler class's methods with ``inspect.getmembers``
+  (≈1 ms of a DynamoDB ``GetItem``'s ≈2 ms in the server) to see whether the action is
+  one: the classes are patched before the server starts, so list each class once.
 * S3 stores the ``x-amz-checksum-<algorithm>`` a client sends (header or aws-chunked
   trailer) without checking it against the bytes; S3 answers ``400 BadDigest`` when they
   differ. Ingest trusts a stored ``ChecksumSHA256``, so the emulator must verify it too
@@ -43,8 +52,10 @@ def install() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
     _linear_item_size_check()
     _direct_json_reads()
+    _scalar_attribute_fast_paths()
     _plain_json_batch_writes()
     _cached_module_list()
+    _cached_method_names()
     _verified_s3_checksums()
     _execution_status_events()
     _lambda_rule_targets()
@@ -134,7 +145,7 @@ def _lambda_rule_targets() -> None:
     Rule.send_to_targets = send_to_targets
 
 
-PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem"})
+PLAIN_JSON_OPERATIONS = frozenset({"BatchWriteItem", "GetItem", "BatchGetItem"})
 BINARY_TYPE_MARKERS = ('"B"', '"BS"')  # blobs are base64 text on the wire, bytes once parsed
 
 
@@ -161,6 +172,14 @@ def _cached_module_list() -> None:
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+
+
+def _cached_method_names() -> None:
+    import functools
+
+    from moto.core import responses
+
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
 
 
 def _linear_item_size_check() -> None:
@@ -233,3 +252,62 @@ def _paged_execution_history() -> None:
 
     StepFunctionResponse.get_execution_history = get_execution_history
 
+
+SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
+
+
+def _scalar_attribute_fast_paths() -> None:
+    """``DynamoResult``'s conversion and ``Item.size`` without moto's generic per-attribute
+    walk when an attribute is a scalar; anything else is handed to moto's own code."""
+    import json
+
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import dynamo_type
+    from moto.dynamodb.models.utilities import bytesize, dynamo_to_dict
+
+    DynamoType, Item = dynamo_type.DynamoType, dynamo_type.Item
+    original_size = Item.size
+
+    def to_plain(obj: Any) -> Any:
+        kind = type(obj)
+        if kind is DynamoType and obj.type in SCALAR_TYPES:
+            return {obj.type: obj.value}
+        if kind is dict or (isinstance(obj, dict) and not hasattr(obj, "to_json")):  # item attributes too
+            return {key: to_plain(value) for key, value in obj.items()}
+        if kind is list:
+            return [to_plain(value) for value in obj]
+        if kind in (str, int, float, bool) or obj is None:
+            return obj
+        return dynamo_to_dict(obj)
+
+    def result_init(self: Any, result: object) -> None:
+        responses.ActionResult.__init__(self, to_plain(result))
+
+    def item_size(self: Any) -> int:
+        total = 0
+        for key, value in self.attrs.items():
+            kind, data = value.type, value.value
+            total += len(key) if key.isascii() else bytesize(key)  # ASCII: one byte a character
+            if kind == "S":
+                total += len(data) if data.isascii() else bytesize(data)
+            elif kind == "N":
+                total += len(str(data))
+            elif kind in ("BOOL", "NULL") and isinstance(data, bool):
+                total += 1
+            else:
+                return original_size(self)
+        return total
+
+    def contains_duplicates(self: Any, keys: list[Any]) -> bool:
+        # moto compares every key with every other (100 keys: 4,950 dict comparisons)
+        seen: set[str] = set()
+        for key in keys:
+            marker = json.dumps(key, sort_keys=True)
+            if marker in seen:
+                return True
+            seen.add(marker)
+        return False
+
+    responses.DynamoResult.__init__ = result_init
+    responses.DynamoHandler._contains_duplicates = contains_duplicates
+    Item.size = item_size

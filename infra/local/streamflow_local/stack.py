@@ -125,6 +125,9 @@ def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
             process.wait()
 
 
+SWITCH_INTERVAL_S = 0.0005
+
+
 def serve(config: StackConfig) -> None:
     """Run the stack until SIGTERM/SIGINT."""
     import boto3
@@ -136,6 +139,11 @@ def serve(config: StackConfig) -> None:
     from .gateway import LocalApiGateway
     from .moto_server import MotoServer
 
+    # One interpreter serves moto, the API gateway and the executor's pipes. A thread that
+    # wakes from I/O (a gateway thread whose worker answered) waits for the GIL up to the
+    # switch interval (5 ms by default) while moto's threads compute; 0.5 ms keeps that wait
+    # below /predict's own time (bench/README.md, "2b. /predict under `wrk`, and where its time goes").
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     durable = persistence.enabled()
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     if not durable:

@@ -4,12 +4,18 @@ Written with the low-level client: items are built directly in DynamoDB's wire f
 (no per-attribute ``TypeSerializer`` round trip) and ``BatchWriteItem`` calls of 25 items
 run on a few threads, because the table is rewritten whole every month (measured in
 ``bench/``: the resource ``batch_writer`` spent most of BuildFeatures' time). Reads are a
-single ``GetItem`` (``/predict``) or ``BatchGetItem`` of up to 100 keys (``/predict/batch``).
+single ``GetItem`` (``/predict``) or ``BatchGetItem`` calls of up to 100 keys, several at
+once (``/predict/batch``). Their answers are DynamoDB's wire JSON already (``{"N": "1.5"}``,
+what botocore's parser would return for them): ``_raw_json_reads`` keeps that JSON instead of
+walking it attribute by attribute against the response shape (most of the client's time for
+a 100-item answer), except for an answer that may hold binary attributes, which botocore
+parses as before.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -23,6 +29,9 @@ if TYPE_CHECKING:  # pandas is imported where a frame is built: the API's reads 
 BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
 BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 WRITE_THREADS = 4
+READ_THREADS = 10  # BatchGetItem calls in flight: a 1,000-id /predict/batch asks all ten at once
+RAW_JSON_READS = ("GetItem", "BatchGetItem")
+BINARY_TYPE_MARKERS = (b'"B"', b'"BS"')  # base64 text on the wire; botocore decodes it to bytes
 _RETRIES = 8
 
 
@@ -33,8 +42,40 @@ def _client():
 
     # The items are built here in wire format; botocore re-checking every attribute of
     # every 25-item batch against the shape is client CPU the monthly rewrite can skip.
-    return boto3.client("dynamodb", config=Config(max_pool_connections=max(10, WRITE_THREADS * 2),
-                                                  parameter_validation=False))
+    client = boto3.client("dynamodb", config=Config(max_pool_connections=max(10, WRITE_THREADS * 2),
+                                                    parameter_validation=False))
+    for operation in RAW_JSON_READS:
+        client.meta.events.register(f"before-parse.dynamodb.{operation}", _raw_json_reads)
+    return client
+
+
+def _raw_json_reads(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse`` hook: a successful read's body becomes the response as it
+    is (its AttributeValues are the same dicts the parser would build), and the parser is
+    left an empty document. Errors and answers with binary attributes are parsed normally."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code") != 200 or not isinstance(body, bytes) or not body:
+        return
+    if any(marker in body for marker in BINARY_TYPE_MARKERS):
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return
+    if isinstance(document, dict):
+        customized_response_dict.update(document)
+        response_dict["body"] = b"{}"
+
+
+def open_client() -> None:
+    """Create the client now (the API's init), not in its first request."""
+    _client()
+
+
+@functools.cache
+def _read_pool() -> ThreadPoolExecutor:
+    # kept by the execution environment: no thread start per request
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batch-get")
 
 
 def _number(value: Any) -> str:
@@ -109,23 +150,34 @@ def read_online_row(table_name: str, user_id: str) -> dict[str, Any] | None:
     return None if item is None else _from_wire(item)
 
 
-def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Raw features of the known users among ``user_ids`` (BatchGetItem, 100 keys a call)."""
-    wanted = list(dict.fromkeys(user_ids))
+def _batch_get(table_name: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """One ``BatchGetItem`` of up to 100 keys, with its unprocessed keys asked again."""
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(wanted), BATCH_GET_KEYS):
-        keys = [{ID_COLUMN: {"S": user_id}} for user_id in wanted[start:start + BATCH_GET_KEYS]]
-        request: dict[str, Any] = {table_name: {"Keys": keys}}
-        for attempt in range(_RETRIES):
-            answer = _client().batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(table_name, []):
-                found[item[ID_COLUMN]["S"]] = _from_wire(item)
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(min(1.0, 0.05 * 2 ** attempt))
-        else:
-            raise RuntimeError(f"DynamoDB left keys unprocessed in {table_name}")
+    request: dict[str, Any] = {table_name: {"Keys": [{ID_COLUMN: {"S": user_id}} for user_id in user_ids]}}
+    for attempt in range(_RETRIES):
+        answer = _client().batch_get_item(RequestItems=request)
+        for item in answer.get("Responses", {}).get(table_name, []):
+            found[item[ID_COLUMN]["S"]] = _from_wire(item)
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(min(1.0, 0.05 * 2 ** attempt))
+    raise RuntimeError(f"DynamoDB left keys unprocessed in {table_name}")
+
+
+def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Raw features of the known users among ``user_ids``: ``BatchGetItem`` calls of 100
+    keys, up to ``READ_THREADS`` at once (a call waits on the network; the answers are
+    merged in request order)."""
+    wanted = list(dict.fromkeys(user_ids))
+    chunks = [wanted[start:start + BATCH_GET_KEYS] for start in range(0, len(wanted), BATCH_GET_KEYS)]
+    if len(chunks) <= 1:
+        parts = [_batch_get(table_name, chunk) for chunk in chunks]
+    else:
+        parts = list(_read_pool().map(lambda chunk: _batch_get(table_name, chunk), chunks))
+    found: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        found.update(part)
     return found
 
 

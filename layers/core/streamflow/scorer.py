@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from .schema import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
+from .scorer_compiled import RawScore, compile_trees
 
 FILE_NAME = "tree_scorer.json"
 FORMAT = "streamflow.tree_scorer/1"
@@ -28,6 +29,7 @@ class TreeScorer:
         self._columns = [(c, k) for c, k in columns]
         self._baseline = float(baseline)
         self._trees = [tuple(tree) for tree in trees]
+        self._compiled: RawScore | None | bool = False  # False: not tried yet (see ``scorer_compiled``)
 
     @property
     def columns(self) -> list[tuple[str, str | None]]:
@@ -67,8 +69,26 @@ class TreeScorer:
             total += value[node]
         return total
 
+    def compile(self) -> bool:
+        """Compile the trees to Python once (``scorer_compiled``); False if they do not
+        compile, and then ``fast_raw`` walks them."""
+        if self._compiled is False:
+            try:
+                self._compiled = compile_trees(self._baseline, self._trees)
+            except (SyntaxError, RecursionError, MemoryError, ValueError, TypeError, IndexError):
+                self._compiled = None
+        return self._compiled is not None
+
+    def fast_raw(self, x: list[float]) -> float:
+        """``raw`` through the compiled trees (the same float, ≈ 5× faster); the walk when
+        they do not compile."""
+        if self._compiled is False:
+            self.compile()
+        compiled = self._compiled
+        return compiled(x) if callable(compiled) else self.raw(x)
+
     def probability(self, row: dict[str, Any]) -> float:
-        raw = self.raw(self.vector(row))
+        raw = self.fast_raw(self.vector(row))
         if raw >= 0:
             return 1.0 / (1.0 + math.exp(-raw))
         z = math.exp(raw)
