@@ -11,25 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from streamflow_local.config import StackConfig, free_port
+from streamflow_local.config import StackConfig
 
 REPORT = re.compile(r"^REPORT RequestId: \S+ Duration: ([\d.]+) ms .*Max Memory Used: (\d+) MB")
 
 
 @contextmanager
 def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
-    from streamflow_local.deploy import deploy
-    from streamflow_local.stack import down, up
+    from streamflow_local.stack import deployed
 
     state = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
-    config = StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench")
     try:
-        up(config)
-        deploy(config)
-        config.apply_client_env()
-        yield config
+        with deployed(StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench")) as config:
+            config.apply_client_env()
+            yield config
     finally:
-        down(config)
         if not keep_state:
             shutil.rmtree(state, ignore_errors=True)
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streamflow_local.config import StackConfig, free_port
-from streamflow_local.deploy import deploy
+from streamflow_local.config import StackConfig
 from streamflow_local.stack_client import seed
-from streamflow_local.stack import down, up
+from streamflow_local.stack import deployed
 
 from external import EXTERNAL, LogMirror, SkipLocalOnly, external_stack
 
@@ -29,13 +28,8 @@ def stack(tmp_path_factory) -> StackConfig:
         with LogMirror(config, json.loads(config.stack_file.read_text())["functions"]):
             yield config
         return
-    config = StackConfig.on_spare_ports(state_dir=state, stack_name="sftest")
-    try:
-        up(config)
-        deploy(config)
+    with deployed(StackConfig.on_spare_ports(state_dir=state, stack_name="sftest")) as config:
         yield config
-    finally:
-        down(config)
 
 
 def pytest_configure(config):

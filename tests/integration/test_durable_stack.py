@@ -20,12 +20,12 @@ import pytest
 import requests
 
 from streamflow_local import cli
-from streamflow_local.config import StackConfig, free_port
+from streamflow_local.config import StackConfig
 from streamflow_local.deploy import deploy
 from streamflow_local.stack_client import (api_headers, data_bucket, first_user, seed, stack_description, upload_month,
                                    wait_for_execution)
 from streamflow_local.persistence import CHECKPOINT_SECONDS
-from streamflow_local.stack import down, running_pid, up
+from streamflow_local.stack import deployed, down, running_pid, up
 
 from clients import alias, aws
 from external import EXTERNAL
@@ -45,11 +45,9 @@ def own(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("STREAMFLOW_PERSIST",)}
     os.environ.pop("STREAMFLOW_PERSIST", None)  # the default: durable
     try:
-        up(config)
-        deploy(config)
-        yield config
+        with deployed(config):
+            yield config
     finally:
-        down(config)
         for key, value in saved.items():
             if value is not None:
                 os.environ[key] = value

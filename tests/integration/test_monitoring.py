@@ -22,9 +22,8 @@ import requests
 from streamflow.generator import build_manifest
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.config import StackConfig
-from streamflow_local.deploy import deploy
 from streamflow_local.stack_client import data_bucket, seed, upload_month, wait_for_execution
-from streamflow_local.stack import down, up
+from streamflow_local.stack import deployed
 
 from clients import aws, wait_for_json
 from external import EXTERNAL
@@ -41,13 +40,9 @@ PANELS = ("Share of drifted columns per month", "Decision per month", "Challenge
 
 @pytest.fixture(scope="module")
 def monitor_stack(tmp_path_factory) -> StackConfig:
-    config = StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("monitor-stack"), stack_name="sfmon")
-    try:
-        up(config)
-        deploy(config)
+    with deployed(StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("monitor-stack"),
+                                             stack_name="sfmon")) as config:
         yield config
-    finally:
-        down(config)
 
 
 def _finish(stack, folder: Path) -> dict:

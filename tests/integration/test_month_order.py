@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from streamflow.generator import write_month
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.config import StackConfig, free_port
+from streamflow_local.config import StackConfig
 from streamflow_local.deploy import deploy
 from streamflow.ingest import execution_name
 from streamflow_local.stack_client import (
@@ -35,7 +35,7 @@ from streamflow_local.stack_client import (
     wait_for_execution,
 )
 from streamflow_local.views import executions
-from streamflow_local.stack import down, up
+from streamflow_local.stack import deployed
 
 from clients import aws, wait_for_json
 from external import EXTERNAL
@@ -50,13 +50,9 @@ RESULTS: dict[str, dict] = {}
 
 @pytest.fixture(scope="module")
 def order_stack(tmp_path_factory) -> StackConfig:
-    config = StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("order-stack"), stack_name="sforder")
-    try:
-        up(config)
-        deploy(config)
+    with deployed(StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("order-stack"),
+                                             stack_name="sforder")) as config:
         yield config
-    finally:
-        down(config)
 
 
 @pytest.fixture(scope="module")

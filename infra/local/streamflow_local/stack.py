@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -291,3 +292,18 @@ def down(config: StackConfig, timeout: float = 90.0) -> bool:
         os.killpg(pid, signal.SIGKILL)
     config.pid_file.unlink(missing_ok=True)
     return True
+
+
+@contextmanager
+def deployed(config: StackConfig) -> Iterator[StackConfig]:
+    """The stack started and template.yaml deployed for the block, stopped after it (even when
+    the block fails): the private stacks of the tests and benchmarks."""
+    from .deploy import deploy
+
+    try:
+        up(config)
+        deploy(config)
+        yield config
+    finally:
+        down(config)
+
