@@ -19,12 +19,12 @@ from typing import Any
 
 import requests
 
-from streamflow_local.config import PROJECT_ROOT, StackConfig
+from streamflow_local.config import PROJECT_ROOT, StackConfig, free_port
 from streamflow_local.stack import stop_process_group
 
 from . import wrk
 from .common import median
-from .stack import durations_since, free_port, log_offsets
+from .stack import durations_since, log_offsets
 
 
 def api_headers(config: StackConfig) -> dict[str, str]:
