@@ -84,9 +84,10 @@ mutate: venv $(MUTATE_STAMP)  ## mutation testing of the pure core with mutmut, 
 images-check: venv  ## prove the seven container images without Docker: install each Dockerfile's wheels for Linux x86_64, import + run the handler isolated (downloads: minutes)
 	$(PY) -m streamflow_local.image_check $(IMAGES)
 
-lint: tools  ## sam validate --lint, cfn-lint and checkov the template, actionlint the workflow
+lint: tools  ## sam validate --lint, cfn-lint and checkov the template, ruff the Python, actionlint the workflow
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS_VENV)/bin/cfn-lint template.yaml
+	$(TOOLS_VENV)/bin/ruff check .
 	$(TOOLS_VENV)/bin/actionlint -shellcheck $(TOOLS_VENV)/bin/shellcheck .github/workflows/ci.yml
 	BC_SKIP_MAPPING=TRUE $(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml --compact --quiet
 

@@ -183,7 +183,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{package['limit_mib']} MiB; image functions vs {image_limit} MiB")
             if package.get("sam_error"):
                 add(f"   sam build: {package['sam_error'][:200]}")
-            add(f"   layers: " + ", ".join(f"{k} {v} MiB" for k, v in package["layers_mib"].items()))
+            add("   layers: " + ", ".join(f"{k} {v} MiB" for k, v in package["layers_mib"].items()))
             add(f"   {'function':<20} {'kind':<6} {'MiB':>8} {'limit':>7}")
             for name, info in package["functions"].items():
                 kind = info.get("package", "zip")

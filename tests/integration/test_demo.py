@@ -13,7 +13,7 @@ import re
 import pytest
 
 from external import EXTERNAL
-from streamflow_local.config import StackConfig, free_port
+from streamflow_local.config import StackConfig
 from streamflow_local.demo import run_demo
 from streamflow_local.stack_client import _client, recorded_seconds, state_machine_arn
 from streamflow_local.stack import down

@@ -17,7 +17,7 @@ def _as_mlflow_raises(inner: Exception):
         try:
             raise inner
         except Exception as e:
-            raise MlflowException(f"API request to http://registry failed with exception {e}")
+            raise MlflowException(f"API request to http://registry failed with exception {e}")  # noqa: B904 (as MLflow does)
     return call
 
 

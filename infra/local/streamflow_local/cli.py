@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import sys
 import time
 from pathlib import Path

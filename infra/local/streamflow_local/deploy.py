@@ -92,8 +92,8 @@ class LocalDeployer:
             "parameters": self.stack.parameters,
             "functions": functions,
             "state_machines": machines,
-            "buckets": {l: self.stack.physical[l] for l in self.stack.of_type("AWS::S3::Bucket")},
-            "tables": {l: self.stack.physical[l] for l in self.stack.of_type("AWS::DynamoDB::Table")},
+            "buckets": {name: self.stack.physical[name] for name in self.stack.of_type("AWS::S3::Bucket")},
+            "tables": {name: self.stack.physical[name] for name in self.stack.of_type("AWS::DynamoDB::Table")},
             "api": self._api(),
             "outputs": outputs,
         }

@@ -161,7 +161,7 @@ def probe(image: ImageBuild, site: Path, task: Path, timeout: float = 600.0) -> 
     done = subprocess.run([interpreter(image), "-I", "-S", "-c", PROBE, str(task), str(site), image.handler,
                            json.dumps(EVENT), json.dumps(sorted(NOT_IMPORTABLE))],
                           env=env, cwd=task, capture_output=True, text=True, timeout=timeout)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("IMAGE_CHECK ")), None)
+    line = next((text for text in done.stdout.splitlines() if text.startswith("IMAGE_CHECK ")), None)
     if line is None:
         raise RuntimeError(f"the probe did not report (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(line.removeprefix("IMAGE_CHECK "))

@@ -121,7 +121,7 @@ def save(config: StackConfig, target: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="streamflow-snapshot-", dir=state) as staging_name:
         staging = Path(staging_name)
         running = running_pid(config) is not None
-        for attempt in range(5):
+        for _attempt in range(5):
             if running:
                 _request_checkpoint(config)
             try:

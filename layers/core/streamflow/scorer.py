@@ -16,7 +16,7 @@ import json
 import math
 from typing import Any
 
-from .schema import BOOLEAN_FEATURES, CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
+from .schema import BOOLEAN_FEATURES, MODEL_FEATURES
 from .scorer_compiled import RawScore, compile_trees
 
 FILE_NAME = "tree_scorer.json"

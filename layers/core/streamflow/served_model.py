@@ -13,7 +13,6 @@ challenger is logged) instead of paying the pipeline's per-call overhead.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
