@@ -53,7 +53,6 @@ def api():
         env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         env.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         env.delenv("CHAMPION_VERSION", raising=False)
-        online_store._client.cache_clear()
         create_table(endpoint, TABLE, "user_id")
         frame = pd.DataFrame([{**{c: 0 for c in MODEL_FEATURES}, "net_service": "DSL", "months_active": m}
                               for m in MONTHS.values()], index=pd.Index(list(MONTHS), name="user_id"))
@@ -66,7 +65,6 @@ def api():
             yield module
         finally:
             del sys.modules[MODULE]
-            online_store._client.cache_clear()
 
 
 class _Holder:

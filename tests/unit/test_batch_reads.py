@@ -32,11 +32,7 @@ def endpoint():
     with moto_endpoint() as url, pytest.MonkeyPatch.context() as env:
         for key, value in endpoint_env(url).items():
             env.setenv(key, value)
-        online_store._client.cache_clear()
-        try:
-            yield url
-        finally:
-            online_store._client.cache_clear()
+        yield url
 
 
 @pytest.fixture(scope="module")

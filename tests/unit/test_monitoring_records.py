@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from aws_endpoint import endpoint_env, moto_endpoint
-from streamflow import monitoring, storage
+from streamflow import monitoring
 
 
 def test_month_timestamps_are_the_datas_calendar_months():
@@ -89,14 +89,7 @@ def bucket(monkeypatch):
         monkeypatch.delenv(monitoring.WORKSPACE_ENV, raising=False)
         name = "monitoring-unit"  # a server of its own per test: the workspace must follow the endpoint
         boto3.client("s3").create_bucket(Bucket=name)
-        # storage.s3() is one client a process (a warm Lambda's): made for this server, it must
-        # not outlive it, or a later test in this process (the CLI against a stack) reaches a
-        # stopped server.
-        storage.s3.cache_clear()
-        try:
-            yield name
-        finally:
-            storage.s3.cache_clear()
+        yield name
 
 
 def _entries(bucket: str) -> dict[str, dict]:

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .aws_clients import per_endpoint
 from .schema import BOOLEAN_FEATURES, ID_COLUMN, MODEL_FEATURES
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the API's reads need none
@@ -35,7 +36,7 @@ BINARY_TYPE_MARKERS = (b'"B"', b'"BS"')  # base64 text on the wire; botocore dec
 _RETRIES = 8
 
 
-@functools.cache
+@per_endpoint("AWS_ENDPOINT_URL_DYNAMODB")
 def _client():
     import boto3
     from botocore.config import Config

@@ -6,11 +6,11 @@ or AWS.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from .aws_clients import per_endpoint
 from .schema import MANIFEST_NAME
 
 if TYPE_CHECKING:  # pandas is imported where a frame is read or written: Approval and Rejection need none
@@ -38,7 +38,7 @@ def report_key(month: str, timestamp: str) -> str:
     return f"{REPORTS_PREFIX}drift_{month}_{timestamp}.html"
 
 
-@functools.cache
+@per_endpoint("AWS_ENDPOINT_URL_S3")
 def s3():
     import boto3
 
