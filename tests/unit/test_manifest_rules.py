@@ -86,6 +86,16 @@ def test_schema_faults_name_the_field_and_the_value_given():
     assert all(v.file == "_MANIFEST.json" for v in violations)
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("name", ["threshold", "delta"])
+def test_a_policy_value_that_is_not_a_finite_number_is_refused_by_the_schema(name, value):
+    """Python's json reads NaN and Infinity; the schema's bounds must refuse them, even where
+    overrides are allowed."""
+    body = json.dumps(GOOD)[:-1] + f', "{name}": {value}}}'
+    (violation,) = _refusal(body.encode(), allow=True)
+    assert violation.column == name and violation.example == repr(float(value.replace("Infinity", "inf")))
+
+
 def test_a_missing_field_has_no_example():
     (violation,) = _refusal({"files": GOOD["files"]})
     assert violation == Violation("_MANIFEST.json", "month", "Field required", "")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -179,9 +178,6 @@ def policy_overrides(key: str, manifest: Manifest, allow: bool,
         raise ManifestError(key, [Violation(MANIFEST_NAME, k, f"unknown policy key, use {POLICY_ALIASES[k]!r}")
                                   for k in aliases])
     values = {k: raw[k] for k in present}
-    for name in ("threshold", "delta"):
-        if name in values and not math.isfinite(values[name]):
-            raise ManifestError(key, [Violation(MANIFEST_NAME, name, "must be a finite number", repr(values[name]))])
     reference = values.get("reference_month")
     if reference is not None:
         if reference == manifest.month:
