@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from streamflow.generator import write_month
-from streamflow_local import cli
+from streamflow_local import cli, ui
 from streamflow_local.deploy import deploy
 from streamflow_local.stack_client import api_headers, first_user, upload_month, wait_for_execution
 
@@ -150,6 +150,13 @@ def test_unanswered_approval_times_out_as_a_rejection(approval_stack):
     assert alias(stack, "Production") == champion
     tags = registry(stack).get_model_version(MODEL, pending["challenger_version"]).tags
     assert tags["decision"] == "rejected_timeout"
+    decided = wait_for_json(stack, "approvals/decided/month_005.json")
+    assert decided["decision"] == "rejected_timeout" and decided["challenger_version"] == pending["challenger_version"]
+    assert monitoring_entry(stack, "month_005")["decision"] == "awaiting_approval"  # nobody ran a command
+    _, added = ui.prepare(stack)  # what `streamflow ui` does before it serves
+    assert "month_005" in added
+    entry = monitoring_entry(stack, "month_005")
+    assert entry["decision"] == "rejected_timeout" and entry["rejected_by"] == "timeout"
 
 
 def test_approved_challenger_is_promoted_and_served_by_the_very_next_request(approval_stack, months, streamflow):

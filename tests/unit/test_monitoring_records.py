@@ -135,6 +135,26 @@ def test_quarantined_months_join_the_timeline_once(bucket):
     assert entry["metadata"]["decision"] == "rejected_ingest" and entry["metrics"] == {"timeline_rejected": 1.0}
 
 
+def test_a_refused_promotion_replaces_awaiting_approval_and_keeps_what_was_measured(bucket):
+    uri = monitoring.workspace_uri(bucket)
+    event = {"month": "month_004", "execution": "x", "challenger": {"version": "3"}}
+    monitoring.record(uri, monitoring.drift_facts(event, {"drift_share": 0.5, "threshold": 0.3, "retrain": True}),
+                      replace=True)
+    monitoring.record(uri, monitoring.compare_facts(event, {"new_auc": 0.86, "prod_auc": 0.8, "delta": 0.01,
+                                                            "prod_version": "2", "decision": "promote"}, True))
+    assert _entries(bucket)["month_004"]["metadata"]["decision"] == "awaiting_approval"
+    decided = {"month": "month_004", "decision": "rejected_timeout", "by": "timeout", "reason": "approval timed out",
+               "rejected_at": "2999-01-01T00:00:00+00:00"}
+    boto3.client("s3").put_object(Bucket=bucket, Key="approvals/decided/month_004.json", Body=json.dumps(decided))
+    assert monitoring.sync_rejections(uri, bucket) == ["month_004"]
+    assert monitoring.sync_rejections(uri, bucket) == []
+    entry = _entries(bucket)["month_004"]
+    assert entry["metadata"]["decision"] == "rejected_timeout"
+    assert entry["metadata"]["rejected_reason"] == "approval timed out"
+    assert entry["metrics"]["timeline_kept"] == 1.0 and "timeline_awaiting_approval" not in entry["metrics"]
+    assert entry["metrics"]["challenger_auc"] == 0.86 and entry["metadata"]["drift_share"] == "0.5"
+
+
 def test_a_failed_write_is_logged_and_does_not_fail_the_month(monkeypatch, caplog):
     monkeypatch.setenv(monitoring.WORKSPACE_ENV, "nosuchprotocol://nowhere")
     monitoring.record_safely("any", {"month": "month_001", "decision": "promote"})

@@ -4,7 +4,8 @@ through fsspec, s3fs reaches the emulator through ``AWS_ENDPOINT_URL``).
 
 DetectDrift writes the month's snapshot (its drift run plus the loop's values); Compare and
 Promote write it again with what they measured and decided; months rejected at ingest or by
-Validate are added from their ``_REJECTION.json`` (``sync_rejections``). The snapshot id is
+Validate, and refused promotions, are added from the records they leave in the bucket
+(``sync_rejections``, run by ``streamflow ui``). The snapshot id is
 derived from the month, so each write replaces the month's entry instead of adding one.
 The loop's own values (AUCs, decision, rows) are ``MeanValue`` metrics of a one-row dataset:
 built-in metrics, so Evidently's stock UI plots them. A failed write never fails the month.
@@ -232,25 +233,44 @@ def rejection_facts(report: dict[str, Any]) -> dict[str, Any]:
             "rejected_at": report.get("rejected_at"), "message": (report.get("message") or "")[:500]}
 
 
+def approval_rejection_facts(decided: dict[str, Any]) -> dict[str, Any]:
+    """A refused promotion (``approvals/decided/<m>.json``) as the last facts of its month: the
+    drift and comparison recorded before stay, the decision becomes rejected (or timed out)."""
+    return {"month": decided["month"], "decision": decided.get("decision") or "rejected",
+            "rejected_by": decided.get("by"), "rejected_reason": (decided.get("reason") or "")[:500],
+            "rejected_at": decided.get("rejected_at")}
+
+
+def _already_shown(before: dict[str, Any] | None, facts: dict[str, Any]) -> bool:
+    """The month's entry says this already, or was written after it (the month ran again since)."""
+    if not before:
+        return False
+    return (before.get("decision") == facts["decision"]
+            or str(before.get("recorded_at") or "") > str(facts.get("rejected_at") or ""))
+
+
 def sync_rejections(uri: str, bucket: str) -> list[str]:
-    """Add each quarantined month (``quarantine/<m>/_REJECTION.json``) to the timeline,
-    unless the month was recorded after its rejection (re-uploaded and processed since)."""
+    """Add to the timeline what the loop's zip functions cannot write themselves: each
+    quarantined month (``quarantine/<m>/_REJECTION.json``, the entry replaced) and each refused
+    promotion (``approvals/decided/<m>.json``, merged into the month's entry)."""
     from . import storage
     from .quarantine import QUARANTINE_PREFIX, REPORT_NAME
 
     state = ensure_project(uri)
+    sources = ((QUARANTINE_PREFIX, "/" + REPORT_NAME, rejection_facts, True),
+               (storage.DECIDED_PREFIX, ".json", approval_rejection_facts, False))
     added = []
-    for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=QUARANTINE_PREFIX):
-        for item in page.get("Contents", []):
-            if not item["Key"].endswith("/" + REPORT_NAME):
-                continue
-            report = json.loads(storage.get_bytes(bucket, item["Key"]))
-            facts = rejection_facts(report)
-            before, _ = _stored_facts(state, facts["month"])
-            if before and str(before.get("recorded_at") or "") >= str(facts.get("rejected_at") or ""):
-                continue
-            record(uri, facts, replace=True)
-            added.append(facts["month"])
+    for prefix, suffix, to_facts, replace in sources:
+        for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith(suffix):
+                    continue
+                facts = to_facts(json.loads(storage.get_bytes(bucket, item["Key"])))
+                before, _ = _stored_facts(state, facts["month"])
+                if _already_shown(before, facts):
+                    continue
+                record(uri, facts, replace=replace)
+                added.append(facts["month"])
     return added
 
 

@@ -375,6 +375,11 @@ def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any
     _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
         "decision": "rejected_timeout" if timed_out else "rejected", "rejected_by": by, "rejected_reason": reason,
     })
+    decision = {"month": month, "decision": "rejected_timeout" if timed_out else "rejected", "by": by,
+                "reason": reason, "challenger_version": version, "execution": event.get("execution"),
+                "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    storage.put_bytes(settings.data_bucket, storage.approval_decision_key(month), json.dumps(decision).encode(),
+                      content_type="application/json")
     storage.delete(settings.data_bucket, storage.approval_key(month))
     logger.info(f"APPROVAL_REJECTED month={month} version={version} by={by} reason={reason}")
     return {"approved": False, "timed_out": timed_out, "by": by, "reason": reason}

@@ -115,5 +115,14 @@ def approval_key(month: str) -> str:
     return f"{APPROVALS_PREFIX}{month}.json"
 
 
+DECIDED_PREFIX = f"{APPROVALS_PREFIX}decided/"
+
+
+def approval_decision_key(month: str) -> str:
+    """Where a refused promotion (a person said no, or nobody answered in time) is recorded for
+    the monitoring timeline: RecordRejection has no Evidently to write the snapshot itself."""
+    return f"{DECIDED_PREFIX}{month}.json"
+
+
 def delete(bucket: str, key: str) -> None:
     s3().delete_object(Bucket=bucket, Key=key)
