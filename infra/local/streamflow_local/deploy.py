@@ -40,7 +40,7 @@ IMPORT_GUARD_ENV = "STREAMFLOW_IMPORT_GUARD"  # also the worker's variable: its 
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 # Variables the loop sets on a deployed function (Promote pins the API's champion): a
 # re-deploy of a durable stack keeps them, or the API would lose its pin.
-RUNTIME_VARIABLES = ("CHAMPION_VERSION",)
+RUNTIME_VARIABLES = ("CHAMPION_VERSION", "CHAMPION_SCORER_URI", "CHAMPION_SCORER_SHA256")
 
 
 def zip_folder(folder: Path, prefix: str = "") -> bytes:
