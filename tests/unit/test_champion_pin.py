@@ -215,3 +215,15 @@ def test_api_without_a_pin_reports_the_registry_it_could_not_reach(s3_stack):
         sys.modules.pop(name, None)
     assert body["status"] == "no_model" and body["model_source"] is None
     assert body["detail"].startswith("could not load the champion")
+
+
+def test_the_docs_name_the_variables_and_the_location_the_code_uses():
+    readme, architecture = (ROOT / "README.md").read_text(), (ROOT / "docs" / "architecture.md").read_text()
+    for name in (*PIN_VARIABLES, "SERVING_PREFIX"):
+        assert f"`{name}`" in readme and f"`{name}`" in architecture, name
+    documented = "s3://<DataBucketName>/serving/<ModelName>/<version>/tree_scorer.json"
+    assert documented in readme
+    assert champion_pin.scorer_uri("s3://<DataBucketName>/serving/<ModelName>/", "<version>") == documented
+    template = (ROOT / "template.yaml").read_text()
+    assert template.count('SERVING_PREFIX: !Sub "s3://${AWS::StackName}-data-${AWS::AccountId}-${AWS::Region}'
+                          '/serving/${ModelName}/"') == 2
