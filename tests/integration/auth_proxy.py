@@ -77,11 +77,11 @@ class BasicAuthProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
         return Handler
 
-    def __enter__(self) -> "BasicAuthProxy":
+    def __enter__(self) -> BasicAuthProxy:  # noqa: PYI034 - a test helper, not subclassed
         self._thread.start()
         return self
 

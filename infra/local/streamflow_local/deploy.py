@@ -60,6 +60,9 @@ class LocalDeployer:
         overrides = {"MlflowTrackingUri": config.mlflow_uri, **(parameter_overrides or {})}
         self.stack = Stack(load_template(config.template), config.stack_name, config.region,
                            parameter_overrides=overrides)
+        if self.stack.of_type("AWS::SageMaker::MlflowTrackingServer"):
+            raise ValueError("MlflowTrackingUri is empty, so the template would create SageMaker's managed MLflow, "
+                             "which the local stack cannot run: give the local deploy a registry URI")
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                 region_name=config.region)
         self.clients = {name: session.client(name, endpoint_url=config.aws_endpoint)
