@@ -1,7 +1,9 @@
 """The churn API: FastAPI behind API Gateway (Mangum), serving the Production model.
 
-The champion is loaded at cold start (module import = Lambda init); Promote changes this
-function's configuration, which recycles its environments onto the new champion.
+The champion is loaded at cold start (module import = Lambda init) from the S3 copy of its
+scorer that Promote pins in this function's configuration (no registry call); Promote's
+configuration change recycles its environments onto the new champion. ``/health`` names the
+version and where it was read from.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class HealthResponse(BaseModel):
     status: str
     model_name: str
     model_version: str | None
+    model_source: str | None = None  # the s3:// copy it was read from, or the registry (older deploys)
     detail: str | None = None
 
 
@@ -97,6 +100,7 @@ async def health() -> HealthResponse:
         status="ok" if current else "no_model",
         model_name=settings.model_name,
         model_version=current.version if current else None,
+        model_source=current.source if current else None,
         detail=None if current else champion.last_error,
     )
 

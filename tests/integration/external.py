@@ -32,7 +32,7 @@ from streamflow_local.config import StackConfig
 EXTERNAL = os.environ.get("STREAMFLOW_EXTERNAL_STACK") == "1"
 # They stop the local MLflow server or patch the local executor's timeouts; the load test
 # is sized for the local gateway's warm workers.
-LOCAL_ONLY_MODULES = {"test_robustness", "test_api_under_load"}
+LOCAL_ONLY_MODULES = {"test_robustness", "test_api_under_load", "test_serving_without_registry"}
 # Redeploys with other parameters through the local deploy step.
 LOCAL_ONLY_FIXTURES = {"approval_stack"}
 SKIP_REASON = "needs the local emulator (STREAMFLOW_EXTERNAL_STACK=1)"

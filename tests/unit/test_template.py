@@ -133,7 +133,7 @@ def test_join_and_nested_structures(stack):
 @pytest.mark.parametrize(
     "value",
     [
-        {"Fn::If": ["Cond", "a", "b"]},
+        {"Fn::Base64": "a"},
         {"Fn::Select": [0, ["a"]]},
         {"Fn::ImportValue": "x"},
         {"Nested": {"Fn::FindInMap": ["M", "a", "b"]}},

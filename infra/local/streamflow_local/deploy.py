@@ -40,7 +40,7 @@ IMPORT_GUARD_ENV = "STREAMFLOW_IMPORT_GUARD"  # also the worker's variable: its 
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 # Variables the loop sets on a deployed function (Promote pins the API's champion): a
 # re-deploy of a durable stack keeps them, or the API would lose its pin.
-RUNTIME_VARIABLES = ("CHAMPION_VERSION",)
+RUNTIME_VARIABLES = ("CHAMPION_VERSION", "CHAMPION_SCORER_URI", "CHAMPION_SCORER_SHA256")
 
 
 def zip_folder(folder: Path, prefix: str = "") -> bytes:
@@ -60,6 +60,9 @@ class LocalDeployer:
         overrides = {"MlflowTrackingUri": config.mlflow_uri, **(parameter_overrides or {})}
         self.stack = Stack(load_template(config.template), config.stack_name, config.region,
                            parameter_overrides=overrides)
+        if self.stack.of_type("AWS::SageMaker::MlflowTrackingServer"):
+            raise ValueError("MlflowTrackingUri is empty, so the template would create SageMaker's managed MLflow, "
+                             "which the local stack cannot run: give the local deploy a registry URI")
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                 region_name=config.region)
         self.clients = {name: session.client(name, endpoint_url=config.aws_endpoint)

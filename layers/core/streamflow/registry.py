@@ -137,6 +137,28 @@ def load_version(tracking_uri: str, model_name: str, version: str):
     return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
 
+def scorer_json(tracking_uri: str, model_name: str, version: str) -> bytes | None:
+    """The ``tree_scorer.json`` logged with a version, through MLflow's client (so any server
+    and any credentials MLflow itself reads); None when the version was logged without one.
+    Promote copies it to where the API reads it (``champion_pin``)."""
+    import yaml
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    from .scorer import FILE_NAME
+
+    _mlflow(tracking_uri)
+    repo = ModelsArtifactRepository(f"models:/{model_name}/{version}")
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(repo.download_artifacts("MLmodel", tmp)) as handle:
+            flavor = (yaml.safe_load(handle).get("flavors") or {}).get("sklearn") or {}
+        paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
+        path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
+        if path is None:
+            return None
+        with open(repo.download_artifacts(path, tmp), "rb") as handle:
+            return handle.read()
+
+
 def tag_version(tracking_uri: str, model_name: str, version: str, tags: dict) -> None:
     mlflow_client = client(tracking_uri)
     for key, value in tags.items():

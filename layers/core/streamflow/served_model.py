@@ -1,14 +1,16 @@
 """Which model serves: the champion the API loads on cold start, and how Promote pins it.
 
-Promote writes the champion's version into the API function's environment
-(``CHAMPION_VERSION``). Changing a function's configuration recycles its execution
-environments on AWS (and in the local emulator), so the next request cold-starts on the
-new champion: no restart, no polling.
+Promote writes the champion's version and the S3 copy of its tree scorer into the API
+function's environment (``champion_pin``). Changing a function's configuration recycles its
+execution environments on AWS (and in the local emulator), so the next request cold-starts
+on the new champion: no restart, no polling.
 
-Cold start is most of an API worker's first answer: ``registry_rest`` fetches the champion's
-tree scorer (``scorer.py``) without importing MLflow, scikit-learn or pandas where it can,
-and predictions walk those trees in Python (checked against ``predict_proba`` when the
-challenger is logged) instead of paying the pipeline's per-call overhead.
+At cold start the API reads the pinned scorer from S3 with its own role: no registry call,
+so a registry that is down or needs credentials cannot stop it. A stack whose API has no
+pinned copy (deployed before Promote wrote one, or a version logged without a scorer) falls
+back to the registry: ``registry_rest`` fetches the scorer without importing MLflow where it
+can, else MLflow's client loads the pipeline. Predictions walk the trees in Python
+(``scorer.py``, checked against ``predict_proba`` when the challenger is logged).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import registry, registry_rest
+from . import champion_pin, registry, registry_rest
+from .champion_pin import CHAMPION_ENV, Pin, ScorerCopy
 from .scorer import TreeScorer
 from .settings import Settings
 
-CHAMPION_ENV = "CHAMPION_VERSION"
+__all__ = ["CHAMPION_ENV", "Champion", "ChampionHolder", "load_champion", "pin_api_version"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Champion:
     version: str
     model: Any
     scorer: TreeScorer | None = field(default=None, compare=False)
+    source: str = field(default="", compare=False)  # where it was read from (``/health``)
 
     def probability(self, row: dict[str, Any]) -> float:
         """Churn probability of one user's raw online features."""
@@ -63,15 +67,21 @@ def resolve_champion_version(settings: Settings) -> str | None:
 
 
 def load_champion(settings: Settings, version: str) -> Champion:
-    """The version's logged tree scorer if it has one (no scikit-learn needed), else its
-    pipeline (with a scorer derived and checked here when the pipeline allows)."""
+    """The pinned S3 copy of the version's scorer when Promote wrote one (no registry call);
+    else, from the registry, its logged tree scorer (no scikit-learn needed) or its pipeline
+    (with a scorer derived and checked here when the pipeline allows)."""
+    pin = champion_pin.read_pin(os.environ)
+    if pin is not None and pin.version == version and pin.scorer is not None:
+        scorer = champion_pin.read_scorer(pin.scorer, settings.serving_prefix)
+        return Champion(version=version, model=None, scorer=scorer, source=pin.scorer.uri)
+    source = f"registry {settings.mlflow_tracking_uri} models:/{settings.model_name}/{version}"
     scorer = registry_rest.load_scorer(settings.mlflow_tracking_uri, settings.model_name, version)
     if scorer is not None:
-        return Champion(version=version, model=None, scorer=scorer)
+        return Champion(version=version, model=None, scorer=scorer, source=source)
     from . import scorer_export  # scikit-learn is loaded already: the pipeline serves
 
     model = registry.load_version(settings.mlflow_tracking_uri, settings.model_name, version)
-    return Champion(version=version, model=model, scorer=scorer_export.build(model))
+    return Champion(version=version, model=model, scorer=scorer_export.build(model), source=source)
 
 
 class ChampionHolder:
@@ -107,14 +117,15 @@ class ChampionHolder:
         return self._champion
 
 
-def pin_api_version(function_name: str, version: str) -> None:
-    """Set CHAMPION_VERSION on the API function (keeping its other variables)."""
+def pin_api_version(function_name: str, version: str, scorer: ScorerCopy | None = None) -> None:
+    """Pin ``version`` (and the S3 copy of its scorer, if any) on the API function in one
+    configuration update, keeping its other variables; no update when nothing changes."""
     import boto3
 
     lambda_client = boto3.client("lambda")
     config = lambda_client.get_function_configuration(FunctionName=function_name)
     variables = dict(config.get("Environment", {}).get("Variables", {}))
-    if variables.get(CHAMPION_ENV) == version:
+    wanted = champion_pin.pinned_variables(variables, Pin(version=version, scorer=scorer))
+    if wanted == variables:
         return
-    variables[CHAMPION_ENV] = version
-    lambda_client.update_function_configuration(FunctionName=function_name, Environment={"Variables": variables})
+    lambda_client.update_function_configuration(FunctionName=function_name, Environment={"Variables": wanted})

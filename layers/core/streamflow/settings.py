@@ -46,6 +46,7 @@ class Settings:
     allow_manifest_overrides: bool = False
     order_table: str = ""
     allow_backfill_promotion: bool = False
+    serving_prefix: str = ""  # s3://<data bucket>/serving/<model>/: the champion's scorer copies
 
     def require_policy(self) -> "Settings":
         """Self, when the template's policy values are all set (else a readable error)."""
@@ -78,4 +79,5 @@ class Settings:
             allow_manifest_overrides=env.get("ALLOW_MANIFEST_OVERRIDES", "false").strip().lower() == "true",
             order_table=env.get("MONTH_ORDER_TABLE", ""),
             allow_backfill_promotion=env.get("ALLOW_BACKFILL_PROMOTION", "false").strip().lower() == "true",
+            serving_prefix=env.get("SERVING_PREFIX", "").strip(),
         )
