@@ -105,7 +105,8 @@ def test_a_missing_field_has_no_example():
 def test_file_names_must_be_plain_names_of_the_months_files(name):
     files = {"users.csv": GOOD["files"]["users.csv"], name: {"bytes": 1, "sha256": SHA}}
     assert _refusal({"month": MONTH, "files": files}) == [
-        Violation("_MANIFEST.json", "files", "file names are plain names of the month's files", repr(name))]
+        Violation("_MANIFEST.json", "files",
+                  "file names are plain names of the month's files or parts <table>/part-NNNNN.csv", repr(name))]
 
 
 def test_the_manifest_must_name_the_month_it_was_uploaded_as():

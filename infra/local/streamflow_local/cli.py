@@ -160,7 +160,7 @@ def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
 def cmd_seed(args: argparse.Namespace, config: StackConfig) -> int:
     from .stack_client import seed
 
-    folders = seed(Path(args.out), months=args.months, n_users=args.users, seed_value=args.seed)
+    folders = seed(Path(args.out), months=args.months, n_users=args.users, seed_value=args.seed, parts=args.parts)
     for folder in folders:
         _say(f"  {folder}")
     return EXIT_OK
@@ -582,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")
     p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    p.add_argument("--parts", type=int, help="write each table as this many parts (<table>/part-00000.csv …), "
+                   "a block of users at a time: months of any size in bounded memory")
     p = command("upload", cmd_upload, "upload a month (CSVs, then the manifest) and wait for its execution")
     p.add_argument("month", help="a month name (month_001) or a folder holding the month's files")
     p.add_argument("--data", default=str(StackConfig().state_dir / "data"), help="where month names are looked up")

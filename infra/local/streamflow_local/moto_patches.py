@@ -32,6 +32,8 @@
   are invoked (asynchronously, as EventBridge does).
 * ``GetExecutionHistory`` returns the whole history in one answer; AWS pages it (100 events
   by default, 1,000 at most, ``nextToken``), so it is paged here as there.
+* Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
+  and its child executions are listed; see ``distributed_map.py``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def install() -> None:
     _execution_status_events()
     _lambda_rule_targets()
     _paged_execution_history()
+    from . import distributed_map
+
+    distributed_map.install()  # Distributed Map: failed items fail the run, child executions listed
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})

@@ -19,7 +19,7 @@ from boto3.s3.transfer import TransferConfig
 
 from streamflow.generator import DEFAULT_SEED, DEFAULT_USERS, write_month
 from streamflow.ingest import execution_name
-from streamflow.schema import MANIFEST_NAME, MONTH_PATTERN, month_name
+from streamflow.schema import MANIFEST_NAME, MONTH_FILES, MONTH_PATTERN, month_name
 
 from .config import StackConfig
 
@@ -75,8 +75,16 @@ def state_machine_arn(config: StackConfig) -> str:
     return stack_description(config)["outputs"]["StateMachineArn"]
 
 
-def seed(out_dir: Path, months: int = 3, n_users: int = DEFAULT_USERS, seed_value: int = DEFAULT_SEED) -> list[Path]:
-    """Generate ``month_000`` … into ``out_dir``; returns the month folders."""
+def seed(out_dir: Path, months: int = 3, n_users: int = DEFAULT_USERS, seed_value: int = DEFAULT_SEED,
+         parts: int | None = None) -> list[Path]:
+    """Generate ``month_000`` … into ``out_dir``; returns the month folders. With ``parts``,
+    each table is written as that many parts (``users/part-00000.csv`` …), a block of users
+    at a time, so a month of any size is written in bounded memory."""
+    if parts is not None:
+        from streamflow.partitioned_month import write_partitioned_month
+
+        return [write_partitioned_month(out_dir, m, n_users=n_users, parts=parts, seed=seed_value)
+                for m in range(months)]
     return [write_month(out_dir, m, n_users=n_users, seed=seed_value) for m in range(months)]
 
 
@@ -88,8 +96,17 @@ class Upload:
     seconds: float
 
 
-def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], None] | None = None) -> Upload:
-    """PUT the month's CSVs under ``months/<month>/``, then its manifest last."""
+UPLOAD_THREADS = 8  # parts of a partitioned month go up this many at a time
+
+
+def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], None] | None = None,
+                 threads: int = UPLOAD_THREADS) -> Upload:
+    """PUT the month's files under ``months/<month>/`` (a partitioned table's parts under
+    its folder, several at a time), then its manifest last, once every file is in."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from streamflow.manifest import month_files_in
+
     folder = Path(folder)
     month = folder.name
     if not MONTH_PATTERN.match(month):
@@ -100,16 +117,32 @@ def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], No
     s3 = _client(config, "s3")
     bucket = data_bucket(config)
     started = time.monotonic()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != MANIFEST_NAME:
+    files = month_files_in(folder)
+
+    def put(name: str, path: Path) -> str:
+        # S3 verifies the bytes in transit and keeps the SHA-256, which ingest compares
+        # with the manifest's instead of reading the file again. One PUT per file up to
+        # 512 MiB (the default MaxFileBytes): a multipart upload's SHA-256 is of its parts.
+        s3.upload_file(str(path), bucket, f"months/{month}/{name}", ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                       Config=SINGLE_PUT)
+        return name
+
+    if len(files) <= len(MONTH_FILES):  # one file a table: in order, as always
+        for name, path in files:
             if progress:
-                progress(f"upload {path.name}")
-            # S3 verifies the bytes in transit and keeps the SHA-256, which ingest compares
-            # with the manifest's instead of reading the file again
-            # with the manifest's instead of reading the file again. One PUT per file up to
-            # 512 MiB (the default MaxFileBytes): a multipart upload's SHA-256 is of its parts.
-            s3.upload_file(str(path), bucket, f"months/{month}/{path.name}", ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                           Config=SINGLE_PUT)
+                progress(f"upload {name}")
+            put(name, path)
+    else:
+        total = sum(path.stat().st_size for _, path in files)
+        sent = 0
+        sizes = dict(files)
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="upload") as pool:
+            pending = [pool.submit(put, name, path) for name, path in files]
+            for done, future in enumerate(as_completed(pending), start=1):
+                name = future.result()  # the first failure stops the upload before the manifest
+                sent += sizes[name].stat().st_size
+                if progress:
+                    progress(f"upload {name} ({done}/{len(files)} files, {sent / 1e6:.1f}/{total / 1e6:.1f} MB)")
     body = manifest.read_bytes()
     if progress:
         progress(f"upload {MANIFEST_NAME}")

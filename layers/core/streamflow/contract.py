@@ -1,13 +1,14 @@
 """The month data contract: every file, column and value rule a month must meet.
 
 ``check_month`` turns raw CSV bytes into typed tables or a list of violations, each naming
-the file, the column and the rule, so a bad month is rejected before any training with a
-message a person can act on. Parsing is done here (the CSV text rules: ``True``/``False``,
+the file (or the part of a partitioned table), the column and the rule, so a bad month is
+rejected before any training with a message a person can act on. Parsing is done here (the CSV text rules: ``True``/``False``,
 empty add-ons); value rules (ranges, categories, keys) are a pandera schema per table.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from .parts import folder_of, group_files
 from .violations import ContractError, Violation, check_sizes  # noqa: F401 - re-exported
 from .schema import (
     BOOLEAN_COLUMNS,
@@ -176,8 +178,34 @@ def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Viola
     return (frame if not violations else None), violations
 
 
-def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
+class _Origins:
+    """Which file each row of a table came from: the table itself, or one of its parts."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, tuple[list[str], list[int]]] = {}  # table → (parts, first row of each)
+
+    def add(self, table: str, parts: list[str], lengths: list[int]) -> None:
+        starts = [0]
+        for length in lengths[:-1]:
+            starts.append(starts[-1] + length)
+        self._parts[table] = (parts, starts)
+
+    def label(self, table: str) -> str:
+        """The table's name in a violation that no single row explains."""
+        return f"{folder_of(table)}/" if table in self._parts else table
+
+    def row(self, table: str, index: int) -> tuple[str, int]:
+        """(file, row number in that file as a person counts it, header = row 1) of a row."""
+        if table not in self._parts:
+            return table, index + 2
+        parts, starts = self._parts[table]
+        at = bisect.bisect_right(starts, index) - 1
+        return parts[at], index - starts[at] + 2
+
+
+def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins | None = None) -> list[Violation]:
     """Keys across tables, and labels fit to train on."""
+    origins = origins or _Origins()
     violations: list[Violation] = []
     users = tables.get("users.csv")
     if users is not None:
@@ -187,40 +215,73 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame]) -> list[Violation]:
             if frame is not None:
                 missing = users.loc[~users[ID_COLUMN].isin(set(frame[ID_COLUMN])), ID_COLUMN]
                 if not missing.empty:
-                    violations.append(Violation(file, ID_COLUMN, "every user in users.csv needs a row here",
+                    violations.append(Violation(origins.label(file), ID_COLUMN,
+                                                "every user in users.csv needs a row here",
                                                 f"missing {missing.iloc[0]!r}"))
         for file, frame in tables.items():
             if file == "users.csv":
                 continue
             unknown = frame.loc[~frame[ID_COLUMN].isin(known), ID_COLUMN]
             if not unknown.empty:
+                where, _ = origins.row(file, int(unknown.index[0]))
                 violations.append(
-                    Violation(file, ID_COLUMN, "user_id must exist in users.csv", f"value {unknown.iloc[0]!r}")
+                    Violation(where, ID_COLUMN, "user_id must exist in users.csv", f"value {unknown.iloc[0]!r}")
                 )
     labels = tables.get("labels.csv")
     if labels is not None and labels[TARGET].nunique(dropna=True) < 2:
-        violations.append(Violation("labels.csv", TARGET, "must contain both classes (True and False)"))
+        violations.append(Violation(origins.label("labels.csv"), TARGET, "must contain both classes (True and False)"))
     return violations
 
 
+def _parse_parts(table: str, parts: list[str], files: dict[str, bytes],
+                 origins: _Origins) -> tuple[pd.DataFrame | None, list[Violation]]:
+    """A table given in parts: each part checked on its own (violations name the part),
+    then the rows together, so a user_id repeated in two parts is found too."""
+    frames: list[pd.DataFrame] = []
+    violations: list[Violation] = []
+    for part in parts:
+        frame, problems = parse_table(table, files[part])
+        violations += [Violation(part, v.column, v.rule, v.example) for v in problems]
+        if frame is not None:
+            frames.append(frame)
+    if violations:
+        return None, violations
+    whole = pd.concat(frames, ignore_index=True)
+    origins.add(table, parts, [len(f) for f in frames])
+    repeated = whole[ID_COLUMN].duplicated()
+    if repeated.any():
+        index = int(repeated.idxmax())
+        part, row = origins.row(table, index)
+        return None, [Violation(part, ID_COLUMN, "user_id must be unique",
+                                f"row {row} value {whole[ID_COLUMN].iloc[index]!r}, also in an earlier row or part")]
+    return whole, []
+
+
 def check_month(files: dict[str, bytes]) -> ContractResult:
-    """Check a whole month given as ``{file name: bytes}``."""
+    """Check a whole month given as ``{file name: bytes}``: each table one CSV
+    (``users.csv``) or numbered parts (``users/part-00000.csv`` …, see ``parts``)."""
     result = ContractResult()
+    grouped, unknown, layout = group_files(files)
+    broken = {v.file for v in layout}
     for name in MONTH_FILES:
-        if name not in files:
+        if name not in grouped and name not in broken and f"{folder_of(name)}/" not in broken:
             result.violations.append(Violation(name, "", "required file missing"))
-    for name in sorted(files):
-        if name not in TABLE_COLUMNS:
-            result.violations.append(Violation(name, "", "unknown file"))
+    result.violations.extend(layout)
+    for name in unknown:
+        result.violations.append(Violation(name, "", "unknown file"))
+    origins = _Origins()
     for name in MONTH_FILES:
-        if name not in files:
+        if name not in grouped:
             continue
-        frame, problems = parse_table(name, files[name])
+        if grouped[name] == [name]:
+            frame, problems = parse_table(name, files[name])
+        else:
+            frame, problems = _parse_parts(name, grouped[name], files, origins)
         result.violations.extend(problems)
         if frame is not None:
             result.tables[name] = frame
     if not result.violations:
-        result.violations.extend(_cross_table_violations(result.tables))
+        result.violations.extend(_cross_table_violations(result.tables, origins))
     if result.violations:
         result.tables = {}
     return result

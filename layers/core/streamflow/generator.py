@@ -96,9 +96,14 @@ def generate_month(month: int, n_users: int = DEFAULT_USERS, seed: int = DEFAULT
         raise ValueError("n_users must be at least 1")
     stable = np.random.default_rng([seed, 0])  # traits shared by every month
     rng = np.random.default_rng([seed, month + 1])  # this month's behaviour
-    n = n_users
+    return _month_tables(month, _user_ids(stable, n_users), stable, rng)
 
-    user_id = _user_ids(stable, n)
+
+def _month_tables(month: int, user_id: np.ndarray, stable: np.random.Generator,
+                  rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The six tables for the users ``user_id``: stable traits drawn from ``stable``, this
+    month's behaviour from ``rng``."""
+    n = len(user_id)
     gender = stable.choice(["Male", "Female"], size=n)
     senior = stable.random(n) < 0.16
     family = stable.random(n) < 0.48

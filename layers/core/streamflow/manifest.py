@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .parts import PART_NAME
 from .schema import MANIFEST_NAME, MONTH_PATTERN
 from .violations import Violation
 
@@ -43,7 +44,8 @@ POLICY_ALIASES: dict[str, str] = {
     "approval": "require_approval",
     "approval_timeout": "approval_timeout_seconds",
 }
-FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A plain file name (``users.csv``) or a part of a partitioned table (``users/part-00000.csv``, see ``parts``).
+FILE_NAME_PATTERN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*|[a-z0-9_]+/part-\d{5}\.csv)$")
 MAX_APPROVAL_TIMEOUT_SECONDS = 31_536_000  # a Step Functions standard execution lasts at most a year
 
 
@@ -64,7 +66,9 @@ class Manifest(BaseModel):
 
     month: str = Field(pattern=MONTH_PATTERN.pattern, description="The month, as in the key months/<month>/.")
     files: dict[str, FileEntry] = Field(
-        min_length=1, description="Every file of the month (no others may be under months/<month>/), by name.",
+        min_length=1,
+        description="Every file of the month (no others may be under months/<month>/), by name: "
+                    "a table's CSV (users.csv) or each part of a partitioned table (users/part-00000.csv).",
         json_schema_extra={"propertyNames": {"pattern": FILE_NAME_PATTERN.pattern,
                                              "not": {"const": MANIFEST_NAME}}},
     )
@@ -141,7 +145,8 @@ def parse(key: str, body: bytes, month: str, allow_overrides: bool = False) -> M
         raise ManifestError(key, violations) from None
     bad_names = [name for name in manifest.files if name == MANIFEST_NAME or not FILE_NAME_PATTERN.match(name)]
     if bad_names:
-        raise ManifestError(key, [Violation(MANIFEST_NAME, "files", "file names are plain names of the month's files",
+        raise ManifestError(key, [Violation(MANIFEST_NAME, "files", "file names are plain names of the month's files "
+                                            "or parts <table>/part-NNNNN.csv",
                                             repr(bad_names[0]))])
     if manifest.month != month:
         raise ManifestError(key, [Violation(MANIFEST_NAME, "month", f"names month {manifest.month!r}, uploaded as {month}")])
@@ -201,14 +206,32 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def month_files_in(folder: Path) -> list[tuple[str, Path]]:
+    """(name in the month, path) of every file of a month's folder: its plain files and the
+    parts in its table folders (``users/part-00000.csv``); the manifest, hidden files and
+    anything else are left out."""
+    folder = Path(folder)
+    found: list[tuple[str, Path]] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file() and path.name != MANIFEST_NAME:
+            found.append((path.name, path))
+        elif path.is_dir():
+            found += [(f"{path.name}/{part.name}", part) for part in sorted(path.iterdir())
+                      if part.is_file() and PART_NAME.match(f"{path.name}/{part.name}")]
+    return found
+
+
 def manifest_for_folder(folder: Path, month: str | None = None) -> dict[str, Any]:
-    """The manifest of every file in ``folder`` (its name is the month unless given), hashed
-    in 1 MiB chunks: what ``streamflow manifest <folder>`` writes."""
+    """The manifest of every file in ``folder`` (its name is the month unless given), parts
+    of partitioned tables included, hashed in 1 MiB chunks: what ``streamflow manifest
+    <folder>`` writes."""
     folder = Path(folder)
     month = month or folder.name
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith("."))
     manifest = {"month": month,
-                "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of_file(p)} for p in files}}
+                "files": {name: {"bytes": path.stat().st_size, "sha256": sha256_of_file(path)}
+                          for name, path in month_files_in(folder)}}
     Manifest.model_validate(manifest)  # a folder that cannot make a valid manifest fails here, not at ingest
     return manifest
 

@@ -70,13 +70,14 @@ def read_manifest(bucket: str, month: str) -> dict[str, Any]:
 
 
 def month_file_sizes(bucket: str, month: str) -> dict[str, int]:
-    """``{file name: bytes}`` under the month's prefix, manifest excluded."""
+    """``{file name: bytes}`` under the month's prefix, manifest excluded; the files of a
+    table folder (``users/part-00000.csv``, a partitioned table) are named with their folder."""
     prefix = month_prefix(month)
     sizes: dict[str, int] = {}
     for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             name = item["Key"][len(prefix):]
-            if name and name != MANIFEST_NAME and "/" not in name:
+            if name and name != MANIFEST_NAME and name.count("/") <= 1 and not name.endswith("/"):
                 sizes[name] = int(item["Size"])
     return dict(sorted(sizes.items()))
 
