@@ -85,12 +85,33 @@ def _load(url: str, bodies: list[dict], concurrency: int, duration: float, warmu
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
+def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int,
+                       attempts: int = 2) -> tuple[subprocess.Popen, str]:
+    """``mlflow models serve`` of the model on a spare port, once it answers /ping. A server that
+    exits at start (e.g. the spare port was taken between picking and binding) is started again
+    on another port; if every attempt exits, the error carries the end of its log, because the
+    benchmark's state folder (and the log in it) is removed afterwards."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_mlflow_serve_once(config, model_uri, workers)
+        except ServeExited as exited:
+            if attempt == attempts:
+                raise RuntimeError(str(exited)) from None
+    raise AssertionError("unreachable")
+
+
+class ServeExited(Exception):
+    pass
+
+
+def _start_mlflow_serve_once(config: StackConfig, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, **config.client_env()}
     # it execs ``uvicorn`` by name: this environment's bin first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    log = open(config.logs_dir / "mlflow-serve.log", "ab")
+    log_path = config.logs_dir / "mlflow-serve.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
          "--host", "127.0.0.1", "-p", str(port), "--workers", str(workers)],
@@ -100,7 +121,10 @@ def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int) -> tup
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited with {process.returncode}; see {log.name}")
+            log.close()
+            tail = log_path.read_bytes()[start:].decode(errors="replace")[-3000:]
+            raise ServeExited(f"mlflow models serve exited with {process.returncode} on port {port}; "
+                              f"the end of {log_path}:\n{tail}")
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return process, url
