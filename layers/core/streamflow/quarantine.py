@@ -7,7 +7,6 @@ The bucket is versioned, so even the "delete" half of the move keeps the old ver
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from . import storage
@@ -53,5 +52,5 @@ def quarantine_month(bucket: str, month: str, stage: str, violations: list[Viola
             client.delete_object(Bucket=bucket, Key=item["Key"])
             moved.append(target)
     report = rejection_report(month, stage, violations, execution, moved)
-    storage.put_bytes(bucket, report_key(month), json.dumps(report, indent=2).encode(), "application/json")
+    storage.put_json(bucket, report_key(month), report, indent=2)
     return report

@@ -351,8 +351,7 @@ def request_approval(settings: Settings, event: dict[str, Any]) -> dict[str, Any
     _registry_call(alias_moves.stage, settings, version, by=event.get("execution") or "streamflow",
                    reason=f"month {month}: awaiting approval", execution=event.get("execution"))
     # Written last: once a person can see the pending approval, the challenger is staged.
-    storage.put_bytes(settings.data_bucket, storage.approval_key(month), json.dumps(record).encode(),
-                      content_type="application/json")
+    storage.put_json(settings.data_bucket, storage.approval_key(month), record)
     logger.info(f"APPROVAL_REQUESTED month={month} version={version}: run `streamflow approve {month}` "
                 f"or `streamflow reject {month} --reason ...`")
     return {"requested": True, "version": version}
@@ -372,14 +371,14 @@ def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any
     reason = "approval timed out" if timed_out else str(cause.get("reason") or "rejected")
     by = "timeout" if timed_out else str(cause.get("by") or "unknown")
     _registry_call(alias_moves.unstage, settings, version, by=by, reason=f"rejected: {reason}")
+    word = "rejected_timeout" if timed_out else "rejected"
     _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
-        "decision": "rejected_timeout" if timed_out else "rejected", "rejected_by": by, "rejected_reason": reason,
+        "decision": word, "rejected_by": by, "rejected_reason": reason,
     })
-    decision = {"month": month, "decision": "rejected_timeout" if timed_out else "rejected", "by": by,
+    decision = {"month": month, "decision": word, "by": by,
                 "reason": reason, "challenger_version": version, "execution": event.get("execution"),
                 "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-    storage.put_bytes(settings.data_bucket, storage.approval_decision_key(month), json.dumps(decision).encode(),
-                      content_type="application/json")
+    storage.put_json(settings.data_bucket, storage.approval_decision_key(month), decision)
     storage.delete(settings.data_bucket, storage.approval_key(month))
     logger.info(f"APPROVAL_REJECTED month={month} version={version} by={by} reason={reason}")
     return {"approved": False, "timed_out": timed_out, "by": by, "reason": reason}

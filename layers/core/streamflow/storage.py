@@ -53,6 +53,10 @@ def put_bytes(bucket: str, key: str, body: bytes, content_type: str = "applicati
     s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def put_json(bucket: str, key: str, value: Any, indent: int | None = None) -> None:
+    put_bytes(bucket, key, json.dumps(value, indent=indent).encode(), content_type="application/json")
+
+
 def object_size(bucket: str, key: str) -> int | None:
     """Size of an object, or None when it is not there."""
     from botocore.exceptions import ClientError
