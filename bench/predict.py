@@ -124,7 +124,7 @@ def _start_mlflow_serve_once(config: StackConfig, model_uri: str, workers: int) 
             log.close()
             tail = log_path.read_bytes()[start:].decode(errors="replace")[-3000:]
             raise ServeExited(f"mlflow models serve exited with {process.returncode} on port {port}; "
-                              f"the end of {log_path}:\n{tail}")
+                              f"the end of {log_path}:\n{tail}\n{_artifact_listing(config)}")
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return process, url
@@ -133,6 +133,23 @@ def _start_mlflow_serve_once(config: StackConfig, model_uri: str, workers: int) 
         time.sleep(0.5)
     stop(process)
     raise RuntimeError("mlflow models serve did not answer /ping in 300 s")
+
+
+def _artifact_listing(config: StackConfig) -> str:
+    """What the registry's artifact bucket holds under ``*/models/``: the first thing to know
+    when ``mlflow models serve`` finds no ``MLmodel`` to load."""
+    import boto3
+
+    try:
+        s3 = boto3.client("s3", endpoint_url=config.aws_endpoint, region_name=config.region,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.artifact_bucket)
+                for o in page.get("Contents", [])]
+    except Exception as exc:  # noqa: BLE001 - a diagnostic: say why it could not look
+        return f"(could not list s3://{config.artifact_bucket}: {exc!r})"
+    models = [k for k in keys if "/models/" in k]
+    return (f"s3://{config.artifact_bucket} holds {len(keys)} keys, {len(models)} under */models/: "
+            + ", ".join(models[:40]))
 
 
 def stop(process: subprocess.Popen) -> None:
