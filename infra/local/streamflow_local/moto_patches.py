@@ -40,8 +40,16 @@ from __future__ import annotations
 
 from typing import Any
 
+_installed = False
+
 
 def install() -> None:
+    """Apply every patch, once per process: the stack and several tests call this, and a
+    second pass would wrap each patched method around its own patched self."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
     from moto.core.responses import EmptyResult
     from moto.stepfunctions.responses import StepFunctionResponse
 
