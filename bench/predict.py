@@ -148,8 +148,15 @@ def _artifact_listing(config: StackConfig) -> str:
     except Exception as exc:  # noqa: BLE001 - a diagnostic: say why it could not look
         return f"(could not list s3://{config.artifact_bucket}: {exc!r})"
     models = [k for k in keys if "/models/" in k]
+    try:
+        found = requests.get(f"{config.mlflow_uri}/api/2.0/mlflow/model-versions/search", timeout=10,
+                             params={"max_results": 100}).json().get("model_versions", [])
+        versions = "; ".join(f"v{v.get('version')} source={v.get('source')} run={v.get('run_id')} "
+                             f"created={v.get('creation_timestamp')} aliases={v.get('aliases')}" for v in found)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic
+        versions = f"(could not search the registry's versions: {exc!r})"
     return (f"s3://{config.artifact_bucket} holds {len(keys)} keys, {len(models)} under */models/: "
-            + ", ".join(models[:40]))
+            + ", ".join(models[:40]) + f"\nregistry versions: {versions}")
 
 
 def stop(process: subprocess.Popen) -> None:

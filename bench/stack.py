@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +22,18 @@ def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
     from streamflow_local.stack import deployed
 
     state = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
+    failed = False
     try:
         with deployed(StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench")) as config:
             config.apply_client_env()
             yield config
+    except BaseException:
+        failed = True  # the logs, the registry and the emulator's state are what explains it
+        print(f"benchmark failed: its stack's state (logs, registry, S3) is kept in {state}",
+              file=sys.stderr, flush=True)
+        raise
     finally:
-        if not keep_state:
+        if not keep_state and not failed:
             shutil.rmtree(state, ignore_errors=True)
 
 
