@@ -75,6 +75,7 @@ def import_profile(stderr: str, top: int = 10) -> list[tuple[str, float]]:
 def in_process(config: StackConfig, user_id: str, repeats: int = 3) -> dict[str, Any]:
     variables = _lambda(config).get_function_configuration(FunctionName=_api_function(config))
     env = {**os.environ, **config.client_env(), **variables.get("Environment", {}).get("Variables", {})}
+    env["MLFLOW_REGISTRY_URI"] = env["MLFLOW_TRACKING_URI"]  # the function's registry, as on Lambda
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / "functions" / "api"), str(PROJECT_ROOT / "layers" / "core")])
     runs, stderr = [], ""
     for i in range(repeats):

@@ -84,13 +84,17 @@ class StackConfig:
         return f"{self.stack_name}-mlflow-artifacts"
 
     def client_env(self) -> dict[str, str]:
-        """Environment that points boto3 and MLflow clients at this stack."""
+        """Environment that points boto3 and MLflow clients at this stack. The registry URI
+        too: ``mlflow.set_registry_uri`` exports ``MLFLOW_REGISTRY_URI`` into the process, and
+        a child that inherits one from an earlier stack resolves ``models:/…`` there while
+        fetching artifacts here."""
         return {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_REGISTRY_URI": self.mlflow_uri,
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
 

@@ -84,6 +84,7 @@ def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
             stale.unlink(missing_ok=True)
     env = {**os.environ, **config.client_env(), "MLFLOW_S3_ENDPOINT_URL": config.aws_endpoint}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)
     log = open(config.logs_dir / "mlflow.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server",
