@@ -128,3 +128,21 @@ def test_xml_answers_still_carry_their_request_id(endpoint):
     answer = sts.get_caller_identity()
     request_id = answer["ResponseMetadata"]["RequestId"]
     assert request_id and request_id == answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+
+def test_an_item_changed_after_it_was_read_is_answered_as_it_is_now(endpoint, monkeypatch):
+    """Each item's wire JSON is kept between answers: an update, a put and a delete must show."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    request = {"RequestItems": {HASH_TABLE: {"Keys": _keys("u020", "u021", "u022")}}}
+    _both(endpoint, request, monkeypatch)  # read once: their JSON is kept
+    client.update_item(TableName=HASH_TABLE, Key={"user_id": {"S": "u020"}}, UpdateExpression="SET fee = :f, extra = :e",
+                       ExpressionAttributeValues={":f": {"N": "99.25"}, ":e": {"S": "new"}})
+    client.put_item(TableName=HASH_TABLE, Item={"user_id": {"S": "u021"}, "fee": {"N": "1"}})
+    client.delete_item(TableName=HASH_TABLE, Key={"user_id": {"S": "u022"}})
+    answer, reference = _both(endpoint, request, monkeypatch)
+    assert answer == reference
+    items = {item["user_id"]["S"]: item for item in json.loads(answer[1])["Responses"][HASH_TABLE]}
+    assert items["u020"]["fee"] == {"N": "99.25"} and items["u020"]["extra"] == {"S": "new"}
+    assert items["u021"] == {"user_id": {"S": "u021"}, "fee": {"N": "1"}}
+    assert "u022" not in items

@@ -14,8 +14,9 @@ bodies. Here, for a request without a projection (``ProjectionExpression``,
   looked up, as in moto);
 * each item found is measured once (``Item.size``, patched in ``moto_patches``), with the
   same 16 MB rule deciding what goes to ``UnprocessedKeys``;
-* an item whose attributes are all scalars (``S``/``N``/``BOOL``/``NULL``) becomes its wire
-  dict directly; any other item goes through moto's converter as before;
+* an item whose attributes are all scalars (``S``/``N``/``BOOL``/``NULL``) is written as its
+  wire JSON directly, made once per item and kept while the item holds the same attribute
+  objects (a put or update replaces them); any other item goes through moto's converter;
 * validation (100 keys per table and in all, duplicate keys) and its messages are moto's.
 
 And for every response, the ``<RequestId>`` rewrite runs only when the body contains
@@ -27,11 +28,16 @@ them with moto's own handler on the same data).
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
 from typing import Any
 
 SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
 MAX_KEYS = 100
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # what moto (and DynamoDB) return at most per call
+MAX_CACHED_ITEMS = 500_000  # wire JSON kept per item; past this the cache starts again
+_dumps = functools.partial(json.dumps, separators=(",", ":"), check_circular=False)
 PROJECTION_PARAMETERS = ("ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames")
 
 
@@ -50,20 +56,65 @@ def _fast_batch_get_item(original: Any) -> Any:
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.responses import DynamoResult
 
-    class PlainResult(DynamoResult):
-        """A ``DynamoResult`` whose items are plain wire dicts already (no conversion walk)."""
+    class Fragment:
+        """One scalar item's wire JSON, made once and kept while the item's attributes are
+        the same objects (see ``_wire_texts``)."""
 
-        def __init__(self, result: object) -> None:
+        __slots__ = ("text",)
+
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    class PlainResult(DynamoResult):
+        """A ``DynamoResult`` whose items are wire JSON already: the answer is joined from
+        them in the key order ``json.dumps`` of the whole result gives (the same bytes)."""
+
+        def __init__(self, result: dict[str, Any]) -> None:
             self._result = result
 
-    def wire(item: Any) -> dict[str, Any]:
+        @property
+        def result(self) -> object:  # what moto's serializer would read: plain dicts
+            return _plain(self._result)
+
+        def execute_result(self, context: Any) -> Any:
+            result = self._result
+            if not all(type(item) is Fragment for items in result["Responses"].values() for item in items):
+                return DynamoResult.execute_result(self, context)  # e.g. binary attributes: moto's way
+            tables = ",".join(_dumps(table) + ":[" + ",".join(item.text for item in items) + "]"
+                              for table, items in result["Responses"].items())
+            body = ('{"ConsumedCapacity":' + _dumps(result["ConsumedCapacity"]) + ',"Responses":{' + tables
+                    + '},"UnprocessedKeys":' + _dumps(result["UnprocessedKeys"]) + "}")
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    def _plain(result: dict[str, Any]) -> dict[str, Any]:
+        responses = {table: [json.loads(item.text) if type(item) is Fragment else item for item in items]
+                     for table, items in result["Responses"].items()}
+        return {**result, "Responses": responses}
+
+    texts: dict[int, tuple[tuple[str, ...], tuple[Any, ...], Fragment]] = {}
+
+    def wire(item: Any) -> Any:
+        """The item's wire JSON (a ``Fragment``) if every attribute is a scalar, else moto's dict.
+
+        moto never changes a scalar ``DynamoType`` in place (updates put new ones in the item),
+        so a fragment stays right while the item holds the very same attribute objects; the
+        cache keeps those objects alive, so their identities cannot be reused by others."""
         attrs = item.attrs
+        names, values = tuple(attrs), tuple(attrs.values())
+        known = texts.get(id(item))
+        if known is not None and known[0] == names and len(known[1]) == len(values) \
+                and all(map(operator.is_, known[1], values)):
+            return known[2]
         plain = {}
         for name, value in attrs.items():
             if type(value) is not DynamoType or value.type not in SCALAR_TYPES:
                 return DynamoResult(item.describe_attrs(None)["Item"]).result  # moto's own conversion
             plain[name] = {value.type: value.value}
-        return plain
+        if len(texts) >= MAX_CACHED_ITEMS:
+            texts.clear()
+        fragment = Fragment(_dumps(plain))
+        texts[id(item)] = (names, values, fragment)
+        return fragment
 
     def batch_get_item(self: Any) -> Any:
         table_batches = self.body["RequestItems"]
