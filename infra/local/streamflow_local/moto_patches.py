@@ -32,6 +32,9 @@
   are invoked (asynchronously, as EventBridge does).
 * ``GetExecutionHistory`` returns the whole history in one answer; AWS pages it (100 events
   by default, 1,000 at most, ``nextToken``), so it is paged here as there.
+* DynamoDB ``BatchGetItem`` looks its table up once, measures each item once and writes
+  scalar items as wire dicts directly; moto's ``<RequestId>`` rewrite skips bodies without
+  one: see ``moto_fast_reads.py``.
 * Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
   and its child executions are listed; see ``distributed_map.py``.
 """
@@ -70,8 +73,9 @@ def install() -> None:
     _execution_status_events()
     _lambda_rule_targets()
     _paged_execution_history()
-    from . import distributed_map
+    from . import distributed_map, moto_fast_reads
 
+    moto_fast_reads.install()  # BatchGetItem without per-key overheads; no RequestId rewrite of JSON
     distributed_map.install()  # Distributed Map: failed items fail the run, child executions listed
 
 
@@ -225,7 +229,8 @@ def _direct_json_reads() -> None:
     def execute_result(self: Any, context: Any) -> Any:
         if getattr(context.operation_model, "name", None) in FAST_JSON_OPERATIONS:
             try:
-                body = json.dumps(self.result, separators=(",", ":"))
+                # no cycle check: the result is built fresh from wire dicts (≈ 0.5 of 1.8 ms for 100 items)
+                body = json.dumps(self.result, separators=(",", ":"), check_circular=False)
             except (TypeError, ValueError):
                 pass
             else:
@@ -311,14 +316,25 @@ def _scalar_attribute_fast_paths() -> None:
                 return original_size(self)
         return total
 
+    def marker(key: Any) -> Any:
+        # equal exactly when moto's ``==`` finds the keys equal: a string (BatchWriteItem's
+        # dumped keys) is itself; a key's ``{name: {type: value}}`` is a sorted tuple of its
+        # pairs; anything unhashable or unsortable, its canonical JSON (as before)
+        if type(key) is str:
+            return key
+        try:
+            return tuple(sorted((name, tuple(sorted(value.items()))) for name, value in key.items()))
+        except (AttributeError, TypeError):
+            return json.dumps(key, sort_keys=True)
+
     def contains_duplicates(self: Any, keys: list[Any]) -> bool:
         # moto compares every key with every other (100 keys: 4,950 dict comparisons)
-        seen: set[str] = set()
+        seen: set[Any] = set()
         for key in keys:
-            marker = json.dumps(key, sort_keys=True)
-            if marker in seen:
+            mark = marker(key)
+            if mark in seen:
                 return True
-            seen.add(marker)
+            seen.add(mark)
         return False
 
     responses.DynamoResult.__init__ = result_init

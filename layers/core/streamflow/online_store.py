@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .aws_clients import per_endpoint
 from .schema import BOOLEAN_FEATURES, ID_COLUMN, MODEL_FEATURES
@@ -166,20 +166,33 @@ def _batch_get(table_name: str, user_ids: list[str]) -> dict[str, dict[str, Any]
     raise RuntimeError(f"DynamoDB left keys unprocessed in {table_name}")
 
 
-def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Raw features of the known users among ``user_ids``: ``BatchGetItem`` calls of 100
-    keys, up to ``READ_THREADS`` at once (a call waits on the network; the answers are
-    merged in request order)."""
+def iter_online_rows(table_name: str, user_ids: Iterable[str]) -> Iterator[dict[str, dict[str, Any]]]:
+    """Raw features of the known users among ``user_ids``, one ``BatchGetItem`` answer (up
+    to 100 keys) at a time in the order the answers arrive: up to ``READ_THREADS`` calls at
+    once (a call waits on the network), so a caller can work on one answer (score it) while
+    DynamoDB is still serving the others."""
     wanted = list(dict.fromkeys(user_ids))
     chunks = [wanted[start:start + BATCH_GET_KEYS] for start in range(0, len(wanted), BATCH_GET_KEYS)]
     if len(chunks) <= 1:
-        parts = [_batch_get(table_name, chunk) for chunk in chunks]
-    else:
-        parts = list(_read_pool().map(lambda chunk: _batch_get(table_name, chunk), chunks))
+        yield from (_batch_get(table_name, chunk) for chunk in chunks)
+        return
+    calls = [_read_pool().submit(_batch_get, table_name, chunk) for chunk in chunks]
+    try:
+        for call in as_completed(calls):
+            yield call.result()
+    finally:
+        for call in calls:  # a caller that stopped early (or an error): drop what has not started
+            call.cancel()
+
+
+def read_online_rows(table_name: str, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Raw features of the known users among ``user_ids`` (``iter_online_rows`` merged), in
+    request order."""
+    wanted = list(dict.fromkeys(user_ids))
     found: dict[str, dict[str, Any]] = {}
-    for part in parts:
+    for part in iter_online_rows(table_name, wanted):
         found.update(part)
-    return found
+    return {user_id: found[user_id] for user_id in wanted if user_id in found}
 
 
 def rows_to_frame(rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
