@@ -217,3 +217,13 @@ def test_zip_functions_with_the_plugin_still_fit_the_unzipped_limit(plugin):
     for logical in ZIP_TALKERS:
         total = estimate[logical]["total_mib"] * MIB * 1.2 + plugin_bytes
         assert total <= LAMBDA_UNZIPPED_LIMIT, (logical, total / MIB)
+
+
+def test_the_readme_states_the_pin_and_the_servers_size():
+    readme = (ROOT / "README.md").read_text()
+    (line,) = [raw.strip() for raw in (LAYER / "requirements.txt").read_text().splitlines()
+               if raw.strip() and not raw.startswith("#")]
+    assert f"pinned {Requirement(line).specifier}".replace("==", "") in readme
+    size = _stack("").resources["RegistryServer"]["Properties"]["TrackingServerSize"]
+    assert f"`{size}` (the template's" in readme
+    assert "`make registry-plugin`" in readme and "RegistryPluginLayer" in readme
