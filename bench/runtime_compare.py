@@ -71,18 +71,40 @@ def install(image: image_check.ImageBuild, python: str, site: Path) -> None:
     subprocess.run(command, check=True)
 
 
-def import_times(interpreter: str, task: Path, site: Path, modules: list[str], runs: int) -> dict[str, Any]:
-    """Medians of ``runs`` fresh interpreters (the first, which writes ``__pycache__``, is dropped)."""
-    init, full = [], []
-    for _ in range(runs + 1):
-        done = subprocess.run([interpreter, "-I", "-S", "-c", PROBE, str(task), str(site), json.dumps(modules)],
-                              env={**ENV, "HOME": str(task.parent)}, cwd=task, capture_output=True, text=True, timeout=600)
-        if done.returncode:
-            return {"error": done.stderr[-400:]}
-        first, second = json.loads(done.stdout.strip().splitlines()[-1])
-        init.append(first)
-        full.append(second)
-    return {"init_s": round(statistics.median(init[1:]), 2), "first_call_imports_s": round(statistics.median(full[1:]), 2)}
+def _import_once(interpreter: str, task: Path, site: Path, modules: list[str]) -> tuple[float, float]:
+    done = subprocess.run([interpreter, "-I", "-S", "-c", PROBE, str(task), str(site), json.dumps(modules)],
+                          env={**ENV, "HOME": str(task.parent)}, cwd=task, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-400:])
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    return first, second
+
+
+def import_times(sides: dict[str, tuple[str, Path, Path]], modules: list[str], runs: int) -> dict[str, Any]:
+    """Per side (interpreter, task root, install): medians of ``runs`` fresh interpreters, the
+    sides alternating so that load changes hit both alike; a first run each, which writes
+    ``__pycache__`` (an image ships it compiled), is dropped."""
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    for attempt in range(runs + 1):
+        for side, (interpreter, task, site) in sides.items():
+            measured = _import_once(interpreter, task, site, modules)
+            if attempt:
+                times[side].append(measured)
+    return {side: {"init_s": round(statistics.median(t[0] for t in values), 2),
+                   "first_call_imports_s": round(statistics.median(t[1] for t in values), 2)}
+            for side, values in times.items()}
+
+
+def _executable(name: str) -> str | None:
+    """The interpreter itself, not a version manager's shim (the probe runs with a bare PATH)."""
+    found = shutil.which(name)
+    if found:
+        done = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
+        if done.stdout.strip():
+            return done.stdout.strip()
+    # a pyenv version that is installed but not selected: its shim refuses, its binary does not
+    versions = sorted((Path.home() / ".pyenv" / "versions").glob(f"{name.removeprefix('python')}.*/bin/{name}"))
+    return str(versions[-1]) if versions else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=PROJECT_ROOT / "build" / "runtime-compare")
     parser.add_argument("--baseline", type=Path, default=PROJECT_ROOT / "build" / "images",
-                        help="the current images' installs (make images-check)")
+                        help="the current images' installs (make images-check's; installed when missing)")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
-    interpreter = shutil.which(f"python{args.python}")
-    baseline_python = shutil.which("python3.11")
-    if not interpreter:
-        parser.error(f"no python{args.python} on PATH")
+    interpreter, baseline_python = _executable(f"python{args.python}"), _executable("python3.11")
+    if not interpreter or not baseline_python:
+        parser.error(f"needs python{args.python} and python3.11 on PATH")
     results: dict[str, Any] = {}
     for name, image in image_check.images():
         if args.names and name not in args.names:
@@ -108,14 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(task, ignore_errors=True)
         image_check.lay_out(image, task)
         modules = heavy_modules(image)
+        old = args.baseline / name
+        if not (old / "site").exists():  # what make images-check installs for the current image
+            image_check.install(image, old / "site")
+        if not (old / "task").exists():
+            image_check.lay_out(image, old / "task")
         row: dict[str, Any] = {"load_before": [round(x, 2) for x in os.getloadavg()],
                                "mib": round(installed_bytes(site) / MIB, 1),
-                               "imports": import_times(interpreter, task, site, modules, args.runs)}
-        row["fits_zip"] = installed_bytes(site) <= LAMBDA_UNZIPPED_LIMIT
-        old = args.baseline / name
-        if (old / "site").exists() and baseline_python:
-            row["baseline_mib"] = round(installed_bytes(old / "site") / MIB, 1)
-            row["baseline_imports"] = import_times(baseline_python, old / "task", old / "site", modules, args.runs)
+                               "fits_zip": installed_bytes(site) <= LAMBDA_UNZIPPED_LIMIT,
+                               "baseline_mib": round(installed_bytes(old / "site") / MIB, 1)}
+        row["imports"] = import_times({args.python: (interpreter, task, site),
+                                       "3.11 (current)": (baseline_python, old / "task", old / "site")},
+                                      modules, args.runs)
         row["load_after"] = [round(x, 2) for x in os.getloadavg()]
         results[name] = row
         print(name, json.dumps(row), flush=True)
