@@ -6,6 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+# AWS's sagemaker-mlflow plugin, built as its layer is, beside .venv (never in it): see the end.
+REGISTRY_PLUGIN := build/registry-plugin
 # SAM CLI, samlocal, cfn-lint, actionlint live in their own venv: aws-sam-cli pins
 # boto3/click low, which the runtime .venv must not inherit.
 TOOLS_VENV  ?= .venv-tools
@@ -24,7 +26,7 @@ $(STAMP): requirements.txt constraints.txt layers/deps/requirements.txt $(wildca
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
-venv: $(STAMP)  ## create .venv with everything the project needs
+venv: $(STAMP) $(REGISTRY_PLUGIN)/.installed  ## create .venv with everything the project needs
 
 $(TOOLS_STAMP): requirements-tools.txt constraints-tools.txt
 	$(PYTHON) -m venv $(TOOLS_VENV)
@@ -100,3 +102,15 @@ down: venv  ## stop the local stack
 clean:  ## stop the stack and remove its whole state folder (.local-stack: say what goes) and build output
 	-[ -x $(VENV)/bin/streamflow ] && STREAMFLOW_STATE_DIR=$(CURDIR)/.local-stack $(VENV)/bin/streamflow reset --all
 	rm -rf .local-stack .aws-sam .pytest_cache
+
+# AWS's sagemaker-mlflow plugin (layers/registry/): never in .venv, whose registry is a plain
+# URI (the plugin's header provider would warn on every request). Built by the layer's own
+# Makefile, as `sam build` builds RegistryPluginLayer (--no-deps), into build/registry-plugin/python,
+# which tests/unit/test_registry_plugin.py puts on a subprocess's path beside .venv.
+.PHONY: registry-plugin
+$(REGISTRY_PLUGIN)/.installed: layers/registry/requirements.txt layers/registry/Makefile | $(STAMP)
+	rm -rf $(REGISTRY_PLUGIN)
+	$(MAKE) --no-print-directory -C layers/registry build-RegistryPluginLayer ARTIFACTS_DIR=$(CURDIR)/$(REGISTRY_PLUGIN) PYTHON=$(CURDIR)/$(PY)
+	touch $@
+
+registry-plugin: $(REGISTRY_PLUGIN)/.installed  ## AWS's sagemaker-mlflow plugin into build/registry-plugin (its layer's build; tests use it)

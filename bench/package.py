@@ -185,6 +185,8 @@ def zip_only_template(template: Path, out: Path) -> Path:
             kept = {k: v for k, v in props.items() if k in ("Handler", "Runtime", "Layers", "Architectures")}
             resources[logical] = {"Type": resource["Type"], "Properties": {**kept, "CodeUri": str(PROJECT_ROOT / props["CodeUri"])}}
     document = {"AWSTemplateFormatVersion": "2010-09-09", "Transform": source["Transform"],
+                # the registry plugin's layer and its Fn::If in Layers name CreateRegistry
+                "Parameters": source.get("Parameters", {}), "Conditions": source.get("Conditions", {}),
                 "Globals": {"Function": keep_globals}, "Resources": resources}
     out.write_text(json.dumps(document, indent=2))
     return out

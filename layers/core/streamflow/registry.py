@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from . import registry_rest
+from . import registry_plugin, registry_rest
 from .registry_rest import MISSING_CODES
 
 PRODUCTION = "Production"
@@ -39,6 +39,7 @@ class RegisteredModel:
 def _mlflow(tracking_uri: str):
     import mlflow
 
+    registry_plugin.quiet_outside_arn()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return mlflow
@@ -47,6 +48,7 @@ def _mlflow(tracking_uri: str):
 def client(tracking_uri: str):
     from mlflow import MlflowClient
 
+    registry_plugin.quiet_outside_arn()
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
