@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the last run's survivors again with the current unit tests")
     parser.add_argument("mutants", nargs="*", help="mutant names or globs to run (with --retest: as well)")
     args = parser.parse_args(argv)
+    if (args.report_only or args.retest or args.mutants) and not STAGE.is_dir():
+        parser.error(f"no earlier run in {STAGE}: run `make mutate` (optionally with --module) first")
     started = time.monotonic()
     mutmut_run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
     if args.retest:
