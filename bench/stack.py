@@ -1,5 +1,7 @@
 """A private local stack for a benchmark: free ports, its own state folder under /tmp,
-stopped and removed afterwards (other stacks on this machine are left alone)."""
+stopped and removed afterwards, except when the benchmark failed: then the folder (logs,
+registry, the emulator's state) stays for a person to read, and its path is printed.
+Other stacks on this machine are left alone."""
 
 from __future__ import annotations
 
