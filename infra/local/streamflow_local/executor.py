@@ -42,9 +42,12 @@ PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYP
 
 
 # Lambda's init phase is 10 s; an init that runs past it is started again inside the first
-# invoke, which the function's timeout bounds. Here the one init runs on instead of starting
-# over, so its limit is the sum: what a slow init (many cold starts at once on a loaded
-# machine) gets on AWS before the call fails.
+# invoke, and that second init plus the handler must fit the function's timeout. Here the one
+# init runs on instead of starting over, and may take up to 10 s + the timeout before the call
+# fails (the first invoke then still gets its whole timeout): more than AWS allows, on
+# purpose. On AWS every cold start has its own CPU; here many share two cores (eight API
+# workers starting at once under the load test), and a stricter limit fails them for the
+# machine's sake, not the code's.
 INIT_PHASE_S = 10.0
 
 

@@ -7,7 +7,9 @@ task root. The local deploy reads the same Dockerfile instead of running it: the
 deployed like a zip function, so the executor runs it unchanged), its ``CMD`` (or the
 template's ``ImageConfig.Command``) is the handler, and the requirement files its ``RUN pip
 install -r`` lines read are what this virtual environment must hold (``requirements.txt``
-includes them; ``tests/unit/test_images.py`` checks it).
+includes them; ``tests/unit/test_images.py`` checks it), except AWS's ``sagemaker-mlflow``
+plugin (``layers/registry/requirements.txt``), kept out of it on purpose: the local registry
+is a plain URI (README, "The registry: the stack's or yours").
 
 Only the few instructions the project's Dockerfiles use are understood; anything else is
 an error, so the local function never silently differs from the image.

@@ -36,7 +36,10 @@ from typing import Any
 SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
 MAX_KEYS = 100
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # what moto (and DynamoDB) return at most per call
-MAX_CACHED_ITEMS = 500_000  # wire JSON kept per item; past this the cache starts again
+# Wire JSON kept per item; past either bound the cache starts again. Entries of items that
+# were replaced or deleted are only dropped then, so the bytes bound what they can hold.
+MAX_CACHED_ITEMS = 500_000
+MAX_CACHED_BYTES = 128 * 1024 * 1024
 _dumps = functools.partial(json.dumps, separators=(",", ":"), check_circular=False)
 PROJECTION_PARAMETERS = ("ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames")
 
@@ -92,6 +95,7 @@ def _fast_batch_get_item(original: Any) -> Any:
         return {**result, "Responses": responses}
 
     texts: dict[int, tuple[tuple[str, ...], tuple[Any, ...], Fragment]] = {}
+    cached_bytes = [0]
 
     def wire(item: Any) -> Any:
         """The item's wire JSON (a ``Fragment``) if every attribute is a scalar, else moto's dict.
@@ -99,21 +103,25 @@ def _fast_batch_get_item(original: Any) -> Any:
         moto never changes a scalar ``DynamoType`` in place (updates put new ones in the item),
         so a fragment stays right while the item holds the very same attribute objects; the
         cache keeps those objects alive, so their identities cannot be reused by others."""
-        attrs = item.attrs
-        names, values = tuple(attrs), tuple(attrs.values())
+        # one snapshot of the attributes: the key, the check and the text all come from it, so
+        # a write racing this read (another server thread) cannot cache text under other objects
+        pairs = tuple(item.attrs.items())
+        names, values = tuple(name for name, _ in pairs), tuple(value for _, value in pairs)
         known = texts.get(id(item))
         if known is not None and known[0] == names and len(known[1]) == len(values) \
                 and all(map(operator.is_, known[1], values)):
             return known[2]
         plain = {}
-        for name, value in attrs.items():
+        for name, value in pairs:
             if type(value) is not DynamoType or value.type not in SCALAR_TYPES:
                 return DynamoResult(item.describe_attrs(None)["Item"]).result  # moto's own conversion
             plain[name] = {value.type: value.value}
-        if len(texts) >= MAX_CACHED_ITEMS:
-            texts.clear()
         fragment = Fragment(_dumps(plain))
+        if len(texts) >= MAX_CACHED_ITEMS or cached_bytes[0] >= MAX_CACHED_BYTES:
+            texts.clear()
+            cached_bytes[0] = 0
         texts[id(item)] = (names, values, fragment)
+        cached_bytes[0] += len(fragment.text)
         return fragment
 
     def batch_get_item(self: Any) -> Any:

@@ -52,7 +52,6 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    _installed = True
     from moto.core.responses import EmptyResult
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -77,6 +76,7 @@ def install() -> None:
 
     moto_fast_reads.install()  # BatchGetItem without per-key overheads; no RequestId rewrite of JSON
     distributed_map.install()  # Distributed Map: failed items fail the run, child executions listed
+    _installed = True  # only once every patch is in: a failure part-way is not hidden by later calls
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})
