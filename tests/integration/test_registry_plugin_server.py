@@ -16,20 +16,15 @@ import requests
 from streamflow_local.config import free_port
 from streamflow_local.stack import stop_process_group
 
+from tests.registry_plugin_layer import registry_plugin_path
+
 ROOT = Path(__file__).resolve().parents[2]
-LAYER = ROOT / "layers" / "registry"
-BUILT = ROOT / "build" / "registry-plugin" / "python"
 WARNING = "Encountered unexpected error during resolving request headers"
 
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> Path:
-    if (BUILT / "sagemaker_mlflow").is_dir():
-        return BUILT
-    out = tmp_path_factory.mktemp("registry-plugin")
-    subprocess.run(["make", "--no-print-directory", "-C", str(LAYER), "build-RegistryPluginLayer",
-                    f"ARTIFACTS_DIR={out}", f"PYTHON={sys.executable}"], check=True, timeout=300)
-    return out / "python"
+    return registry_plugin_path(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

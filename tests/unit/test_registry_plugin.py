@@ -22,10 +22,10 @@ from packaging.requirements import Requirement
 from bench.package import LAMBDA_UNZIPPED_LIMIT, MIB, tree_bytes, venv_estimate
 from streamflow_local.image import image_of
 from streamflow_local.template import Stack, load_template
+from tests.registry_plugin_layer import registry_plugin_path
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "registry"
-BUILT = ROOT / "build" / "registry-plugin" / "python"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/sf-mlflow"
 HEADER = "x-mlflow-sm-tracking-server-arn"
 WARNING = "Encountered unexpected error during resolving request headers"
@@ -37,12 +37,7 @@ IMAGE_TALKERS = {"DriftFunction", "TrainFunction", "CompareFunction", "PromoteFu
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> Path:
     """The plugin as RegistryPluginLayer holds it (``make registry-plugin``; built here when missing)."""
-    if (BUILT / "sagemaker_mlflow").is_dir():
-        return BUILT
-    out = tmp_path_factory.mktemp("registry-plugin")
-    subprocess.run(["make", "--no-print-directory", "-C", str(LAYER), "build-RegistryPluginLayer",
-                    f"ARTIFACTS_DIR={out}", f"PYTHON={sys.executable}"], check=True, timeout=300)
-    return out / "python"
+    return registry_plugin_path(tmp_path_factory)
 
 
 def _run(plugin: Path | None, code: str, uri: str, **extra: str) -> subprocess.CompletedProcess:
