@@ -48,7 +48,7 @@ demo: venv  ## start the local stack, deploy, train the first champion, run mont
 	$(VENV)/bin/streamflow demo $(if $(KEEP),--keep)
 
 test: venv tools browser  ## unit + integration tests (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
-	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests
+	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests --durations=30
 
 unit: venv  ## unit tests only (no services)
 	$(PY) -m pytest tests/unit

@@ -89,15 +89,16 @@ def start_mlflow_serve(config: StackConfig, model_uri: str, workers: int,
                        attempts: int = 2) -> tuple[subprocess.Popen, str]:
     """``mlflow models serve`` of the model on a spare port, once it answers /ping. A server that
     exits at start (e.g. the spare port was taken between picking and binding) is started again
-    on another port; if every attempt exits, the error carries the end of its log, because the
-    benchmark's state folder (and the log in it) is removed afterwards."""
-    for attempt in range(1, attempts + 1):
+    on another port; if the last attempt exits too, the error carries the end of its log."""
+    for _ in range(attempts - 1):
         try:
             return _start_mlflow_serve_once(config, model_uri, workers)
-        except ServeExited as exited:
-            if attempt == attempts:
-                raise RuntimeError(str(exited)) from None
-    raise AssertionError("unreachable")
+        except ServeExited:
+            continue
+    try:
+        return _start_mlflow_serve_once(config, model_uri, workers)
+    except ServeExited as exited:
+        raise RuntimeError(str(exited)) from None
 
 
 class ServeExited(Exception):

@@ -504,15 +504,16 @@ def cmd_rollback(args: argparse.Namespace, config: StackConfig) -> int:
 
     from .stack_client import stack_settings
 
+    settings = stack_settings(config)
     try:
-        change = rollback(stack_settings(config), by=_actor(), reason=args.reason)
+        change = rollback(settings, by=_actor(), reason=args.reason)
     except NothingToRollBack as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _say(f"Production: version {change.replaced} → {change.production} (the API follows on its next request)")
     from .ui import month_of_version, note_decision
 
-    note_decision(config, month_of_version(config, change.replaced), "rolled_back", production_version=change.production)
+    note_decision(config, month_of_version(settings, change.replaced), "rolled_back", production_version=change.production)
     return EXIT_OK
 
 

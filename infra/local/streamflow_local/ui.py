@@ -8,7 +8,12 @@ local folders): restart ``streamflow ui`` to see months processed meanwhile.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import StackConfig
+
+if TYPE_CHECKING:  # the CLI imports this module; Settings is imported where it is used
+    from streamflow.settings import Settings
 
 MLFLOW_UI_NOTE = "runs, versions and aliases"
 
@@ -53,15 +58,12 @@ def note_decision(config: StackConfig, month: str | None, decision: str, **facts
     monitoring.record_safely(data_bucket(config), {"month": month, "decision": decision, **facts})
 
 
-def month_of_version(config: StackConfig, version: str | None) -> str | None:
-    """The month a registered version was trained on (its ``month`` tag)."""
+def month_of_version(settings: Settings, version: str | None) -> str | None:
+    """The month a registered version was trained on (its ``month`` tag), read with the
+    settings the caller already holds (reading them costs a Lambda call)."""
     if not version:
         return None
     from streamflow import registry
-    from streamflow.settings import Settings
 
-    from .stack_client import stack_settings
-
-    settings: Settings = stack_settings(config)
     tags = registry.client(settings.mlflow_tracking_uri).get_model_version(settings.model_name, version).tags
     return tags.get("month") or None
