@@ -239,6 +239,14 @@ def test_unparsable_date(month0_files, value):
     assert "date" in violation.rule and "YYYY-MM-DD" in violation.rule
 
 
+@pytest.mark.parametrize("value", ["01/02/2026", "2026/01/02", "2 Jan 2026", "20260102"])
+def test_a_date_in_another_format_is_refused_in_the_first_row_too(month0_files, value):
+    """Only YYYY-MM-DD is a date: pandas left to guess would take the first row's format for
+    the whole column, accept that row and refuse the good ones below it."""
+    violation = _bad_cell(month0_files, "users.csv", "signup_date", 0, value)
+    assert violation.rule == "must be a date YYYY-MM-DD"
+
+
 @pytest.mark.parametrize("value", ["Yes", "No", "yes", "1", "0", "T"])
 def test_booleans_other_than_true_false_are_rejected(month0_files, value):
     violation = _bad_cell(month0_files, "subscriptions.csv", "paperless_billing", 2, value)
@@ -374,3 +382,47 @@ def test_a_binary_file_in_place_of_a_csv_is_rejected(month0_files):
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"
     result = check_month(replaced(month0_files, "support_agg_90d.csv", png))
     assert [(v.file, v.rule) for v in result.violations] == [("support_agg_90d.csv", "must be UTF-8 text")]
+
+
+# --- CSV dialect and the texts of parser errors ----------------------------------------------
+
+
+def test_a_file_the_csv_parser_cannot_read_is_refused_with_the_parsers_first_line(month0_files):
+    header, rows = read_rows(month0_files["users.csv"])
+    body = write_rows(header, rows[:3]) + b'7590-VHVEG,"2024-01-01,Male,False,False,False\n'  # quote never closed
+    result = check_month(replaced(month0_files, "users.csv", body))
+    violation = only(result, "users.csv", "")
+    assert violation.rule == "must be a CSV file"
+    assert violation.example and "\n" not in violation.example and "EOF inside string" in violation.example
+
+
+def test_a_parser_message_is_cut_to_its_first_line_of_at_most_120_characters():
+    from streamflow.contract import first_line
+
+    assert first_line("x" * 200 + "\nsecond") == "x" * 120
+    assert first_line("short\nsecond") == "short"
+    assert first_line("") == ""
+
+
+def test_a_quoted_value_after_a_space_keeps_its_quotes_as_rfc_4180_says(month0_files):
+    """A space before the opening quote makes the quotes part of the value (RFC 4180, pandas'
+    default): ` "One year"` is not the category One year."""
+    header, rows = read_rows(month0_files["subscriptions.csv"])
+    column = header.index("contract_type")
+    lines = month0_files["subscriptions.csv"].decode().splitlines()
+    cells = lines[1 + 2].split(",")
+    cells[column] = ' "One year"'
+    lines[1 + 2] = ",".join(cells)
+    result = check_month(replaced(month0_files, "subscriptions.csv", ("\n".join(lines) + "\n").encode()))
+    violation = only(result, "subscriptions.csv", "contract_type")
+    assert violation.rule.startswith("must be one of") and violation.example.startswith("row 4 ")
+
+
+def test_every_broken_rule_of_a_table_is_reported_not_only_the_first(month0_files):
+    body = with_cell(month0_files["subscriptions.csv"], "monthly_fee", 1, "-5")
+    body = with_cell(body, "contract_type", 2, "Weekly")
+    result = check_month(replaced(month0_files, "subscriptions.csv", body))
+    assert not result.ok
+    found = {(v.column, v.rule, v.example) for v in result.violations if v.file == "subscriptions.csv"}
+    assert found == {("monthly_fee", "must not be negative", "row 3 value -5.0"),
+                     ("contract_type", "must be one of Month-to-month, One year, Two year", "row 4 value 'Weekly'")}

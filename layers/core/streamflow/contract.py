@@ -58,9 +58,13 @@ class ContractResult:
         return [asdict(v) for v in self.violations]
 
 
+def first_line(message: str, limit: int = 120) -> str:
+    """The first line of a parser's message, cut to ``limit`` characters: an example, not a dump."""
+    return message.splitlines()[0][:limit] if message else ""
+
+
 def _first_bad(raw: pd.Series, bad_mask: pd.Series) -> str:
-    if not bad_mask.any():
-        return ""
+    """Where the first bad cell is and what it holds (callers pass a mask with one at least)."""
     row = int(bad_mask.idxmax())
     return f"row {row + 2} value {raw.iloc[row]!r}"
 
@@ -116,13 +120,10 @@ def _value_schema(file: str) -> pa.DataFrameSchema:
         elif column in CATEGORIES:
             allowed = ", ".join(CATEGORIES[column])
             checks.append(pa.Check.isin(CATEGORIES[column], error=f"must be one of {allowed}"))
-        columns[column] = pa.Column(
-            checks=checks,
-            nullable=column in NULLABLE_COLUMNS,
-            unique=column == ID_COLUMN,
-            required=True,
-        )
-    return pa.DataFrameSchema(columns, strict=False)
+        columns[column] = pa.Column(checks=checks, nullable=column in NULLABLE_COLUMNS, unique=column == ID_COLUMN)
+    # The frame validated holds exactly these columns (parse_table checked the header), so
+    # pandera's column presence and strictness options have nothing to decide.
+    return pa.DataFrameSchema(columns)
 
 
 def _schema_violations(file: str, frame: pd.DataFrame) -> list[Violation]:
@@ -132,14 +133,12 @@ def _schema_violations(file: str, frame: pd.DataFrame) -> list[Violation]:
     except SchemaErrors as errors:
         found: dict[tuple[str, str], Violation] = {}
         for _, case in errors.failure_cases.iterrows():
-            column = str(case.get("column") or "")
-            check = str(case.get("check") or "")
+            column, check = str(case["column"]), str(case["check"])
             rule = "user_id must be unique" if check == "field_uniqueness" else check
             key = (column, rule)
             if key not in found:
-                index = case.get("index")
-                row = f"row {int(index) + 2} " if pd.notna(index) else ""
-                found[key] = Violation(file, column, rule, f"{row}value {case.get('failure_case')!r}")
+                # every check here is a column's, so every failure case has its row
+                found[key] = Violation(file, column, rule, f"row {int(case['index']) + 2} value {case['failure_case']!r}")
         return list(found.values())
 
 
@@ -154,7 +153,7 @@ def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Viola
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
     except (pd.errors.ParserError, ValueError) as exc:
-        return None, [Violation(file, "", "must be a CSV file", str(exc).splitlines()[0][:120])]
+        return None, [Violation(file, "", "must be a CSV file", first_line(str(exc)))]
     if not isinstance(raw.index, pd.RangeIndex):
         # pandas turns a first column into the index when rows have one field more than the header
         return None, [Violation(file, "", "rows must have as many fields as the header", "trailing comma?")]
@@ -203,9 +202,8 @@ class _Origins:
         return parts[at], index - starts[at] + 2
 
 
-def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins | None = None) -> list[Violation]:
+def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins) -> list[Violation]:
     """Keys across tables, and labels fit to train on."""
-    origins = origins or _Origins()
     violations: list[Violation] = []
     users = tables.get("users.csv")
     if users is not None:
@@ -218,9 +216,7 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins |
                     violations.append(Violation(origins.label(file), ID_COLUMN,
                                                 "every user in users.csv needs a row here",
                                                 f"missing {missing.iloc[0]!r}"))
-        for file, frame in tables.items():
-            if file == "users.csv":
-                continue
+        for file, frame in tables.items():  # users.csv too: its own ids are all known, no exception needed
             unknown = frame.loc[~frame[ID_COLUMN].isin(known), ID_COLUMN]
             if not unknown.empty:
                 where, _ = origins.row(file, int(unknown.index[0]))
@@ -228,7 +224,7 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins |
                     Violation(where, ID_COLUMN, "user_id must exist in users.csv", f"value {unknown.iloc[0]!r}")
                 )
     labels = tables.get("labels.csv")
-    if labels is not None and labels[TARGET].nunique(dropna=True) < 2:
+    if labels is not None and labels[TARGET].nunique() < 2:
         violations.append(Violation(origins.label("labels.csv"), TARGET, "must contain both classes (True and False)"))
     return violations
 
