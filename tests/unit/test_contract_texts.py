@@ -24,7 +24,7 @@ CELLS = [
     ("users.csv", "user_gender", 0, "X", "must be one of Male, Female", "row 2 value 'X'"),
     ("labels.csv", "user_id", 2, "7590-vhveg", "must look like 7590-VHVEG", "row 4 value '7590-vhveg'"),
     ("payments_agg_90d.csv", "user_id", 1, "7590-VHVEG", "user_id must be unique", "row 2 value '7590-VHVEG'"),
-    ("payments_agg_90d.csv", "user_id", 1, "1111-AAAAA", "user_id must exist in users.csv", "value '1111-AAAAA'"),
+    ("payments_agg_90d.csv", "user_id", 1, "1111-AAAAA", "user_id must exist in users.csv", "row 3 value '1111-AAAAA'"),
 ]
 
 

@@ -60,19 +60,30 @@ def test_a_user_repeated_in_two_parts_is_found(month0_files):
     files["labels/part-00001.csv"] += (first + "\n").encode()
     result = check_month(files)
     (violation,) = result.violations
-    assert (violation.file, violation.column, violation.rule) == ("labels/part-00001.csv", "user_id",
-                                                                   "user_id must be unique")
+    rows_in_part = len(files["labels/part-00001.csv"].decode().splitlines())  # the header is row 1
+    assert violation == Violation("labels/part-00001.csv", "user_id", "user_id must be unique",
+                                  f"row {rows_in_part} value {first.split(',')[0]!r}, also in an earlier row or part")
 
 
-def test_an_orphan_row_names_its_part_and_a_missing_row_its_table_folder(month0_files):
+def test_bad_values_in_several_parts_are_all_named(month0_files):
+    files = split_month(month0_files, 3)
+    for part, row in (("usage_agg_30d/part-00000.csv", 1), ("usage_agg_30d/part-00002.csv", 4)):
+        files[part] = with_cell(files[part], "skips_7d", row, "-3")
+    assert [(v.file, v.example) for v in check_month(files).violations] == [
+        ("usage_agg_30d/part-00000.csv", "row 3 value -3"), ("usage_agg_30d/part-00002.csv", "row 6 value -3")]
+
+
+def test_an_orphan_row_names_its_part_and_row_and_a_missing_row_its_table_folder(month0_files):
     files = split_month(month0_files, 2)
-    header, *rows = files["support_agg_90d/part-00001.csv"].decode().splitlines()
-    files["support_agg_90d/part-00001.csv"] = "\n".join([header, *rows, "0000-ZZZZZ,1,2.0"]).encode() + b"\n"
-    header, *rows = files["labels/part-00000.csv"].decode().splitlines()
-    files["labels/part-00000.csv"] = "\n".join([header, *rows[1:]]).encode() + b"\n"
-    where = {(v.file, v.rule) for v in check_month(files).violations}
-    assert where == {("labels/", "every user in users.csv needs a row here"),
-                     ("support_agg_90d/part-00001.csv", "user_id must exist in users.csv")}
+    header, *support = files["support_agg_90d/part-00001.csv"].decode().splitlines()
+    files["support_agg_90d/part-00001.csv"] = "\n".join([header, *support, "0000-ZZZZZ,1,2.0"]).encode() + b"\n"
+    header, *labels = files["labels/part-00000.csv"].decode().splitlines()
+    files["labels/part-00000.csv"] = "\n".join([header, *labels[1:]]).encode() + b"\n"
+    where = {(v.file, v.rule, v.example) for v in check_month(files).violations}
+    orphan_row = len(support) + 2  # appended after the part's rows; the header is row 1
+    assert where == {("labels/", "every user in users.csv needs a row here", f"missing {labels[0].split(',')[0]!r}"),
+                     ("support_agg_90d/part-00001.csv", "user_id must exist in users.csv",
+                      f"row {orphan_row} value '0000-ZZZZZ'")}
 
 
 def test_one_form_per_table_and_no_gaps_in_the_parts(month0_files):

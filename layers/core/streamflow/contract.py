@@ -219,10 +219,9 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins) 
         for file, frame in tables.items():  # users.csv too: its own ids are all known, no exception needed
             unknown = frame.loc[~frame[ID_COLUMN].isin(known), ID_COLUMN]
             if not unknown.empty:
-                where, _ = origins.row(file, int(unknown.index[0]))
-                violations.append(
-                    Violation(where, ID_COLUMN, "user_id must exist in users.csv", f"value {unknown.iloc[0]!r}")
-                )
+                where, row = origins.row(file, int(unknown.index[0]))
+                violations.append(Violation(where, ID_COLUMN, "user_id must exist in users.csv",
+                                            f"row {row} value {unknown.iloc[0]!r}"))
     labels = tables.get("labels.csv")
     if labels is not None and labels[TARGET].nunique() < 2:
         violations.append(Violation(origins.label("labels.csv"), TARGET, "must contain both classes (True and False)"))
