@@ -152,3 +152,58 @@ def iter_shard_violations(summary: ShardSummary) -> Iterator[str]:
         where = f"{v['file']}:{v['column']}" if v.get("column") else v["file"]
         tail = f" (e.g. {v['example']})" if v.get("example") else ""
         yield f"shard {v['shard']}: {where}: {v['rule']}{tail}"
+
+
+# Where a sharded month lives in the data bucket (derived data: rewritten by every execution).
+SHARDS_PREFIX = "shards/"
+MIN_ROW_BYTES = 11  # a users row is at least a 10-character user_id and a newline
+
+
+def shards_prefix(month: str) -> str:
+    return f"{SHARDS_PREFIX}{month}/"
+
+
+def shard_folder(month: str, shard: int) -> str:
+    """``shards/<month>/shard-00003/``: the shard as a partitioned month of its own."""
+    return f"{shards_prefix(month)}shard-{shard:05d}/"
+
+
+def items_key(month: str) -> str:
+    """The Distributed Map's items (one per shard), read by its ItemReader."""
+    return f"{shards_prefix(month)}items.json"
+
+
+def shard_features_key(month: str, shard: int) -> str:
+    return f"{shard_folder(month, shard)}features.parquet"
+
+
+def users_upper_bound(users_bytes: int) -> int:
+    """The most users ``users_bytes`` bytes of users CSV can hold: when even this is one
+    shard's worth, the month is one shard without reading a byte of it."""
+    return max(0, users_bytes) // MIN_ROW_BYTES
+
+
+def count_rows(chunks: Iterable[bytes]) -> int:
+    """Data rows of one CSV file streamed in chunks: its lines minus the header (a last line
+    without a newline counts; blank files count 0)."""
+    lines, last = 0, b"\n"
+    for chunk in chunks:
+        if chunk:
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1
+    return max(0, lines - 1)
+
+
+def in_shard(shard: int, name: str) -> str:
+    """A file of a shard as a violation names it: ``shard-00003/users/part-00000.csv``."""
+    return f"shard-{shard:05d}/{name}"
+
+
+def shard_of_file(name: str) -> int | None:
+    """The shard a violation's file is in (``in_shard``'s inverse), None for a month file."""
+    head, _, rest = name.partition("/")
+    if not rest or not head.startswith("shard-") or not head[6:].isdigit():
+        return None
+    return int(head[6:])
