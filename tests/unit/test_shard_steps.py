@@ -25,6 +25,7 @@ from streamflow.sharding import (
     count_rows,
     in_shard,
     items_key,
+    reshard,
     shard_folder,
     shard_of,
     shard_of_file,
@@ -202,3 +203,25 @@ def test_a_shard_file_name_round_trips():
     assert shard_of_file(in_shard(12, "labels.csv")) == 12
     assert shard_of_file("users/part-00000.csv") is None and shard_of_file("shard-x/users.csv") is None
     assert shard_folder("month_001", 3) == "shards/month_001/shard-00003/"
+
+
+@pytest.mark.parametrize(("broken", "example"), [
+    (lambda body: body.replace(b"\n", b",\n").replace(b",\n", b"\n", 1), "trailing comma"),  # rows, not header
+    (lambda body: body.replace(b"user_id,", b"id,", 1), "user_id"),
+])
+def test_a_part_that_cannot_be_split_by_user_rejects_the_month_naming_it(s3, month0_files, broken, example):
+    parts = _as_parts(month0_files)
+    parts["usage_agg_30d/part-00002.csv"] = broken(parts["usage_agg_30d/part-00002.csv"])
+    verified = _upload(s3, "month_017", parts)
+    with pytest.raises(ContractError) as raised:
+        shard_steps.shard_month(_settings(), {"month": "month_017", "files": verified})
+    (violation,) = raised.value.violations
+    assert violation.file == "usage_agg_30d/part-00002.csv" and example in violation.example
+    assert "as many fields a row as its header" in violation.rule
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(month0_files):
+    pieces = {}
+    reshard([("users.csv", b"\xef\xbb\xbf" + month0_files["users.csv"])], 2,
+            lambda table, shard, body: pieces.setdefault(shard, body))
+    assert all(body.startswith(b"user_id,") for body in pieces.values()) and len(pieces) == 2

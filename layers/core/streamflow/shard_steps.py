@@ -133,8 +133,8 @@ class _ShardWriter:
         try:
             counts = reshard([(table, body)], self.shards, lambda _t, n, piece: pieces[n].append(piece))
         except (KeyError, ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-            return Violation(name, ID_COLUMN, "must be a CSV file with a user_id column",
-                             str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+            return Violation(name, "", "must be a CSV file with a user_id column and as many fields a row as "
+                             "its header", str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
         for shard, chunks in sorted(pieces.items()):
             self._put(table, shard, b"".join(chunks))
         for shard, count in enumerate(counts.get(table, [])):

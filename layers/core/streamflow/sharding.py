@@ -20,6 +20,7 @@ Pure apart from ``reshard``, which streams CSV parts through two callbacks.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import heapq
 import io
@@ -63,8 +64,11 @@ def reshard(parts: Iterable[tuple[str, bytes]], shards: int,
     started: set[tuple[str, int]] = set()
     for table, body in parts:
         per_shard = counts.setdefault(table, [0] * shards)
-        reader = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, chunksize=chunk_rows)
+        reader = pd.read_csv(io.BytesIO(body.removeprefix(codecs.BOM_UTF8)), dtype=str, keep_default_na=False,
+                             chunksize=chunk_rows)
         for chunk in reader:
+            if not isinstance(chunk.index, pd.RangeIndex):  # pandas made the first column the index:
+                raise ValueError("rows must have as many fields as the header (trailing comma?)")  # fields lost
             shard = chunk["user_id"].map(lambda uid: shard_of(uid, shards))
             for number, rows in chunk.groupby(shard, sort=True):
                 header = (table, int(number)) not in started
