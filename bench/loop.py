@@ -19,7 +19,7 @@ STATE_FUNCTIONS = {
     "Validate": "ValidateFunction", "BuildFeatures": "FeaturesFunction",
     "PublishOnlineFeatures": "PublishFunction", "DetectDrift": "DriftFunction",
     "TrainChallenger": "TrainFunction", "Compare": "CompareFunction", "Promote": "PromoteFunction",
-    "Summary": "SummaryFunction",
+    "Summary": "SummaryFunction", "ShardMonth": "ValidateFunction", "MergeShards": "FeaturesFunction",
 }
 
 

@@ -56,7 +56,8 @@ def test_status_is_a_table_of_executions_and_steps(streamflow, champion):
     assert lines[0].split()[:4] == ["execution", "/", "step", "status"]
     assert any(line.startswith("month_000-") and "SUCCEEDED" in line for line in lines)
     steps = [line.split() for line in lines if line.startswith("  ")]
-    assert ["RegisterMonth", "DONE"] == steps[0][:2] and ["Validate", "DONE"] == steps[1][:2]
+    assert [s[:2] for s in steps[:4]] == [[state, "DONE"] for state in ("RegisterMonth", "ShardMonth", "ShardCount",
+                                                                          "Validate")]  # one shard: one-shot path
     assert any(s[0] == "DetectDrift" for s in steps)
     row = next(line for line in lines if line.startswith("month_000-"))
     assert row.split()[-1] == "promote"  # the month's decision
@@ -66,7 +67,7 @@ def test_status_is_a_table_of_executions_and_steps(streamflow, champion):
     code, out, _ = streamflow("status", "month_000", "--json")
     executions = json.loads(out)
     assert code == 0 and executions[0]["month"] == "month_000"
-    assert [s["state"] for s in executions[0]["steps"][:2]] == ["RegisterMonth", "Validate"]
+    assert [s["state"] for s in executions[0]["steps"][:4]] == ["RegisterMonth", "ShardMonth", "ShardCount", "Validate"]
     assert executions[0]["decision"] == "promote" and executions[0]["waiting_for"] == []
 
     assert streamflow("status", "month_077")[:2] == (1, "no executions for month_077\n")

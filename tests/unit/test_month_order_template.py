@@ -34,8 +34,13 @@ def test_backfill_promotion_is_off_unless_the_operator_allows_it():
 
 def test_a_month_registers_first_waits_before_drift_and_releases_after_its_summary():
     states = ASL["States"]
-    assert ASL["StartAt"] == "RegisterMonth" and states["RegisterMonth"]["Next"] == "Validate"
+    assert ASL["StartAt"] == "RegisterMonth" and states["RegisterMonth"]["Next"] == "ShardMonth"
     assert states["RegisterMonth"]["Parameters"]["action"] == "register"
+    # one shard (Validate → BuildFeatures) or several (ValidateShards → MergeShards → ShardFeatures): both then wait
+    split = states[states["ShardMonth"]["Next"]]
+    assert {c["Next"] for c in split["Choices"]} | {split["Default"]} == {"Validate", "ValidateShards"}
+    assert states["ValidateShards"]["Next"] == "MergeShards" and states["MergeShards"]["Next"] == "ShardFeatures"
+    assert states["ShardFeatures"]["Next"] == "AwaitEarlierMonths"
     gate = states[states["BuildFeatures"]["Next"]]
     assert states["BuildFeatures"]["Next"] == "AwaitEarlierMonths" and gate["Next"] == "FeaturesReady"
     # waits on a task token (no Lambda runs while it waits), for a bounded time with a readable cause

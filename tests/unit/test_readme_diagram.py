@@ -57,7 +57,8 @@ def diagram(block: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
 
 def transitions(states: dict, after: str | None = None) -> set[tuple[str, str]]:
     """Every (from, to) the ASL allows: Next, Default, Choices' Next, Catch's Next; a Parallel
-    reaches each branch's StartAt, and a branch's end reaches the Parallel's Next."""
+    reaches each branch's StartAt, and a branch's end reaches the Parallel's Next; a Map's
+    processor has its own (a child execution ends there)."""
     found: set[tuple[str, str]] = set()
     for name, state in states.items():
         targets = [state.get("Next"), state.get("Default")]
@@ -69,6 +70,8 @@ def transitions(states: dict, after: str | None = None) -> set[tuple[str, str]]:
         for branch in state.get("Branches", []):
             found.add((name, branch["StartAt"]))
             found |= transitions(branch["States"], after=state.get("Next"))
+        if "ItemProcessor" in state:  # a Map's child executions: their own transitions
+            found |= transitions(state["ItemProcessor"]["States"])
     return found
 
 

@@ -207,12 +207,13 @@ def test_every_definition_substitution_resolves_to_a_lambda_arn(real_stack):
     resolved = real_stack.resolve(machine["DefinitionSubstitutions"])
     function_arns = {real_stack.arn(f) for f in real_stack.of_type("AWS::Serverless::Function")}
     assert resolved
+    assert resolved.pop("ShardConcurrency") == "10"  # the Distributed Map's MaxConcurrency (a parameter)
     for key, arn in resolved.items():
         assert re.fullmatch(r"arn:aws:lambda:us-east-1:\d{12}:function:streamflow-[a-z]+", arn), (key, arn)
         assert arn in function_arns, key
     # Every ${...} in the ASL file is one of them.
     definition = (ROOT / machine["DefinitionUri"]).read_text()
-    assert set(re.findall(r"\$\{(\w+)\}", definition)) <= set(resolved)
+    assert set(re.findall(r"\$\{(\w+)\}", definition)) <= set(resolved) | {"ShardConcurrency"}
 
 
 def test_real_globals_environment_resolves_for_every_function(real_stack):

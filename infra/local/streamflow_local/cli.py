@@ -275,6 +275,7 @@ def cmd_manifest(args: argparse.Namespace, config: StackConfig) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
+    from .map_runs import describe
     from .outcome import month_outcomes, status_exit_code
     from .views import executions, rejection_reports
 
@@ -298,7 +299,8 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
             table.add_row(f"[bold]{execution['name']}[/]", _styled(_shown_status(execution)),
                           _seconds(execution["seconds"]), execution["started"], _decision_cell(execution))
             for step in execution["steps"]:
-                table.add_row(f"  {step['state']}", _styled(step["status"]), _seconds(step["seconds"]), "", "")
+                shards = f" ({describe(step['shards'])})" if step.get("shards") else ""
+                table.add_row(f"  {step['state']}{shards}", _styled(step["status"]), _seconds(step["seconds"]), "", "")
         console.print(table)
     from rich.markup import escape
 

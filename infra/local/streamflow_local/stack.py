@@ -296,14 +296,15 @@ def down(config: StackConfig, timeout: float = 90.0) -> bool:
 
 
 @contextmanager
-def deployed(config: StackConfig) -> Iterator[StackConfig]:
-    """The stack started and template.yaml deployed for the block, stopped after it (even when
-    the block fails): the private stacks of the tests and benchmarks."""
+def deployed(config: StackConfig, parameter_overrides: dict[str, str] | None = None) -> Iterator[StackConfig]:
+    """The stack started and template.yaml deployed for the block (with these template
+    parameters), stopped after it (even when the block fails): the private stacks of the
+    tests and benchmarks."""
     from .deploy import deploy
 
     try:
         up(config)
-        deploy(config)
+        deploy(config, parameter_overrides)
         yield config
     finally:
         down(config)

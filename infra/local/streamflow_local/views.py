@@ -17,6 +17,7 @@ from streamflow.storage import REPORTS_PREFIX
 
 from .config import StackConfig
 from .stack_client import _client, data_bucket, execution_steps, stack_description, state_machine_arn
+from .map_runs import map_runs, with_map_runs
 from .outcome import FAILED_STATUSES, readable_cause, shown_steps
 
 
@@ -201,8 +202,9 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
             "status": execution["status"],
             "started": execution["startDate"].isoformat(timespec="seconds"),
             "seconds": (stop - execution["startDate"]).total_seconds() if stop else None,
-            "steps": [{"state": s["state"], "status": s["status"], "seconds": s["seconds"]}
-                      for s in shown_steps(execution_steps(config, execution["executionArn"]))],
+            "steps": with_map_runs([{"state": s["state"], "status": s["status"], "seconds": s["seconds"]}
+                                    for s in shown_steps(execution_steps(config, execution["executionArn"]))],
+                                   map_runs(sfn, execution["executionArn"])),
             "decision": month_decision(execution["status"], output),
         }
         if execution["status"] in FAILED_STATUSES:

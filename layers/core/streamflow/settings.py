@@ -47,6 +47,7 @@ class Settings:
     order_table: str = ""
     allow_backfill_promotion: bool = False
     serving_prefix: str = ""  # s3://<data bucket>/serving/<model>/: the champion's scorer copies
+    users_per_shard: int = 250_000  # template parameter UsersPerShard: a bigger month is sharded
 
     def require_policy(self) -> "Settings":
         """Self, when the template's policy values are all set (else a readable error)."""
@@ -80,4 +81,5 @@ class Settings:
             order_table=env.get("MONTH_ORDER_TABLE", ""),
             allow_backfill_promotion=env.get("ALLOW_BACKFILL_PROMOTION", "false").strip().lower() == "true",
             serving_prefix=env.get("SERVING_PREFIX", "").strip(),
+            users_per_shard=int(env.get("USERS_PER_SHARD", "250000")),
         )

@@ -1,0 +1,287 @@
+"""Validate and BuildFeatures shard by shard, for a month bigger than one function.
+
+``ShardMonth`` (the Validate function, ``action: shard``) decides how many shards the month
+gets: ``sharding.shard_count`` of its users, ``UsersPerShard`` users a shard. One shard (every
+month up to ``UsersPerShard`` users) takes the one-shot path, unchanged: Validate, then
+BuildFeatures. With more, it re-partitions the month by ``shard_of(user_id, S)`` one uploaded
+file at a time (memory: one file, never the month), each shard a partitioned month of its
+own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distributed Map
+``ValidateShards``. Each child validates its shard (violations are returned, not raised, so
+every shard reports) and builds its features. ``MergeShards`` (the Features function,
+``action: merge``) rejects the whole month when any shard broke a rule (quarantine and
+report as the one-shot path, each violation naming its shard), else writes the month's
+features where DetectDrift, TrainChallenger, Compare and PublishOnlineFeatures read them:
+those steps still hold the whole month (the next increment of the sharding work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import storage
+from .logs import logger
+from .parts import folder_of, group_files, part_name
+from .quarantine import quarantine_month, report_key
+from .schema import ID_COLUMN, MONTH_FILES, TARGET, month_index
+from .settings import Settings
+from .sharding import (
+    ShardSummary,
+    count_rows,
+    in_shard,
+    items_key,
+    merge,
+    reshard,
+    shard_count,
+    shard_features_key,
+    shard_folder,
+    shard_items,
+    shards_prefix,
+    users_upper_bound,
+)
+from .violations import ContractError, Violation, check_sizes
+
+Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
+VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): the Map's output stays small
+_CHUNK = 1024 * 1024
+
+
+def route(whole: Step, per_shard: Step, **actions: Step) -> Step:
+    """One function, several steps: ``actions[event["action"]]`` when the state names one,
+    ``per_shard`` for a Distributed Map item (it names its ``shard``), else ``whole`` (the
+    one-shot path, unchanged). Sharing the function keeps the one-shard path at one warm
+    environment: ShardMonth's cold start is the one Validate then reuses."""
+
+    def step(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+        action = event.get("action")
+        if action is not None:
+            if action not in actions:
+                raise ValueError(f"unknown action {action!r} (this function knows {sorted(actions)})")
+            return actions[action](settings, event)
+        if "shard" in event:
+            return per_shard(settings, event)
+        return whole(settings, event)
+
+    step.__name__ = whole.__name__
+    step.__doc__ = whole.__doc__
+    return step
+
+
+def _stream(bucket: str, key: str) -> Iterator[bytes]:
+    yield from storage.s3().get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(_CHUNK)
+
+
+def _reject(settings: Settings, month: str, violations: list[Violation], execution: str | None) -> None:
+    """Quarantine the month as the one-shot Validate does, drop its shards, raise."""
+    quarantine_month(settings.data_bucket, month, "validate", violations, execution)
+    _delete_prefix(settings.data_bucket, shards_prefix(month))
+    logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report_key(month)}",
+                 extra={"violations": [str(v) for v in violations[:20]]})
+    raise ContractError(month, violations)
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    return keys
+
+
+def _delete_prefix(bucket: str, prefix: str) -> None:
+    keys = _keys(bucket, prefix)
+    for start in range(0, len(keys), 1000):
+        storage.s3().delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                                                            "Quiet": True})
+
+
+def _layout_violations(sizes: dict[str, int], tables: dict[str, list[str]], unknown: list[str],
+                       layout: list[Violation], max_file_bytes: int) -> list[Violation]:
+    """The month-level rules ``check_month`` applies, here before the month is split."""
+    broken = {v.file for v in layout}
+    violations = check_sizes(sizes, max_file_bytes)
+    violations += [Violation(name, "", "required file missing") for name in MONTH_FILES
+                   if name not in tables and name not in broken and f"{folder_of(name)}/" not in broken]
+    violations += layout + [Violation(name, "", "unknown file") for name in unknown]
+    return violations
+
+
+def _changed(name: str, body: bytes, verified: dict[str, str]) -> Violation | None:
+    """``checksums.changed_since_ingest`` for one file, so the month is hashed a file at a time."""
+    if not verified:
+        return None
+    if name not in verified:
+        return Violation(name, "", "appeared after ingest verified the month")
+    if hashlib.sha256(body).hexdigest() != verified[name]:
+        return Violation(name, "", "changed after ingest verified it", f"expected sha256 {verified[name]}")
+    return None
+
+
+class _ShardWriter:
+    """Each uploaded file's rows, routed to their users' shards: one part per (file, shard)."""
+
+    def __init__(self, bucket: str, month: str, shards: int):
+        self.bucket, self.month, self.shards = bucket, month, shards
+        self.parts: dict[tuple[str, int], int] = defaultdict(int)
+        self.rows: dict[str, list[int]] = {table: [0] * shards for table in MONTH_FILES}
+        self.headers: dict[str, bytes] = {}
+
+    def add(self, table: str, name: str, body: bytes) -> Violation | None:
+        self.headers.setdefault(table, body.split(b"\n", 1)[0].rstrip(b"\r") + b"\n")
+        pieces: dict[int, list[bytes]] = defaultdict(list)
+        try:
+            counts = reshard([(table, body)], self.shards, lambda _t, n, piece: pieces[n].append(piece))
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+            return Violation(name, "", "must be a CSV file with a user_id column and as many fields a row as "
+                             "its header", str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        for shard, chunks in sorted(pieces.items()):
+            self._put(table, shard, b"".join(chunks))
+        for shard, count in enumerate(counts.get(table, [])):
+            self.rows[table][shard] += count
+        return None
+
+    def _put(self, table: str, shard: int, body: bytes) -> None:
+        index = self.parts[(table, shard)]
+        self.parts[(table, shard)] = index + 1
+        key = shard_folder(self.month, shard) + part_name(table, index)
+        storage.put_bytes(self.bucket, key, body, content_type="text/csv")
+
+    def finish(self) -> None:
+        """A shard no row of a table reached still gets the table (its header): the shard's
+        check then names it ("must have at least one data row") instead of a missing file."""
+        for table, header in self.headers.items():
+            for shard in range(self.shards):
+                if not self.parts[(table, shard)]:
+                    self._put(table, shard, header)
+
+
+def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """How many shards the month gets; with more than one, the month split into them and the
+    Distributed Map's items written. Month-level rules (sizes, layout, checksums since
+    ingest) are checked here, as the one-shot Validate checks them."""
+    month = event["month"]
+    month_index(month)
+    bucket, per_shard = settings.data_bucket, settings.users_per_shard
+    sizes = storage.month_file_sizes(bucket, month)
+    tables, unknown, layout = group_files(sizes)
+    users_files = tables.get("users.csv", [])
+    outcome: dict[str, Any] = {"bucket": bucket, "users_per_shard": per_shard,
+                               "concurrency": max(1, int(event.get("concurrency") or 1)), "shards": 1}
+    if users_upper_bound(sum(sizes[name] for name in users_files)) <= per_shard:
+        return outcome  # small enough without reading it: the one-shot path
+    prefix = storage.month_prefix(month)
+    users = sum(count_rows(_stream(bucket, prefix + name)) for name in users_files)
+    shards = shard_count(users, per_shard)
+    outcome.update(users=users, shards=shards)
+    if shards == 1:
+        return outcome
+    violations = _layout_violations(sizes, tables, unknown, layout, settings.max_file_bytes)
+    if violations:
+        _reject(settings, month, violations, event.get("execution"))
+    _delete_prefix(bucket, shards_prefix(month))  # a run before this one may have split it otherwise
+    verified = event.get("files") or {}
+    writer = _ShardWriter(bucket, month, shards)
+    for table in MONTH_FILES:
+        for name in tables[table]:
+            body = storage.get_bytes(bucket, prefix + name)
+            problem = _changed(name, body, verified) or (None if violations else writer.add(table, name, body))
+            if problem:
+                violations.append(problem)
+    violations += [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
+                   for name, digest in sorted(verified.items()) if name not in sizes]
+    if violations:
+        _reject(settings, month, violations, event.get("execution"))
+    writer.finish()
+    items = [dict(item, execution=event.get("execution", "")) for item in shard_items(month, shards)]
+    storage.put_json(bucket, items_key(month), items)
+    logger.info("month sharded", extra={"users": users, "shards": shards, "rows": writer.rows})
+    return {**outcome, "items_key": items_key(month)}
+
+
+def _shard_files(bucket: str, month: str, shard: int) -> dict[str, bytes]:
+    """The shard's CSV files by their names inside the shard (``users/part-00000.csv``)."""
+    folder = shard_folder(month, shard)
+    return {key[len(folder):]: storage.get_bytes(bucket, key) for key in _keys(bucket, folder)
+            if key.endswith(".csv")}
+
+
+def validate_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """One shard's data contract (every per-user rule holds shard by shard: a user's rows are
+    all in its shard). A violation is reported, not raised: MergeShards rejects the month
+    with every shard's violations, not only the first shard's to fail."""
+    from .contract import check_month
+
+    month, shard = event["month"], int(event["shard"])
+    month_index(month)
+    result = check_month(_shard_files(settings.data_bucket, month, shard))
+    summary = ShardSummary(shards=[shard], rows={name: int(len(frame)) for name, frame in result.tables.items()},
+                           violations=[{"shard": shard, "file": v.file, "column": v.column, "rule": v.rule,
+                                        "example": v.example} for v in result.violations[:VIOLATIONS_PER_SHARD]])
+    if result.violations:
+        logger.warning(f"shard {shard} of {month} breaks the data contract: {result.summary(3)}")
+    return {"valid": result.ok, "violation_count": len(result.violations), **summary.to_json()}
+
+
+def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """One valid shard's features to ``shards/<month>/shard-NNNNN/features.parquet``."""
+    from .contract import check_month
+    from .features import build_features
+
+    month, shard = event["month"], int(event["shard"])
+    result = check_month(_shard_files(settings.data_bucket, month, shard))
+    if not result.ok:  # ValidateShard passed it: the shard changed since
+        raise ContractError(f"{month} shard {shard}", result.violations)
+    frame = build_features(result.tables)
+    key = shard_features_key(month, shard)
+    storage.write_frame(settings.data_bucket, key, frame)
+    return {"features_key": key, "users": int(len(frame))}
+
+
+def shard_violations(results: list[dict[str, Any]]) -> list[Violation]:
+    """Every violation the shards reported, its file named inside its shard."""
+    found: list[Violation] = []
+    for result in sorted(results, key=lambda r: int(r["shard"])):
+        for v in result.get("summary", {}).get("violations", []):
+            found.append(Violation(in_shard(int(v["shard"]), v["file"]), v["column"], v["rule"], v.get("example", "")))
+    return found
+
+
+def _upload_order(bucket: str, month: str) -> list[str]:
+    """The month's user ids in the order they were uploaded: the merged features keep it, so
+    training sees the rows the one-shot path would, in the same order."""
+    import io
+
+    import pandas as pd
+
+    tables, _, _ = group_files(storage.month_file_sizes(bucket, month))
+    order: list[str] = []
+    for name in tables["users.csv"]:
+        body = storage.get_bytes(bucket, storage.month_prefix(month) + name)
+        column = pd.read_csv(io.BytesIO(body), usecols=[ID_COLUMN], dtype=str, keep_default_na=False)[ID_COLUMN]
+        order += column.str.strip().tolist()
+    return order
+
+
+def merge_shards(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """The shards' verdicts and features, merged: any violation rejects the whole month;
+    else the month's features where the later steps read them, and what Validate and
+    BuildFeatures return on the one-shot path (``validation``, with ``features`` in it)."""
+    import pandas as pd
+
+    month = event["month"]
+    results = event["shards"]
+    violations = shard_violations(results)
+    if violations:
+        _reject(settings, month, violations, event.get("execution"))
+    merged = merge(ShardSummary.from_json(r["summary"]) for r in results)
+    frames = [storage.read_frame(settings.data_bucket, r["features"]["features_key"])
+              for r in sorted(results, key=lambda r: int(r["shard"]))]
+    frame = pd.concat(frames).loc[_upload_order(settings.data_bucket, month)]
+    key = storage.write_features(settings.data_bucket, month, frame)
+    users = int(len(frame))
+    logger.info("shards merged", extra={"shards": len(results), "features_key": key, "users": users})
+    features = {"features_key": key, "users": users,
+                "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None}
+    return {"valid": True, "users": merged.rows.get("users.csv", users), "rows": merged.rows,
+            "shards": len(results), "features": features}

@@ -1,0 +1,112 @@
+"""A month bigger than UsersPerShard through the real loop: ShardMonth splits it by user,
+ValidateShards (a Distributed Map: one child execution a shard) validates and featurises
+each shard, MergeShards joins them, and the month decides what the same month uploaded whole
+decides on the one-shot path; a violation in one shard rejects the month naming the shard.
+
+The sharded months go through a stack of their own deployed with ``UsersPerShard=1000``
+(the 3,000-user test months are 3 shards there) and ``ShardConcurrency=2``; the one-shot
+decision is the session stack's month_001 run against its month_000 champion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clients import aws, wait_for_json
+from external import EXTERNAL
+from month_tools import step_output
+from streamflow.quarantine import report_key
+from streamflow.sharding import in_shard, shard_of
+from streamflow_local.config import StackConfig
+from streamflow_local.stack import deployed
+from streamflow_local.stack_client import recorded_execution, upload_month, wait_for_execution
+from streamflow_local.views import executions
+from test_partitioned_loop import DECISION_KEYS, write_parts
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(EXTERNAL, reason="starts a stack of its own on the local emulator")]
+USERS_PER_SHARD = 1000
+SHARDS = 3  # conftest.TEST_USERS = 3000
+
+
+@pytest.fixture(scope="module")
+def sharded_stack(tmp_path_factory) -> StackConfig:
+    config = StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("sharded-stack"), stack_name="sfshard")
+    with deployed(config, {"UsersPerShard": str(USERS_PER_SHARD), "ShardConcurrency": "2"}):
+        yield config
+
+
+def _finished(stack: StackConfig, folder: Path) -> dict:
+    description = recorded_execution(stack, folder)
+    arn = description["executionArn"] if description else upload_month(stack, folder).execution_arn
+    return wait_for_execution(stack, arn, timeout=900)
+
+
+def _decision(stack: StackConfig, description: dict, validated_by: str) -> dict:
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    summary = json.loads(description["output"])
+    compare = (step_output(stack, description["executionArn"], "Compare") or {}).get("compare") or {}
+    validation = (step_output(stack, description["executionArn"], validated_by) or {}).get("validation") or {}
+    return {**{k: summary.get(k) for k in DECISION_KEYS},
+            "auc": {k: compare.get(k) for k in ("new_auc", "prod_auc", "delta")},
+            "rows": validation.get("rows")}
+
+
+def _shard_children(stack: StackConfig, execution_arn: str) -> list[dict]:
+    sfn = aws(stack, "stepfunctions")
+    (map_run,) = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
+    return sfn.list_executions(mapRunArn=map_run["mapRunArn"])["executions"]
+
+
+def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack, tmp_path):
+    champion = _finished(sharded_stack, months[0])  # sharded too: 3,000 users
+    assert champion["status"] == "SUCCEEDED", champion.get("cause")
+    upload = upload_month(sharded_stack, write_parts(months[1], tmp_path))
+    described = wait_for_execution(sharded_stack, upload.execution_arn, timeout=900)
+    sharded = _decision(sharded_stack, described, "MergeShards")
+    sharding = step_output(sharded_stack, upload.execution_arn, "ShardMonth")["sharding"]
+    assert sharding["shards"] == SHARDS and sharding["users"] == 3000 and sharding["concurrency"] == 2
+    children = _shard_children(sharded_stack, upload.execution_arn)
+    assert [c["status"] for c in children] == ["SUCCEEDED"] * SHARDS
+    assert step_output(sharded_stack, upload.execution_arn, "Validate") is None  # not the one-shot path
+    (row,) = [e for e in executions(sharded_stack, "month_001")]  # what `streamflow status` shows
+    (shown,) = [s for s in row["steps"] if s["state"] == "ValidateShards"]
+    assert shown["shards"]["shards"] == shown["shards"]["done"] == SHARDS and shown["shards"]["failed"] == 0
+    assert 0 < shown["shards"]["slowest_seconds"] <= shown["seconds"]
+
+    assert _finished(stack, months[0])["status"] == "SUCCEEDED"
+    whole = _decision(stack, _finished(stack, months[1]), "Validate")
+    assert sharded == whole
+    assert sharded["retrained"] is True and sharded["rows"]["users.csv"] == 3000
+
+
+def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(sharded_stack, months, tmp_path):
+    bad = "usage_agg_30d/part-00001.csv"
+    bad_user: list[str] = []
+
+    def edit(name: str, header: str, rows: list[str]) -> list[str]:
+        if name != bad:
+            return rows
+        columns = header.strip().split(",")
+        cells = rows[2].rstrip("\n").split(",")
+        cells[columns.index("watch_hours_30d")] = "-1.5"
+        bad_user.append(cells[columns.index("user_id")])
+        return rows[:2] + [",".join(cells) + "\n"] + rows[3:]
+
+    upload = upload_month(sharded_stack, write_parts(months[2], tmp_path, edit=edit))
+    description = wait_for_execution(sharded_stack, upload.execution_arn, timeout=600)
+    assert description["status"] == "FAILED"
+    # every part has rows of every shard, so the shard's second part holds the bad row
+    where = in_shard(shard_of(bad_user[0], SHARDS), bad)
+    assert description["cause"].startswith("MergeShards failed: month_002 breaks the data contract: ")
+    assert f"{where}:watch_hours_30d: must not be negative" in description["cause"]
+    assert "\n" not in description["cause"]
+    report = wait_for_json(sharded_stack, report_key("month_002"))
+    assert report["stage"] == "validate"
+    assert [(v["file"], v["column"], v["rule"]) for v in report["violations"]] == [
+        (where, "watch_hours_30d", "must not be negative")]
+    assert any(key.endswith(bad) for key in report["quarantined"])
+    children = _shard_children(sharded_stack, upload.execution_arn)
+    assert [c["status"] for c in children] == ["SUCCEEDED"] * SHARDS  # a violation is reported, not raised

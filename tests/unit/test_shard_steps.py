@@ -1,0 +1,227 @@
+"""A month validated and featurised shard by shard (the steps of ShardMonth, ValidateShards'
+children and MergeShards, against the emulator's S3): a small month stays one shard without
+being read; a bigger one, uploaded in parts, is split so that every shard is a valid month of
+its own, and the merged features are exactly the one-shot path's, row order included; a
+broken cell rejects the whole month, the report naming the shard, file, column and rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import boto3
+import pandas as pd
+import pytest
+from aws_endpoint import endpoint_env, moto_endpoint
+from csv_edit import with_cell
+from streamflow import shard_steps, steps, storage
+from streamflow.partitioned_month import part_bounds
+from streamflow.parts import part_name
+from streamflow.quarantine import report_key
+from streamflow.schema import MONTH_FILES
+from streamflow.settings import Settings
+from streamflow.sharding import (
+    count_rows,
+    in_shard,
+    items_key,
+    reshard,
+    shard_folder,
+    shard_of,
+    shard_of_file,
+    shards_prefix,
+    users_upper_bound,
+)
+from streamflow.violations import ContractError
+
+BUCKET = "shard-steps"
+PER_SHARD = 150  # month0 has 500 users: 4 shards
+PARTS = 3
+
+
+@pytest.fixture(scope="module")
+def s3():
+    saved = dict(os.environ)
+    storage.s3.cache_clear()
+    with moto_endpoint() as url:
+        os.environ.update(endpoint_env(url))
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        try:
+            yield client
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            storage.s3.cache_clear()
+
+
+def _settings(per_shard: int = PER_SHARD) -> Settings:
+    return Settings.from_env({"DATA_BUCKET": BUCKET, "USERS_PER_SHARD": str(per_shard)})
+
+
+def _as_parts(files: dict[str, bytes], parts: int = PARTS) -> dict[str, bytes]:
+    out = {}
+    for table in MONTH_FILES:
+        header, *rows = files[table].decode().splitlines(keepends=True)
+        for index, (start, end) in enumerate(part_bounds(len(rows), parts)):
+            out[part_name(table, index)] = (header + "".join(rows[start:end])).encode()
+    return out
+
+
+def _upload(s3, month: str, files: dict[str, bytes]) -> dict[str, str]:
+    for name, body in files.items():
+        s3.put_object(Bucket=BUCKET, Key=storage.month_prefix(month) + name, Body=body)
+    return {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+
+
+def _run_sharded(settings: Settings, month: str, verified: dict[str, str]) -> tuple[dict, list[dict]]:
+    """ShardMonth, then each item as ValidateShards' child runs it (ValidateShard, then
+    BuildShardFeatures when valid): (ShardMonth's result, the Map's results)."""
+    validate = shard_steps.route(steps.validate, shard_steps.validate_shard, shard=shard_steps.shard_month)
+    features = shard_steps.route(steps.build_month_features, shard_steps.build_shard_features,
+                                 merge=shard_steps.merge_shards)
+    sharding = validate(settings, {"action": "shard", "month": month, "execution": "e1", "files": verified,
+                                   "concurrency": 2})
+    items = json.loads(storage.get_bytes(BUCKET, sharding["items_key"]))
+    results = []
+    for item in items:
+        result = dict(item, summary=validate(settings, item))
+        if result["summary"]["valid"]:
+            result["features"] = features(settings, item)
+        results.append(result)
+    return sharding, results
+
+
+def test_a_small_month_is_one_shard_and_is_not_read(s3, month0_files):
+    verified = _upload(s3, "month_010", month0_files)
+    bound = users_upper_bound(len(month0_files["users.csv"]))
+    outcome = shard_steps.shard_month(_settings(per_shard=bound), {"month": "month_010", "files": verified,
+                                                                   "concurrency": "3"})
+    assert outcome == {"bucket": BUCKET, "users_per_shard": bound, "concurrency": 3, "shards": 1}
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_010"))
+    counted = shard_steps.shard_month(_settings(per_shard=500), {"month": "month_010", "files": verified})
+    assert counted["shards"] == 1 and counted["users"] == 500  # read (the bound says maybe), still one
+
+
+def test_sharded_features_are_the_one_shot_features(s3, month0_files):
+    settings = _settings()
+    whole_verified = _upload(s3, "month_011", month0_files)
+    steps.validate(settings, {"month": "month_011", "files": whole_verified})
+    steps.build_month_features(settings, {"month": "month_011"})
+    whole = storage.read_features(BUCKET, "month_011")
+
+    parts = _as_parts(month0_files)
+    sharding, results = _run_sharded(settings, "month_012", _upload(s3, "month_012", parts))
+    assert sharding["shards"] == 4 and sharding["users"] == 500 and sharding["concurrency"] == 2
+    for result in results:  # a user's rows all in its shard, each shard a valid partitioned month
+        users = storage.read_frame(BUCKET, result["features"]["features_key"]).index
+        assert len(users) > 0 and {shard_of(u, 4) for u in users} == {result["shard"]}
+        assert result["summary"]["rows"]["users.csv"] == len(users)
+    merged = shard_steps.merge_shards(settings, {"month": "month_012", "execution": "e1", "shards": results})
+    assert merged["valid"] and merged["shards"] == 4 and merged["users"] == 500
+    assert merged["rows"] == {table: 500 for table in MONTH_FILES}
+    pd.testing.assert_frame_equal(storage.read_features(BUCKET, "month_012"), whole)
+    assert merged["features"]["churn_rate"] == round(float(whole["churn_label"].mean()), 4)
+
+
+def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(s3, month0_files):
+    bad_user = month0_files["usage_agg_30d.csv"].decode().splitlines()[8].split(",")[0]
+    files = dict(month0_files, **{"usage_agg_30d.csv": with_cell(month0_files["usage_agg_30d.csv"],
+                                                                  "watch_hours_30d", 7, "-1.5")})
+    _, results = _run_sharded(_settings(), "month_013", _upload(s3, "month_013", _as_parts(files)))
+    shard = shard_of(bad_user, 4)
+    assert [r["shard"] for r in results if not r["summary"]["valid"]] == [shard]
+    assert all("features" in r for r in results if r["shard"] != shard)
+    with pytest.raises(ContractError) as raised:
+        shard_steps.merge_shards(_settings(), {"month": "month_013", "execution": "e1", "shards": results})
+    where = in_shard(shard, "usage_agg_30d/part-00000.csv")
+    assert f"{where}:watch_hours_30d: must not be negative" in str(raised.value)
+    report = json.loads(storage.get_bytes(BUCKET, report_key("month_013")))
+    assert [(v["file"], v["column"], v["rule"]) for v in report["violations"]] == [
+        (where, "watch_hours_30d", "must not be negative")]
+    assert report["stage"] == "validate" and report["execution"] == "e1"
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=storage.month_prefix("month_013"))
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_013"))
+
+
+def test_a_file_changed_after_ingest_is_refused_before_sharding(s3, month0_files):
+    parts = _as_parts(month0_files)
+    verified = _upload(s3, "month_014", parts)
+    verified["labels/part-00001.csv"] = "0" * 64
+    with pytest.raises(ContractError, match="labels/part-00001.csv: changed after ingest verified it"):
+        shard_steps.shard_month(_settings(), {"month": "month_014", "execution": "e2", "files": verified})
+    assert json.loads(storage.get_bytes(BUCKET, report_key("month_014")))["stage"] == "validate"
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_014"))
+
+
+def test_a_missing_table_is_refused_before_sharding(s3, month0_files):
+    files = {k: v for k, v in _as_parts(month0_files).items() if not k.startswith("labels/")}
+    _upload(s3, "month_015", files)
+    with pytest.raises(ContractError, match="labels.csv: required file missing"):
+        shard_steps.shard_month(_settings(), {"month": "month_015", "files": {}})
+
+
+def test_a_resharded_month_leaves_no_stale_shard_files(s3, month0_files):
+    verified = _upload(s3, "month_016", month0_files)
+    stale = shard_folder("month_016", 2) + "users/part-00007.csv"
+    s3.put_object(Bucket=BUCKET, Key=stale, Body=b"user_id\n")
+    shard_steps.shard_month(_settings(), {"month": "month_016", "files": verified})
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_016"))["Contents"]]
+    assert stale not in keys and items_key("month_016") in keys
+    assert len(keys) == 1 + 4 * len(MONTH_FILES)  # one part a table a shard (the month came whole)
+
+
+def test_route_picks_the_step_for_the_event():
+    calls = []
+
+    def whole(settings, event):
+        """The one-shot step."""
+        calls.append("whole")
+        return {}
+
+    step = shard_steps.route(whole, lambda s, e: calls.append("shard") or {}, merge=lambda s, e: calls.append("merge")
+                             or {})
+    step(None, {"month": "m"})
+    step(None, {"month": "m", "shard": 0})
+    step(None, {"month": "m", "action": "merge"})
+    assert calls == ["whole", "shard", "merge"] and step.__name__ == "whole" and step.__doc__ == "The one-shot step."
+    with pytest.raises(ValueError, match="unknown action 'nope'"):
+        step(None, {"action": "nope"})
+
+
+def test_rows_are_counted_from_chunks_and_a_users_file_bounds_its_users():
+    assert count_rows([b"user_id\n7590-VHVEG\n", b"1111-ABCDE\n"]) == 2
+    assert count_rows([b"user_id\n7590-VH", b"VEG"]) == 1  # no newline at the end
+    assert count_rows([b"user_id"]) == 0 and count_rows([]) == 0 and count_rows([b""]) == 0
+    assert users_upper_bound(110) == 10 and users_upper_bound(0) == 0
+    body = b"user_id\n" + b"".join(b"7590-VHVEG\n" for _ in range(9))
+    assert count_rows([body]) <= users_upper_bound(len(body))
+
+
+def test_a_shard_file_name_round_trips():
+    assert in_shard(3, "users/part-00000.csv") == "shard-00003/users/part-00000.csv"
+    assert shard_of_file(in_shard(12, "labels.csv")) == 12
+    assert shard_of_file("users/part-00000.csv") is None and shard_of_file("shard-x/users.csv") is None
+    assert shard_folder("month_001", 3) == "shards/month_001/shard-00003/"
+
+
+@pytest.mark.parametrize(("broken", "example"), [
+    (lambda body: body.replace(b"\n", b",\n").replace(b",\n", b"\n", 1), "trailing comma"),  # rows, not header
+    (lambda body: body.replace(b"user_id,", b"id,", 1), "user_id"),
+])
+def test_a_part_that_cannot_be_split_by_user_rejects_the_month_naming_it(s3, month0_files, broken, example):
+    parts = _as_parts(month0_files)
+    parts["usage_agg_30d/part-00002.csv"] = broken(parts["usage_agg_30d/part-00002.csv"])
+    verified = _upload(s3, "month_017", parts)
+    with pytest.raises(ContractError) as raised:
+        shard_steps.shard_month(_settings(), {"month": "month_017", "files": verified})
+    (violation,) = raised.value.violations
+    assert violation.file == "usage_agg_30d/part-00002.csv" and example in violation.example
+    assert "as many fields a row as its header" in violation.rule
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(month0_files):
+    pieces = {}
+    reshard([("users.csv", b"\xef\xbb\xbf" + month0_files["users.csv"])], 2,
+            lambda table, shard, body: pieces.setdefault(shard, body))
+    assert all(body.startswith(b"user_id,") for body in pieces.values()) and len(pieces) == 2
