@@ -12,7 +12,7 @@ file path, while this repository maps ``streamflow`` to ``layers/core/streamflow
 mutmut's and pytest's settings. Nothing in the work tree is changed.
 
 Usage: python tests/mutation/mutate.py [--module NAME ...] [--max-children N] [--min-score 90]
-       [--report-only | --retest]
+       [--report-only | --retest | --resume]
 ``--module`` mutates only the named modules (staged alone, their oracle alone): a quicker
 run while working on one module's tests; the report then shows those modules only.
 """
@@ -20,6 +20,8 @@ run while working on one module's tests; the report then shows those modules onl
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import re
 import shutil
 import subprocess
@@ -39,7 +41,7 @@ SELECTED = STAGE / "modules.txt"  # the modules the staged run mutates (for --re
 MODULES: dict[str, list[str]] = {
     "promotion": ["test_promotion.py", "test_promotion_messages.py"],
     "split": ["test_split.py", "test_split_known_answer.py"],
-    "contract": ["test_contract.py", "test_contract_guards.py", "test_contract_texts.py"],
+    "contract": ["test_contract.py", "test_contract_guards.py", "test_contract_texts.py", "test_partitioned_months.py"],
     "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
     "ingest": ["test_ingest.py", "test_manifest_error.py", "test_manifest_rules.py", "test_manifest.py"],
     "manifest": ["test_manifest_rules.py", "test_manifest_error.py", "test_manifest.py"],
@@ -74,6 +76,8 @@ ALSO_COPY = ["docs/manifest.schema.json", "README.md", "template.yaml"]
 # A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
 CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")
+# "- `streamflow.mod.x_fn__mutmut_N` `the changed line`: why it is equivalent"
+EQUIVALENT_LINE = re.compile(r"^- `(streamflow\.[^`]+__mutmut_\d+)` `(.+?)`: (.+)$")
 
 
 def _stage(modules: list[str]) -> None:
@@ -123,14 +127,55 @@ def _stage_tests(modules: list[str]) -> None:
     )
 
 
-def equivalent_mutants() -> dict[str, str]:
-    """Mutant name → why it is equivalent, from the bullet list in equivalent.md."""
+def equivalent_mutants() -> dict[str, tuple[str, str]]:
+    """Mutant name → (its change, why it is equivalent), from the bullet list in equivalent.md."""
     found = {}
     for line in EQUIVALENT.read_text().splitlines():
-        match = re.match(r"^- `(streamflow\.[^`]+__mutmut_\d+)`: (.+)$", line)
+        match = EQUIVALENT_LINE.match(line)
         if match:
-            found[match.group(1)] = match.group(2)
+            found[match.group(1)] = (match.group(2), match.group(3))
     return found
+
+
+def function_of(mutant: str) -> str:
+    """``streamflow.contract.x__first_bad__mutmut_2`` → ``streamflow.contract.x__first_bad``."""
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
+def mutant_changes(mutants_dir: Path) -> dict[str, str]:
+    """Every mutant's change as one line: its new source lines (or the removed ones) against
+    the original function. mutmut numbers a function's mutants in order, so an edit of the
+    function renumbers them; equivalent.md names each mutant with its change, which is matched
+    instead of the number (a listed change that is no longer generated is reported as stale)."""
+    changes: dict[str, str] = {}
+    for path in sorted((mutants_dir / "src" / "streamflow").glob("*.py")):
+        text = path.read_text()
+        file_lines = text.splitlines()
+        sources = {node.name: file_lines[node.lineno:node.end_lineno]  # the body, without the def line
+                   for node in ast.walk(ast.parse(text))
+                   if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name}
+        for name, lines in sources.items():
+            base, _, number = name.rpartition("__mutmut_")
+            if not number.isdigit() or f"{base}__mutmut_orig" not in sources:
+                continue
+            diff = list(difflib.unified_diff(sources[f"{base}__mutmut_orig"], lines, n=0, lineterm=""))[2:]
+            added = [d[1:].strip() for d in diff if d.startswith("+")]
+            removed = [d[1:].strip() for d in diff if d.startswith("-")]
+            change = " ⏎ ".join(added) if added else "(removed) " + " ⏎ ".join(removed)
+            changes[f"streamflow.{path.stem}.{name}"] = change
+    return changes
+
+
+def equivalent_by_change(results: dict[str, str], listed: dict[str, tuple[str, str]],
+                         changes: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(mutant → reason for each mutant of this run that equivalent.md lists by its function
+    and change, the listed names whose change this run no longer generates)."""
+    wanted = {(function_of(name), change): reason for name, (change, reason) in listed.items()}
+    matched = {name: wanted[(function_of(name), changes.get(name, ""))] for name in results
+               if (function_of(name), changes.get(name, "")) in wanted}
+    seen = {(function_of(name), changes.get(name, "")) for name in results}
+    stale = sorted(name for name, (change, _) in listed.items() if (function_of(name), change) not in seen)
+    return matched, stale
 
 
 def _results() -> dict[str, str]:
@@ -144,8 +189,10 @@ def _staged_modules() -> list[str]:
 
 
 def report(results: dict[str, str], equivalent: dict[str, str], min_score: float,
-           modules: list[str] | None = None) -> bool:
-    """Print the score per module; True when every module reaches ``min_score``."""
+           modules: list[str] | None = None, stale: list[str] | None = None,
+           changes: dict[str, str] | None = None) -> bool:
+    """Print the score per module; True when every module reaches ``min_score``.
+    ``equivalent``: the mutants of this run judged equivalent (see ``equivalent_by_change``)."""
     modules = list(MODULES) if modules is None else modules
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: list[str] = []
@@ -161,9 +208,9 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
             by_module[module]["equivalent"] += 1
         else:
             by_module[module]["survived"] += 1
-            survivors.append(f"{name}: {status}")
+            survivors.append(f"{name}: {status}: `{(changes or {}).get(name, '?')}`")
         by_module[module]["mutants"] += 1
-    stale = sorted(name for name in set(equivalent) - set(results) if name.split(".")[1] in modules)
+    stale = [name for name in stale or [] if name.split(".")[1] in modules]
     ok = True
     header = ("module", "mutants", "killed", "(timeout)", "equiv.", "survived", "unchecked", "score")
     print("\n" + f"{header[0]:<12}" + "".join(f"{h:>10}" for h in header[1:]))
@@ -182,7 +229,8 @@ def report(results: dict[str, str], equivalent: dict[str, str], min_score: float
         print("\nsurvivors not listed in tests/mutation/equivalent.md (see: cd build/mutation && mutmut show NAME):")
         print("\n".join(f"  {s}" for s in sorted(survivors)))
     if stale:
-        print("\nlisted as equivalent but no longer generated (the code changed; update equivalent.md):")
+        print("\nlisted as equivalent but this change of the function is no longer generated"
+              " (the code changed; update equivalent.md):")
         print("\n".join(f"  {s}" for s in stale))
     print(f"\nscore = killed / (mutants - equivalent - unchecked); every module must reach {min_score:.0f} %"
           " with no mutant unchecked: "
@@ -199,24 +247,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="report the last run in build/mutation")
     parser.add_argument("--retest", action="store_true",
                         help="run the last run's survivors again with the current unit tests")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with an interrupted run: the mutants it did not check yet")
     parser.add_argument("mutants", nargs="*", help="mutant names or globs to run (with --retest: as well)")
     args = parser.parse_args(argv)
-    if (args.report_only or args.retest or args.mutants) and not STAGE.is_dir():
+    if (args.report_only or args.retest or args.resume or args.mutants) and not STAGE.is_dir():
         parser.error(f"no earlier run in {STAGE}: run `make mutate` (optionally with --module) first")
     started = time.monotonic()
     mutmut_run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
     if args.retest:
-        survivors = [name for name, status in _results().items()
-                     if status not in CAUGHT | {"not checked"} and name not in equivalent_mutants()]
+        results = _results()
+        equivalent, _ = equivalent_by_change(results, equivalent_mutants(), mutant_changes(STAGE / "mutants"))
+        survivors = [name for name, status in results.items()
+                     if status not in CAUGHT | {"not checked"} and name not in equivalent]
         _stage_tests(_staged_modules())
         if survivors or args.mutants:
             subprocess.run(mutmut_run + survivors + args.mutants, cwd=STAGE, check=True)
-    elif args.mutants:  # go on with an interrupted run: only these (names or globs)
+    elif args.resume:  # mutmut skips the mutants it has a result for
+        subprocess.run(mutmut_run, cwd=STAGE, check=True)
+    elif args.mutants:  # only these (names or globs), run again even when they have a result
         subprocess.run(mutmut_run + args.mutants, cwd=STAGE, check=True)
     elif not args.report_only:
         _stage(args.module or list(MODULES))
         subprocess.run(mutmut_run, cwd=STAGE, check=True)
-    ok = report(_results(), equivalent_mutants(), args.min_score, _staged_modules())
+    results = _results()
+    staged = _staged_modules()
+    listed = {name: entry for name, entry in equivalent_mutants().items() if name.split(".")[1] in staged}
+    changes = mutant_changes(STAGE / "mutants")
+    equivalent, stale = equivalent_by_change(results, listed, changes)
+    ok = report(results, equivalent, args.min_score, staged, stale, changes)
     print(f"mutation run: {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
 

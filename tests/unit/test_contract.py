@@ -426,3 +426,20 @@ def test_every_broken_rule_of_a_table_is_reported_not_only_the_first(month0_file
     found = {(v.column, v.rule, v.example) for v in result.violations if v.file == "subscriptions.csv"}
     assert found == {("monthly_fee", "must not be negative", "row 3 value -5.0"),
                      ("contract_type", "must be one of Month-to-month, One year, Two year", "row 4 value 'Weekly'")}
+
+
+def test_a_missing_file_does_not_hide_what_is_wrong_in_the_files_after_it(month0_files):
+    files = replaced(month0_files, "users.csv", None)
+    files = replaced(files, "labels.csv", with_cell(files["labels.csv"], "churn_label", 2, "maybe"))
+    found = {(v.file, v.rule) for v in check_month(files).violations}
+    assert found == {("users.csv", "required file missing"), ("labels.csv", "must be a boolean True/False")}
+
+
+def test_parse_table_hands_out_no_table_when_a_rule_is_broken(month0_files):
+    from streamflow.contract import parse_table
+
+    table, violations = parse_table("subscriptions.csv",
+                                    with_cell(month0_files["subscriptions.csv"], "monthly_fee", 0, "-1"))
+    assert table is None and [v.rule for v in violations] == ["must not be negative"]
+    table, violations = parse_table("subscriptions.csv", month0_files["subscriptions.csv"])
+    assert violations == [] and len(table) == 500

@@ -35,9 +35,9 @@ def test_every_equivalent_mutant_has_a_reason_and_names_a_listed_module():
     listed = mutate.equivalent_mutants()
     text = mutate.EQUIVALENT.read_text()
     assert len(listed) == text.count("\n- `")  # no bullet the parser would skip
-    for name, reason in listed.items():
+    for name, (change, reason) in listed.items():
         assert name.split(".")[1] in mutate.MODULES, name
-        assert len(reason.split()) >= 3, name
+        assert change.strip() and len(reason.split()) >= 3, name
 
 
 def test_mutate_is_a_make_target_outside_make_test():
@@ -48,3 +48,25 @@ def test_mutate_is_a_make_target_outside_make_test():
     assert "mutate" not in test_target
     workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
     assert "run: make mutate" in workflow and "workflow_dispatch" in workflow
+
+
+def test_an_equivalent_mutant_is_known_by_its_change_not_its_number(tmp_path):
+    """mutmut numbers a function's mutants in order: an edit above a listed mutant renumbers
+    it, and the number alone would then excuse another mutant (a real survivor)."""
+    mutate = _mutate()
+    folder = tmp_path / "src" / "streamflow"
+    folder.mkdir(parents=True)
+    (folder / "demo.py").write_text(
+        "def x_f__mutmut_orig(a):\n    b = a + 1\n    return b\n\n"
+        "def x_f__mutmut_1(a):\n    b = a - 1\n    return b\n\n"
+        "def x_f__mutmut_2(a):\n    b = a + 1\n    return None\n\n"
+        "def x_f__mutmut_3(a):\n    return b\n")
+    changes = mutate.mutant_changes(tmp_path)
+    assert changes == {"streamflow.demo.x_f__mutmut_1": "b = a - 1", "streamflow.demo.x_f__mutmut_2": "return None",
+                       "streamflow.demo.x_f__mutmut_3": "(removed) b = a + 1"}
+    results = dict.fromkeys(changes, "survived")
+    listed = {"streamflow.demo.x_f__mutmut_1": ("return None", "listed when it was number 1"),
+              "streamflow.demo.x_f__mutmut_9": ("b = a * 1", "a change no longer generated")}
+    equivalent, stale = mutate.equivalent_by_change(results, listed, changes)
+    assert equivalent == {"streamflow.demo.x_f__mutmut_2": "listed when it was number 1"}
+    assert stale == ["streamflow.demo.x_f__mutmut_9"]

@@ -55,13 +55,13 @@ def test_a_bad_value_is_named_by_part_file_column_and_rule(month0_files):
 
 
 def test_a_user_repeated_in_two_parts_is_found(month0_files):
-    files = split_month(month0_files, 2)
+    files = split_month(month0_files, 3)
     first = files["labels/part-00000.csv"].decode().splitlines()[1]
-    files["labels/part-00001.csv"] += (first + "\n").encode()
+    files["labels/part-00002.csv"] += (first + "\n").encode()
     result = check_month(files)
     (violation,) = result.violations
-    rows_in_part = len(files["labels/part-00001.csv"].decode().splitlines())  # the header is row 1
-    assert violation == Violation("labels/part-00001.csv", "user_id", "user_id must be unique",
+    rows_in_part = len(files["labels/part-00002.csv"].decode().splitlines())  # the header is row 1
+    assert violation == Violation("labels/part-00002.csv", "user_id", "user_id must be unique",
                                   f"row {rows_in_part} value {first.split(',')[0]!r}, also in an earlier row or part")
 
 
