@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -111,3 +112,8 @@ def test_a_packed_item_from_another_writer_reads_integers_as_floats_and_missing_
     assert row["months_active"] == 3.0 and type(row["months_active"]) is float
     assert row["net_service"] == "DSL"
     assert all(row[c] is None for c in MODEL_FEATURES if c not in ("months_active", "net_service"))
+
+
+def test_the_architecture_document_names_the_item_layout():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    assert f"`user_id`,\n   `month` and `{online_store.PACKED_ATTRIBUTE}`" in text
