@@ -4,7 +4,7 @@ An item is ``user_id``, ``month`` and ``features``: the model features as one co
 object in a string attribute (``{"monthly_fee":70.35,"paperless_billing":true,...}``), not
 one typed attribute per feature. Every attribute costs per-value work on both sides of a
 read (the emulator sizes, converts and writes each one; the client walks each one): one
-string instead of fourteen typed values made a 1,000-id ``/predict/batch`` read ≈ 27 % less
+string instead of fourteen typed values made a 1,000-id ``/predict/batch`` read 22–28 % less
 CPU (``bench/README.md``). Items written before, one attribute per feature, are still read
 (``_from_wire`` takes either layout); PublishOnlineFeatures rewrites every user each month,
 so the next published month replaces them.
