@@ -39,7 +39,7 @@ SELECTED = STAGE / "modules.txt"  # the modules the staged run mutates (for --re
 
 # module → the unit test files that are its oracle (fast ones only: no stack, no tools).
 MODULES: dict[str, list[str]] = {
-    "promotion": ["test_promotion.py", "test_promotion_messages.py"],
+    "promotion": ["test_promotion.py", "test_promotion_messages.py", "test_ordering.py"],
     "split": ["test_split.py", "test_split_known_answer.py"],
     "contract": ["test_contract.py", "test_contract_guards.py", "test_contract_texts.py", "test_partitioned_months.py"],
     "violations": ["test_violations.py", "test_contract.py", "test_ingest.py"],
@@ -71,8 +71,9 @@ PYTEST_ARGS = ["-p", "no:cacheprovider",
 # wrapped afterwards (same behaviour), so its body is mutated too.
 DECORATED = re.compile(r"^@contextmanager\ndef (\w+)\(", re.M)
 # Files of the repository some oracle tests read (test_manifest.py: the JSON Schema file, the
-# README's manifest section, template.yaml's parameters), staged beside the code.
-ALSO_COPY = ["docs/manifest.schema.json", "README.md", "template.yaml"]
+# README's manifest section, template.yaml's parameters; test_lease.py: Promote's Task timeout
+# in the ASL), staged beside the code.
+ALSO_COPY = ["docs/manifest.schema.json", "README.md", "template.yaml", "infra/statemachine/pipeline.asl.json"]
 # A mutant that makes the tests time out is caught (mutmut counts it apart; so do we, below).
 CAUGHT = {"killed", "timeout", "caught by type check"}
 MUTANT = re.compile(r"^\s*(streamflow\.(\w+)\.\S+__mutmut_\d+): (.+)$")

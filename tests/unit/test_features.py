@@ -15,8 +15,10 @@ from streamflow.schema import BOOLEAN_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
 AGGREGATES = ("usage_agg_30d.csv", "payments_agg_90d.csv", "support_agg_90d.csv")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def month0_features(month0_tables):
+    # Built for each test, not once a module: `make mutate` runs, for a mutant of
+    # build_features, only the tests that call it, and a cached frame is called by one.
     return build_features(month0_tables)
 
 
@@ -110,3 +112,24 @@ def test_a_user_without_a_label_is_refused_by_the_contract_not_crashed_on_later(
     assert not result.ok
     assert [(v.file, v.column, v.rule) for v in result.violations] == [
         ("labels.csv", "user_id", "every user in users.csv needs a row here")]
+
+
+@pytest.mark.parametrize(("name", "labelled"), [("subscriptions.csv", True), ("payments_agg_90d.csv", True),
+                                               ("labels.csv", True), ("support_agg_90d.csv", False)])
+def test_a_table_with_a_user_twice_is_refused_not_joined_into_two_rows(month0_tables, name, labelled):
+    """The contract refuses such a table first; the join checks it again rather than give a
+    user two rows (two labels, or features counted twice), with or without labels."""
+    tables = {k: v for k, v in month0_tables.items() if labelled or k != "labels.csv"}
+    tables[name] = pd.concat([tables[name], tables[name].iloc[[3]]], ignore_index=True)
+    with pytest.raises(pd.errors.MergeError):
+        build_features(tables)
+
+
+def test_tables_are_joined_on_user_id_only_even_when_they_share_another_column(month0_tables, month0_features):
+    """A column two tables happen to share (here added by hand; the contract refuses unknown
+    columns) must not become a join key, or no row would match and features would be lost."""
+    tables = dict(month0_tables)
+    tables["subscriptions.csv"] = tables["subscriptions.csv"].assign(note="subscription", memo="subscription")
+    tables["usage_agg_30d.csv"] = tables["usage_agg_30d.csv"].assign(memo="usage")
+    tables["labels.csv"] = tables["labels.csv"].assign(note="label")
+    pd.testing.assert_frame_equal(build_features(tables), month0_features)

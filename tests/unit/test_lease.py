@@ -164,3 +164,26 @@ def test_a_nested_hold_by_the_same_owner_neither_rewrites_nor_releases(table):
             assert _item(table) == first
         assert _item(table) == first  # still held by the outer block
     assert _item(table) is None
+
+
+def test_holds_nested_twice_keep_the_lease_until_the_outermost_ends(table):
+    """Each nested block ends before the outer one: the lease is neither rewritten nor released
+    until the outermost block ends, however many nested blocks came and went."""
+    with hold(TABLE, owner="rollback-y", ttl_seconds=300):
+        first = _item(table)
+        for _ in range(2):
+            with hold(TABLE, owner="rollback-y", ttl_seconds=999, wait_seconds=0):
+                assert _item(table) == first
+            assert _item(table) == first
+    assert _item(table) is None
+    with hold(TABLE, owner="rollback-y", ttl_seconds=300, wait_seconds=0):  # held afresh afterwards
+        assert _item(table)["owner"] == "rollback-y"
+
+
+def test_another_owner_inside_a_held_block_waits_like_anyone_else(table):
+    with hold(TABLE, owner="month_006"):
+        with pytest.raises(LeaseBusy):
+            with hold(TABLE, owner="month_007", wait_seconds=0):
+                pass
+        assert _item(table)["owner"] == "month_006"
+    assert _item(table) is None

@@ -23,7 +23,9 @@ PROMOTION_LEASE = "promotion"
 PROMOTE_TIMEOUT_SECONDS = 300  # template.yaml's PromoteFunction Timeout (tests/unit/test_lease.py checks)
 TTL_MARGIN_SECONDS = 60
 DEFAULT_TTL_SECONDS = PROMOTE_TIMEOUT_SECONDS + TTL_MARGIN_SECONDS
-_held_here: dict[tuple[str, str, str], int] = {}  # (table, lease, owner) → depth of nested holds
+# (table, lease, owner) of the leases this process holds now: the outermost hold adds and
+# removes its key; a hold nested in it (same owner) finds the key and only runs its block.
+_held_here: set[tuple[str, str, str]] = set()
 
 
 class LeaseBusy(RuntimeError):
@@ -38,19 +40,15 @@ def hold(table_name: str, name: str = PROMOTION_LEASE, owner: str | None = None,
     and one held by ``owner`` already (a retried holder) is taken again."""
     owner = owner or uuid.uuid4().hex
     key = (table_name, name, owner)
-    if _held_here.get(key):
-        _held_here[key] += 1
-        try:
-            yield owner
-        finally:
-            _held_here[key] -= 1
+    if key in _held_here:
+        yield owner
         return
     with _hold(table_name, name, owner, ttl_seconds, wait_seconds):
-        _held_here[key] = 1
+        _held_here.add(key)
         try:
             yield owner
         finally:
-            _held_here.pop(key, None)
+            _held_here.discard(key)
 
 
 @contextmanager
