@@ -348,3 +348,22 @@ def test_readme_documents_the_manifest_and_the_policy_rule():
     assert set(POLICY_KEYS.values()) <= set(parameters)
     assert parameters["AllowManifestOverrides"]["Default"] == "false"
     assert "AllowManifestOverrides=true" in section and "docs/manifest.schema.json" in section
+
+
+@pytest.mark.parametrize("problem", ["unreadable", "policy", "unknown_reference", "unlisted"])
+def test_every_manifest_error_names_the_manifest_it_is_about(s3, problem):
+    """The rejection report and the quarantine are keyed by it: a refusal must say which
+    manifest, whichever check refused it."""
+    manifest = build_manifest(MONTH, FILES)
+    if problem == "unreadable":
+        manifest = b"{not json"
+    elif problem == "policy":
+        manifest["delta"] = 0.5
+    elif problem == "unknown_reference":  # refused where overrides are allowed: no such month
+        manifest["reference_month"] = "month_009"
+    files = dict(FILES, **{"notes.csv": b"x\n"}) if problem == "unlisted" else FILES
+    upload = _put_month(s3, files, manifest)
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(upload, _body(s3, upload), allow_overrides=problem == "unknown_reference")
+    assert caught.value.key == upload.manifest_key == f"months/{MONTH}/_MANIFEST.json"
+    assert str(caught.value).startswith(f"months/{MONTH}/_MANIFEST.json: ")
