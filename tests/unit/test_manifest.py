@@ -63,6 +63,7 @@ def _body(s3, upload: MonthUpload) -> bytes:
 def test_a_month_whose_bytes_match_is_accepted(s3, checksum):
     upload = _put_month(s3, checksum=checksum)
     accepted = check_manifest(upload, _body(s3, upload))
+    assert accepted.manifest.month == MONTH and sorted(accepted.manifest.files) == sorted(FILES)
     assert sorted(accepted.digests) == sorted(FILES)
     assert {d.method for d in accepted.digests.values()} == {"s3-checksum" if checksum else "streamed"}
 
@@ -76,7 +77,7 @@ def test_a_tampered_file_of_the_same_size_is_refused_naming_both_digests(s3, che
     with pytest.raises(ManifestError) as caught:
         check_manifest(upload, _body(s3, upload))
     (violation,) = caught.value.violations
-    assert violation.file == "labels.csv" and "sha256 differs" in violation.rule
+    assert (violation.file, violation.column, violation.rule) == ("labels.csv", "", "sha256 differs from the manifest")
     assert violation.example == (f"expected {hashlib.sha256(FILES['labels.csv']).hexdigest()}, "
                                  f"actual {hashlib.sha256(tampered['labels.csv']).hexdigest()}")
 
@@ -355,7 +356,7 @@ def test_readme_documents_the_manifest_and_the_policy_rule():
     assert "AllowManifestOverrides=true" in section and "docs/manifest.schema.json" in section
 
 
-@pytest.mark.parametrize("problem", ["unreadable", "policy", "unknown_reference", "unlisted"])
+@pytest.mark.parametrize("problem", ["unreadable", "policy", "unknown_reference", "unlisted", "tampered"])
 def test_every_manifest_error_names_the_manifest_it_is_about(s3, problem):
     """The rejection report and the quarantine are keyed by it: a refusal must say which
     manifest, whichever check refused it."""
@@ -367,6 +368,8 @@ def test_every_manifest_error_names_the_manifest_it_is_about(s3, problem):
     elif problem == "unknown_reference":  # refused where overrides are allowed: no such month
         manifest["reference_month"] = "month_009"
     files = dict(FILES, **{"notes.csv": b"x\n"}) if problem == "unlisted" else FILES
+    if problem == "tampered":  # same size, other bytes: refused by its digest
+        files = dict(FILES, **{"labels.csv": FILES["labels.csv"].replace(b"True", b"Fals")})
     upload = _put_month(s3, files, manifest)
     with pytest.raises(ManifestError) as caught:
         check_manifest(upload, _body(s3, upload), allow_overrides=problem == "unknown_reference")
