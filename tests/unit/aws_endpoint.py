@@ -34,6 +34,18 @@ def endpoint_env(endpoint: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+@contextmanager
+def moto_endpoint_in_env() -> Iterator[str]:
+    """A moto server, with this process's environment pointing at it (as a Lambda's would)
+    while the block runs; the environment is restored afterwards."""
+    import pytest
+
+    with moto_endpoint() as url, pytest.MonkeyPatch.context() as env:
+        for key, value in endpoint_env(url).items():
+            env.setenv(key, value)
+        yield url
+
+
 def create_table(endpoint: str, name: str, key: str) -> None:
     """An empty PAY_PER_REQUEST table with a string hash key, as template.yaml declares them.
 

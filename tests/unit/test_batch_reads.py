@@ -14,7 +14,7 @@ import boto3
 import pytest
 from mangum import Mangum
 
-from aws_endpoint import create_table, endpoint_env, free_port, moto_endpoint
+from aws_endpoint import create_table, free_port, moto_endpoint_in_env
 from streamflow import online_store
 from streamflow.served_model import Champion
 from streamflow_local.gateway import proxy_event
@@ -29,9 +29,7 @@ USERS = 260  # three BatchGetItem calls of up to 100 keys: the parallel path
 
 @pytest.fixture(scope="module")
 def endpoint():
-    with moto_endpoint() as url, pytest.MonkeyPatch.context() as env:
-        for key, value in endpoint_env(url).items():
-            env.setenv(key, value)
+    with moto_endpoint_in_env() as url:
         yield url
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from aws_endpoint import create_table, endpoint_env, moto_endpoint
+from aws_endpoint import create_table, moto_endpoint_in_env
 from streamflow import online_store
 from streamflow.schema import BOOLEAN_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
 from test_scorer import _frame
@@ -44,9 +44,7 @@ def _records() -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def endpoint():
-    with moto_endpoint() as url, pytest.MonkeyPatch.context() as env:
-        for key, value in endpoint_env(url).items():
-            env.setenv(key, value)
+    with moto_endpoint_in_env() as url:
         yield url
 
 
