@@ -15,6 +15,7 @@ from streamflow.manifest import (
     Manifest,
     ManifestError,
     manifest_for_folder,
+    month_files_in,
     parse,
     policy_keys_in,
     policy_overrides,
@@ -62,7 +63,16 @@ def test_a_month_folder_not_named_month_nnn_is_refused_before_the_body_is_read(m
 def test_a_body_that_is_not_json_is_refused(body):
     (violation,) = _refusal(body)
     assert (violation.file, violation.column, violation.rule) == ("_MANIFEST.json", "", "must be valid JSON")
-    assert violation.example and len(violation.example) <= 120
+    with pytest.raises(ValueError) as decoding:  # the decoder's own one-line message is the example
+        json.loads(body)
+    assert violation.example == str(decoding.value)
+
+
+def test_policy_is_refused_when_the_caller_does_not_say_overrides_are_allowed():
+    """Off is the default: a caller that forgets the stack's setting cannot let an uploader set policy."""
+    with pytest.raises(ManifestError) as caught:
+        parse(KEY, json.dumps(dict(GOOD, delta=0.5)).encode(), MONTH)
+    assert caught.value.violations == [policy_refusal(["delta"])]
 
 
 @pytest.mark.parametrize(("body", "kind"), [(b"[1]", "list"), (b'"x"', "str"), (b"3", "int"), (b"null", "NoneType")])
@@ -230,6 +240,18 @@ def test_the_folder_manifest_lists_files_only_named_after_the_folder_or_the_mont
     assert manifest_for_folder(folder) == {"month": "month_009", "files": expected_files}
     assert manifest_for_folder(folder, "month_010") == {"month": "month_010", "files": expected_files}
     Manifest.model_validate(manifest_for_folder(folder))
+
+
+def test_a_folders_files_are_its_plain_files_and_the_parts_of_every_table_folder(tmp_path):
+    folder = tmp_path / "month_009"
+    for name in ("labels.csv", "users/part-00000.csv", "users/part-00001.csv", "usage_agg_30d/part-00000.csv",
+                 "users/notes.txt", "_MANIFEST.json"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(name.encode())
+    (folder / "users" / "part-00002.csv").mkdir()  # a folder named like a part is not a part
+    assert [name for name, _ in month_files_in(folder)] == [
+        "labels.csv", "usage_agg_30d/part-00000.csv", "users/part-00000.csv", "users/part-00001.csv"]
+    assert all(path.read_bytes() == name.encode() for name, path in month_files_in(folder))
 
 
 def test_a_folder_that_cannot_make_a_valid_manifest_fails_when_written(tmp_path):

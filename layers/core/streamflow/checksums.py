@@ -60,7 +60,8 @@ def object_digest(bucket: str, key: str, expected_sha256: str, expected_size: in
     try:
         head = storage.s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        # HeadObject answers without a body, so botocore's code for a missing key is the status
+        if exc.response["Error"]["Code"] == "404":
             return None
         raise
     size = int(head["ContentLength"])

@@ -111,8 +111,8 @@ def json_schema() -> dict[str, Any]:
     schema = Manifest.model_json_schema()
     for name in POLICY_KEYS:  # optional: shown as their type, not as "or null"
         prop = schema["properties"][name]
-        typed = [option for option in prop.pop("anyOf") if option.get("type") != "null"][0]
-        prop.pop("default", None)
+        (typed,) = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
+        del prop["default"]
         prop.update(typed)
     return schema
 
@@ -130,7 +130,7 @@ def parse(key: str, body: bytes, month: str, allow_overrides: bool = False) -> M
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(key, [Violation(MANIFEST_NAME, "", "must be valid JSON", str(exc)[:120])]) from exc
+        raise ManifestError(key, [Violation(MANIFEST_NAME, "", "must be valid JSON", str(exc))]) from exc
     if not isinstance(raw, dict):
         raise ManifestError(key, [Violation(MANIFEST_NAME, "", "must be a JSON object", type(raw).__name__)])
     present = policy_keys_in(raw)
@@ -191,11 +191,7 @@ def policy_overrides(key: str, manifest: Manifest, allow: bool,
         if reference not in REFERENCE_MODES and not month_exists(reference):
             raise ManifestError(key, [Violation(MANIFEST_NAME, "reference_month",
                                                 "names a month that has not been processed", reference)])
-    if "threshold" in values:
-        values["threshold"] = float(values["threshold"])
-    if "delta" in values:
-        values["delta"] = float(values["delta"])
-    return values
+    return values  # typed by the model: threshold and delta are floats even when given as 1 or 0
 
 
 def sha256_of_file(path: Path) -> str:
