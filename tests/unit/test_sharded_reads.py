@@ -74,8 +74,24 @@ def test_drift_reads_the_sample_of_a_sharded_month_and_a_one_shot_month_whole(mo
         pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", DRIFT_K, features),
                                       bottom_k(frame, DRIFT_K))
     # a sample smaller than asked for (written under a smaller DriftSampleSize): the features decide
+    pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", 10_000, sharded), frame)
     pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", DRIFT_K + 1, None),
                                   bottom_k(storage.read_features(BUCKET, "month_021"), DRIFT_K + 1))
+
+
+def test_a_sharded_months_sample_of_every_user_is_read_as_the_month(months):
+    _, sharded = months
+    frame = storage.read_features(BUCKET, "month_021")
+    key = month_reads.drift_sample_key("month_021")
+    saved = storage.read_frame(BUCKET, key)
+    storage.write_frame(BUCKET, key, bottom_k(frame, 10_000))  # as MergeShards writes it with k >= users
+    storage.delete(BUCKET, storage.features_key("month_021"))  # so the sample alone can answer
+    try:
+        pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", 10_000, sharded),
+                                      bottom_k(frame, 10_000))
+    finally:
+        storage.write_frame(BUCKET, key, saved)
+        storage.write_features(BUCKET, "month_021", frame)
 
 
 def test_a_one_shot_rebuild_drops_a_sample_left_by_a_sharded_run(s3, months):

@@ -60,13 +60,15 @@ def _stored(bucket: str, key: str) -> pd.DataFrame | None:
 
 def drift_frame(bucket: str, month: str, k: int, features: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The rows drift measures of ``month``: its stored bottom-k sample when it has one of at
-    least ``k`` rows (a sharded month), else its features, whole up to ``k`` users and their
-    bottom-k above. ``features`` (the step's own month) says whether to look for a sample."""
+    least ``k`` rows or of every user (a sharded month), else its features, whole up to ``k``
+    users and their bottom-k above. ``features`` (the step's own month: its ``shards`` and
+    ``users``) says whether to look for a sample; None (a reference month) always looks."""
     from .samples import bottom_k, drift_sample
 
     if features is None or shard_count(features) > 1:
         stored = _stored(bucket, drift_sample_key(month))
-        if stored is not None and len(stored) >= k:
+        every_user = features is not None and stored is not None and len(stored) >= int(features.get("users") or 0)
+        if stored is not None and (len(stored) >= k or every_user):
             return bottom_k(stored, k)
     return drift_sample(storage.read_features(bucket, month), k)
 

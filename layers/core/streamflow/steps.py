@@ -146,7 +146,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
     champion_version, champion_month = _champion(settings)
     reference_month = resolve_reference(mode, month, champion_month)
-    share, drifted, columns, key, run = 0.0, 0, None, None, None
+    share, drifted, columns, key, run, measured = 0.0, 0, None, None, None, None
     if reference_month is not None:
         from botocore.exceptions import ClientError
 
@@ -166,6 +166,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         key = storage.report_key(month, timestamp)
         storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
         share, drifted, columns, run = round(result.drift_share, 4), result.drifted_columns, result.columns, result.snapshot
+        measured = {"reference": int(len(reference)), "current": int(len(current)), "sample_size": k}
     retrain = should_retrain(share, threshold, has_champion=champion_version is not None)
     reference = reference_month or "none"
     if retrain:
@@ -184,6 +185,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "champion_month": champion_month,
         "reference_month": reference_month,
         "reference_mode": mode,
+        "measured_users": measured,  # rows Evidently compared: a month over DriftSampleSize is sampled
         "stale": is_stale_month(month, champion_month),
         "retrain": retrain,
     }
