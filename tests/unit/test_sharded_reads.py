@@ -14,6 +14,7 @@ from aws_endpoint import endpoint_env, moto_endpoint
 from streamflow import month_reads, shard_steps, steps, storage
 from streamflow.samples import bottom_k, label_counts, training_sample, training_users
 from streamflow.settings import Settings
+from streamflow.split import split_by_user
 from streamflow.training import evaluate_auc, train
 from test_shard_steps import _as_parts, _run_sharded, _upload
 
@@ -104,11 +105,12 @@ def test_a_one_shot_rebuild_drops_a_sample_left_by_a_sharded_run(s3, months):
 def test_training_reads_the_stratified_sample_or_the_whole_training_users(months):
     whole, sharded = months
     frame = storage.read_features(BUCKET, "month_020")
-    rows, users = month_reads.training_rows(BUCKET, "month_021", TRAIN_K, sharded)
-    assert len(rows) == TRAIN_K and users == len(training_users(frame))
-    rows, users = month_reads.training_rows(BUCKET, "month_020", 10_000, whole)
+    rows, users, holdout = month_reads.training_rows(BUCKET, "month_021", TRAIN_K, sharded)
+    assert len(rows) == TRAIN_K and users == len(training_users(frame)) and holdout is None  # scored by shard
+    rows, users, holdout = month_reads.training_rows(BUCKET, "month_020", 10_000, whole)
     pd.testing.assert_frame_equal(rows, training_users(frame))  # small: every non-holdout user, as before
-    rows, _ = month_reads.training_rows(BUCKET, "month_020", TRAIN_K, whole)
+    pd.testing.assert_frame_equal(holdout, split_by_user(frame)[1])
+    rows, _, _ = month_reads.training_rows(BUCKET, "month_020", TRAIN_K, whole)
     pd.testing.assert_frame_equal(rows, training_sample(training_users(frame), TRAIN_K))
 
 
@@ -120,8 +122,6 @@ def test_the_holdout_auc_scored_shard_by_shard_is_the_one_shot_auc(months):
     models = {"champion": champion, "challenger": challenger}
     by_shard = month_reads.holdout_aucs(BUCKET, "month_021", sharded, models)
     one_shot = month_reads.holdout_aucs(BUCKET, "month_020", whole, models)
-    from streamflow.split import split_by_user
-
     holdout = split_by_user(frame)[1]
     for name, model in models.items():
         assert by_shard[name] == one_shot[name] == evaluate_auc(model, holdout)  # exact

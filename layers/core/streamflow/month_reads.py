@@ -73,16 +73,19 @@ def drift_frame(bucket: str, month: str, k: int, features: Mapping[str, Any] | N
     return drift_sample(storage.read_features(bucket, month), k)
 
 
-def training_rows(bucket: str, month: str, k: int, features: Mapping[str, Any] | None) -> tuple[pd.DataFrame, int]:
-    """(what the challenger trains on, how many non-holdout users the month has)."""
+def training_rows(bucket: str, month: str, k: int,
+                  features: Mapping[str, Any] | None) -> tuple[pd.DataFrame, int, pd.DataFrame | None]:
+    """(what the challenger trains on, how many non-holdout users the month has, the holdout
+    rows when they were read with it: a one-shot month is read once, a sharded month's
+    holdout is scored shard by shard by ``holdout_aucs``)."""
     from .samples import training_sample
     from .split import split_by_user
 
     if shard_count(features) > 1:
         counts = (features or {}).get("train_counts") or {}
-        return storage.read_frame(bucket, train_sample_key(month)), int(sum(counts.values()))
-    training, _ = split_by_user(storage.read_features(bucket, month))
-    return training_sample(training, k), len(training)
+        return storage.read_frame(bucket, train_sample_key(month)), int(sum(counts.values())), None
+    training, holdout = split_by_user(storage.read_features(bucket, month))
+    return training_sample(training, k), len(training), holdout
 
 
 def _holdouts(bucket: str, month: str, features: Mapping[str, Any] | None) -> Iterator[pd.DataFrame]:

@@ -100,10 +100,9 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Features for every user, to S3: what drift, training and the online table read."""
     from .features import build_features
-
-    month = event["month"]
     from .month_reads import drift_sample_key
 
+    month = event["month"]
     frame = build_features(_load_checked_month(settings, month))
     key = storage.write_features(settings.data_bucket, month, frame)
     # A sample MergeShards left from a sharded run of this month would outlive these features.
@@ -212,14 +211,15 @@ def servable_scorer(model, example):
 def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Fit a challenger on the month's training users; register it as a new version."""
     from .month_reads import holdout_aucs, training_rows as month_training_rows
-    from .training import model_input, train
+    from .training import evaluate_auc, model_input, train
 
     month = event["month"]
     features = event.get("features") or {}
-    training_rows, training_users = month_training_rows(settings.data_bucket, month, settings.train_sample_size,
-                                                        features)
+    training_rows, training_users, holdout = month_training_rows(settings.data_bucket, month,
+                                                                 settings.train_sample_size, features)
     model = train(training_rows)
-    val_auc = holdout_aucs(settings.data_bucket, month, features, {"challenger": model})["challenger"]
+    val_auc = (evaluate_auc(model, holdout) if holdout is not None
+               else holdout_aucs(settings.data_bucket, month, features, {"challenger": model})["challenger"])
     scorer = servable_scorer(model, model_input(training_rows))
     tags = {
         "month": month,
