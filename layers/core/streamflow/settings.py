@@ -48,6 +48,8 @@ class Settings:
     allow_backfill_promotion: bool = False
     serving_prefix: str = ""  # s3://<data bucket>/serving/<model>/: the champion's scorer copies
     users_per_shard: int = 250_000  # template parameter UsersPerShard: a bigger month is sharded
+    drift_sample_size: int = 50_000  # template parameter DriftSampleSize: drift of a bigger month is sampled
+    train_sample_size: int = 200_000  # template parameter TrainSampleSize: training of a bigger month too
 
     def require_policy(self) -> "Settings":
         """Self, when the template's policy values are all set (else a readable error)."""
@@ -82,4 +84,6 @@ class Settings:
             allow_backfill_promotion=env.get("ALLOW_BACKFILL_PROMOTION", "false").strip().lower() == "true",
             serving_prefix=env.get("SERVING_PREFIX", "").strip(),
             users_per_shard=int(env.get("USERS_PER_SHARD", "250000")),
+            drift_sample_size=int(env.get("DRIFT_SAMPLE_SIZE", "50000")),
+            train_sample_size=int(env.get("TRAIN_SAMPLE_SIZE", "200000")),
         )

@@ -10,8 +10,9 @@ own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distribut
 every shard reports) and builds its features. ``MergeShards`` (the Features function,
 ``action: merge``) rejects the whole month when any shard broke a rule (quarantine and
 report as the one-shot path, each violation naming its shard), else writes the month's
-features where DetectDrift, TrainChallenger, Compare and PublishOnlineFeatures read them:
-those steps still hold the whole month (the next increment of the sharding work).
+features where PublishOnlineFeatures reads them (it still holds the whole month), and the
+month's bounded samples: DetectDrift and TrainChallenger read those, Compare scores the
+holdout shard by shard (``month_reads``), so none of them holds a sharded month whole.
 """
 
 from __future__ import annotations
@@ -235,7 +236,41 @@ def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     frame = build_features(result.tables)
     key = shard_features_key(month, shard)
     storage.write_frame(settings.data_bucket, key, frame)
-    return {"features_key": key, "users": int(len(frame))}
+    return {"features_key": key, "users": int(len(frame)), **_write_shard_samples(settings, month, shard, frame)}
+
+
+def _write_shard_samples(settings: Settings, month: str, shard: int, frame: Any) -> dict[str, Any]:
+    """The shard's part of the month's samples (``samples``): its bottom-k for drift, and per
+    label the bottom-k of its non-holdout users with their counts, for training."""
+    from .month_reads import shard_drift_sample_key, shard_train_candidates_key
+    from .samples import bottom_k, label_counts, train_candidates, training_users
+
+    bucket = settings.data_bucket
+    storage.write_frame(bucket, shard_drift_sample_key(month, shard), bottom_k(frame, settings.drift_sample_size))
+    training = training_users(frame)
+    storage.write_frame(bucket, shard_train_candidates_key(month, shard),
+                        train_candidates(training, settings.train_sample_size))
+    return {"train_counts": label_counts(training)}
+
+
+def _merge_samples(settings: Settings, month: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The month's drift and training samples from the shards' parts: exact merges, read a
+    shard at a time (memory: two samples, never the month)."""
+    from .month_reads import drift_sample_key, shard_drift_sample_key, shard_train_candidates_key, train_sample_key
+    from .samples import merge_bottom_k, stratified
+
+    bucket, shards = settings.data_bucket, [int(r["shard"]) for r in results]
+    drift = merge_bottom_k((storage.read_frame(bucket, shard_drift_sample_key(month, n)) for n in shards),
+                           settings.drift_sample_size)
+    storage.write_frame(bucket, drift_sample_key(month), drift)
+    counts = [r["features"]["train_counts"] for r in results]
+    train = stratified((storage.read_frame(bucket, shard_train_candidates_key(month, n)) for n in shards), counts,
+                       settings.train_sample_size)
+    storage.write_frame(bucket, train_sample_key(month), train)
+    totals = {label: sum(int(c.get(label, 0)) for c in counts) for label in ("0", "1")}
+    return {"drift_sample_key": drift_sample_key(month), "drift_sample_users": int(len(drift)),
+            "train_sample_key": train_sample_key(month), "train_sample_users": int(len(train)),
+            "train_counts": totals}
 
 
 def shard_violations(results: list[dict[str, Any]]) -> list[Violation]:
@@ -282,6 +317,7 @@ def merge_shards(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     users = int(len(frame))
     logger.info("shards merged", extra={"shards": len(results), "features_key": key, "users": users})
     features = {"features_key": key, "users": users,
-                "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None}
+                "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None,
+                "shards": len(results), **_merge_samples(settings, month, sorted(results, key=lambda r: int(r["shard"])))}
     return {"valid": True, "users": merged.rows.get("users.csv", users), "rows": merged.rows,
             "shards": len(results), "features": features}

@@ -100,10 +100,13 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Features for every user, to S3: what drift, training and the online table read."""
     from .features import build_features
+    from .month_reads import drift_sample_key
 
     month = event["month"]
     frame = build_features(_load_checked_month(settings, month))
     key = storage.write_features(settings.data_bucket, month, frame)
+    # A sample MergeShards left from a sharded run of this month would outlive these features.
+    storage.delete(settings.data_bucket, drift_sample_key(month))
     logger.info("features built", extra={"features_key": key, "users": int(len(frame))})
     return {"features_key": key, "users": int(len(frame)),
             "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None}
@@ -142,13 +145,16 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
     champion_version, champion_month = _champion(settings)
     reference_month = resolve_reference(mode, month, champion_month)
-    share, drifted, columns, key, run = 0.0, 0, None, None, None
+    share, drifted, columns, key, run, measured = 0.0, 0, None, None, None, None
     if reference_month is not None:
         from botocore.exceptions import ClientError
 
-        current = storage.read_features(settings.data_bucket, month)
+        from .month_reads import drift_frame
+
+        k = settings.drift_sample_size
+        current = drift_frame(settings.data_bucket, month, k, event.get("features") or {})
         try:
-            reference = storage.read_features(settings.data_bucket, reference_month)
+            reference = drift_frame(settings.data_bucket, reference_month, k)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
                 raise
@@ -159,6 +165,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         key = storage.report_key(month, timestamp)
         storage.put_bytes(settings.data_bucket, key, result.html, content_type="text/html")
         share, drifted, columns, run = round(result.drift_share, 4), result.drifted_columns, result.columns, result.snapshot
+        measured = {"reference": int(len(reference)), "current": int(len(current)), "sample_size": k}
     retrain = should_retrain(share, threshold, has_champion=champion_version is not None)
     reference = reference_month or "none"
     if retrain:
@@ -177,6 +184,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         "champion_month": champion_month,
         "reference_month": reference_month,
         "reference_mode": mode,
+        "measured_users": measured,  # rows Evidently compared: a month over DriftSampleSize is sampled
         "stale": is_stale_month(month, champion_month),
         "retrain": retrain,
     }
@@ -202,14 +210,16 @@ def servable_scorer(model, example):
 
 def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Fit a challenger on the month's training users; register it as a new version."""
-    from .split import split_by_user
+    from .month_reads import holdout_aucs, training_rows as month_training_rows
     from .training import evaluate_auc, model_input, train
 
     month = event["month"]
-    frame = storage.read_features(settings.data_bucket, month)
-    training_rows, validation_rows = split_by_user(frame)
+    features = event.get("features") or {}
+    training_rows, training_users, holdout = month_training_rows(settings.data_bucket, month,
+                                                                 settings.train_sample_size, features)
     model = train(training_rows)
-    val_auc = evaluate_auc(model, validation_rows)
+    val_auc = (evaluate_auc(model, holdout) if holdout is not None
+               else holdout_aucs(settings.data_bucket, month, features, {"challenger": model})["challenger"])
     scorer = servable_scorer(model, model_input(training_rows))
     tags = {
         "month": month,
@@ -224,7 +234,8 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         settings.model_name,
         model,
         model_input(training_rows),
-        params={"train_rows": len(training_rows), "validation_rows": len(validation_rows), "month": month},
+        params={"train_rows": len(training_rows), "training_users": training_users, "month": month,
+                "sampled": len(training_rows) < training_users},
         metrics={"val_auc": val_auc},
         tags=tags,
         scorer=scorer,
@@ -233,17 +244,18 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
     return {"version": registered.version, "run_id": registered.run_id, "val_auc": round(val_auc, 6)}
 
 
-def _auc_of(settings: Settings, version: str, validation_rows) -> float:
-    from .training import evaluate_auc
+def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
+                  champion: str | None) -> tuple[float, float | None]:
+    """(challenger's AUC, champion's AUC or None) on the month's holdout users: one features
+    file, or shard by shard for a sharded month (``month_reads.holdout_aucs``: exact)."""
+    from .month_reads import holdout_aucs
 
-    model = _registry_call(registry.load_version, settings.mlflow_tracking_uri, settings.model_name, version)
-    return evaluate_auc(model, validation_rows)
-
-
-def _validation_rows(settings: Settings, month: str):
-    from .split import split_by_user
-
-    return split_by_user(storage.read_features(settings.data_bucket, month))[1]
+    uri, name = settings.mlflow_tracking_uri, settings.model_name
+    models = {"challenger": _registry_call(registry.load_version, uri, name, challenger)}
+    if champion:
+        models["champion"] = _registry_call(registry.load_version, uri, name, champion)
+    aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
+    return aucs["challenger"], aucs.get("champion")
 
 
 def _round(value: float | None) -> float | None:
@@ -255,10 +267,8 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     month = event["month"]
     delta = float(event["delta"] if "delta" in event else settings.require_policy().promotion_delta)
     challenger = event["challenger"]["version"]
-    validation_rows = _validation_rows(settings, month)
-    new_auc = _auc_of(settings, challenger, validation_rows)
     prod_version, champion_month = _champion(settings)
-    prod_auc = _auc_of(settings, prod_version, validation_rows) if prod_version else None
+    new_auc, prod_auc = _holdout_aucs(settings, event, challenger, prod_version)
     decision = promotion_decision(new_auc, prod_auc, delta, month, champion_month, settings.allow_backfill_promotion)
     promote = decision == "promote"
     if decision == STALE_MONTH:
@@ -309,9 +319,8 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     promote_it = bool(decision["promote"])
     new_auc, prod_auc = decision.get("new_auc"), decision.get("prod_auc")
     if redecided:
-        validation_rows = _validation_rows(settings, month)
-        new_auc = _round(_auc_of(settings, challenger, validation_rows))
-        prod_auc = _round(_auc_of(settings, current, validation_rows)) if current else None
+        new_exact, prod_exact = _holdout_aucs(settings, event, challenger, current)
+        new_auc, prod_auc = _round(new_exact), _round(prod_exact)
         verdict = promotion_decision(new_auc, prod_auc, float(decision["delta"]), month, champion_month,
                                      settings.allow_backfill_promotion)
         promote_it = verdict == "promote"
