@@ -5,21 +5,15 @@ counts equals the AUC of all pairs)."""
 
 from __future__ import annotations
 
-import random
 
 import pandas as pd
-import pytest
-from sklearn.metrics import roc_auc_score
 
 from csv_edit import with_cell
 from streamflow.contract import check_month
 from streamflow.sharding import (
     ShardSummary,
-    auc_from_counts,
-    bottom_k,
     merge,
     reshard,
-    score_counts,
     shard_count,
     shard_of,
     user_hash,
@@ -66,27 +60,6 @@ def test_a_violation_is_found_in_the_shard_of_its_user(month0_files):
     shards = _reshard(files, 3)
     verdicts = {n: check_month(f).ok for n, f in shards.items()}
     assert [n for n, ok in verdicts.items() if not ok] == [shard_of(uid, 3)]
-
-
-def test_the_merged_sample_is_the_whole_months_sample(month0_tables):
-    rows = month0_tables["labels.csv"].to_dict("records")
-    whole = bottom_k(rows, k=50)
-    parts = [ShardSummary(shards=[n], sample=bottom_k([r for r in rows if shard_of(r["user_id"], 4) == n], k=50))
-             for n in range(4)]
-    merged = merge(parts, k=50)
-    assert [h for h, _ in merged.sample] == [h for h, _ in whole] and merged.shards == [0, 1, 2, 3]
-    assert ShardSummary.from_json(merged.to_json()).sample == merged.sample
-
-
-def test_auc_from_merged_counts_is_exact():
-    rng = random.Random(3)
-    labels = [rng.random() < 0.3 for _ in range(5000)]
-    scores = [round(rng.random() * (1.5 if y else 1.0), 2) for y in labels]  # many ties
-    shards = [ShardSummary(shards=[n], score_counts=score_counts(scores[n::3], labels[n::3])) for n in range(3)]
-    merged = merge(shards)
-    assert auc_from_counts(merged.score_counts) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    with pytest.raises(ValueError):
-        auc_from_counts({0.5: [3, 0]})
 
 
 def test_row_counts_and_violations_merge(month0_files):

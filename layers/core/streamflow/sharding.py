@@ -5,15 +5,9 @@ A month too big for one function is re-partitioned into ``S`` shards by a stable
 the same shard and the cross-table rules (a label for every user, no duplicate ``user_id``,
 no orphan rows) can be checked shard by shard. ``S`` grows with the month
 (``SHARD_USERS`` users a shard); a small month is one shard, so its path is the one-shot
-path. Each shard reports a ``ShardSummary``; summaries merge exactly:
-
-* violations and row counts: concatenated and summed (a violation names its shard);
-* a **bottom-k sample**: the ``k`` users with the smallest hash of ``user_id``. The
-  bottom-k of the union of shards is the bottom-k of the bottom-ks, so the merged sample is
-  exactly the sample the whole month would give, of bounded size whatever the month's size
-  (what drift and training read);
-* **score counts** for Compare: per distinct score, how many positives and negatives. AUC
-  from merged counts equals the AUC of all pairs (ties count one half), no approximation.
+path. Each shard reports a ``ShardSummary`` (its violations, each naming the shard, and its
+row counts); summaries merge by concatenating and summing. The drift and training samples
+and Compare's exact AUC are ``samples`` and ``auc_merge``.
 
 Pure apart from ``reshard``, which streams CSV parts through two callbacks.
 """
@@ -22,7 +16,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import heapq
 import io
 import math
 from collections import Counter
@@ -31,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SHARD_USERS = 250_000
-SAMPLE_SIZE = 50_000
 _HASH_BYTES = 8
 
 
@@ -85,64 +77,23 @@ class ShardSummary:
     shards: list[int]
     rows: dict[str, int] = field(default_factory=dict)
     violations: list[dict[str, str]] = field(default_factory=list)
-    sample: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (user hash, row), ascending
-    score_counts: dict[float, list[int]] = field(default_factory=dict)  # score → [negatives, positives]
 
     def to_json(self) -> dict[str, Any]:
-        return {"shards": self.shards, "rows": self.rows, "violations": self.violations,
-                "sample": [[h, row] for h, row in self.sample],
-                "score_counts": [[s, n, p] for s, (n, p) in sorted(self.score_counts.items())]}
+        return {"shards": self.shards, "rows": self.rows, "violations": self.violations}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ShardSummary:
-        return cls(shards=list(data["shards"]), rows=dict(data["rows"]), violations=list(data["violations"]),
-                   sample=[(int(h), row) for h, row in data["sample"]],
-                   score_counts={float(s): [int(n), int(p)] for s, n, p in data["score_counts"]})
+        return cls(shards=list(data["shards"]), rows=dict(data["rows"]), violations=list(data["violations"]))
 
 
-def bottom_k(rows: Iterable[dict[str, Any]], k: int = SAMPLE_SIZE, key: str = "user_id") -> list[tuple[int, dict]]:
-    """The ``k`` rows with the smallest user hash, ascending: a uniform sample without replacement."""
-    return heapq.nsmallest(k, ((user_hash(str(row[key])), row) for row in rows), key=lambda pair: pair[0])
-
-
-def score_counts(scores: Iterable[float], labels: Iterable[bool]) -> dict[float, list[int]]:
-    counts: dict[float, list[int]] = {}
-    for score, label in zip(scores, labels, strict=True):
-        entry = counts.setdefault(float(score), [0, 0])
-        entry[1 if label else 0] += 1
-    return counts
-
-
-def merge(summaries: Iterable[ShardSummary], k: int = SAMPLE_SIZE) -> ShardSummary:
-    """One summary of all shards: exact (see the module docstring)."""
+def merge(summaries: Iterable[ShardSummary]) -> ShardSummary:
+    """One summary of all shards: their violations and summed row counts."""
     summaries = list(summaries)
     rows: Counter[str] = Counter()
-    counts: dict[float, list[int]] = {}
     for summary in summaries:
         rows.update(summary.rows)
-        for score, (negatives, positives) in summary.score_counts.items():
-            entry = counts.setdefault(score, [0, 0])
-            entry[0] += negatives
-            entry[1] += positives
-    sample = list(heapq.nsmallest(k, heapq.merge(*(s.sample for s in summaries), key=lambda p: p[0]),
-                                  key=lambda p: p[0]))
     return ShardSummary(shards=sorted(n for s in summaries for n in s.shards), rows=dict(rows),
-                        violations=[v for s in summaries for v in s.violations], sample=sample, score_counts=counts)
-
-
-def auc_from_counts(counts: dict[float, list[int]]) -> float:
-    """ROC AUC from per-score [negatives, positives]: P(score+ > score-) + ½ P(score+ = score-)."""
-    negatives_below = 0
-    wins = 0.0
-    total_negatives = sum(n for n, _ in counts.values())
-    total_positives = sum(p for _, p in counts.values())
-    if total_negatives == 0 or total_positives == 0:
-        raise ValueError("AUC needs both classes")
-    for score in sorted(counts):
-        negatives, positives = counts[score]
-        wins += positives * (negatives_below + 0.5 * negatives)
-        negatives_below += negatives
-    return wins / (total_negatives * total_positives)
+                        violations=[v for s in summaries for v in s.violations])
 
 
 def shard_items(month: str, shards: int) -> list[dict[str, Any]]:
