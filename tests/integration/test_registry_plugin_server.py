@@ -32,8 +32,8 @@ def mlflow_uri(tmp_path_factory):
     """A real ``mlflow server``: SQLite registry, artifacts served from a local folder."""
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # no job runner, as the stack's registry (stack.registry_server_env)
     log = open(folder / "mlflow.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",

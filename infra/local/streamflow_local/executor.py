@@ -10,7 +10,9 @@ a warm worker process per function configuration:
   (the old workers finish their in-flight request and are then retired);
 * one worker per concurrent request, reused while warm;
 * the function's Timeout is enforced: a late worker is killed and the call fails with
-  ``States.Timeout``-style "Task timed out" like Lambda.
+  ``States.Timeout``-style "Task timed out" like Lambda;
+* OpenMP/BLAS threads are limited to the vCPUs the function's memory buys on Lambda
+  (``cpu_share.py``), so workers sharing a laptop's cores do not spin against each other.
 
 Workers run this virtual environment's Python: it plays the deps layer of the zip
 functions and the pip install of the image functions' Dockerfiles (``requirements.txt``
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import StackConfig
+from .cpu_share import thread_limits
 
 # A moto internal: moto is pinned in constraints.txt so this name cannot move under us.
 MOTO_INVOKE_ATTRIBUTE = "_invoke_lambda"
@@ -97,6 +100,7 @@ class Worker:
             "PYTHONUNBUFFERED": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         })
+        env.update(thread_limits(spec.memory, dict(spec.environment), os.cpu_count() or 1))
         env.update(dict(spec.environment))
         self._log.write(f"INIT {spec.name} fingerprint={spec.fingerprint}\n".encode())
         self.process = subprocess.Popen(

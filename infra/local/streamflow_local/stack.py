@@ -72,6 +72,21 @@ def release_registry(config: StackConfig, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+def registry_server_env(config: StackConfig) -> dict[str, str]:
+    """The ``mlflow server``'s environment: artifacts in the emulator's S3, and no job runner.
+
+    MLflow 3's server starts a job runner by default (huey consumers for its GenAI jobs:
+    scorers, prompt optimisation, trace roll-ups), eight more processes that each import
+    MLflow and poll while the stack runs. The registry runs no such job, so it is off
+    (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``) unless the environment turns it on: the
+    server then starts in about half the time and keeps two processes instead of ten."""
+    env = {**os.environ, **config.client_env(), "MLFLOW_S3_ENDPOINT_URL": config.aws_endpoint}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
 def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
     """A real ``mlflow server``: SQLite registry, artifacts in the emulator's S3.
 
@@ -82,9 +97,7 @@ def start_mlflow(config: StackConfig, fresh: bool = False) -> subprocess.Popen:
     if fresh:
         for stale in (db, db.with_suffix(".db-journal")):
             stale.unlink(missing_ok=True)
-    env = {**os.environ, **config.client_env(), "MLFLOW_S3_ENDPOINT_URL": config.aws_endpoint}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_REGISTRY_URI", None)
+    env = registry_server_env(config)
     log = open(config.logs_dir / "mlflow.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server",
