@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 
@@ -44,6 +45,22 @@ def moto_endpoint_in_env() -> Iterator[str]:
         for key, value in endpoint_env(url).items():
             env.setenv(key, value)
         yield url
+
+
+@contextmanager
+def s3_bucket_in_env(bucket: str) -> Iterator[Any]:
+    """``moto_endpoint_in_env`` with ``bucket`` made; an S3 client of it. The core's cached S3
+    client is dropped before and after: it keeps the endpoint it was made with."""
+    from streamflow import storage
+
+    storage.s3.cache_clear()
+    try:
+        with moto_endpoint_in_env():
+            client = boto3.client("s3")
+            client.create_bucket(Bucket=bucket)
+            yield client
+    finally:
+        storage.s3.cache_clear()
 
 
 def create_table(endpoint: str, name: str, key: str) -> None:

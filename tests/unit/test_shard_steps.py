@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
-import boto3
 import pandas as pd
 import pytest
-from aws_endpoint import endpoint_env, moto_endpoint
+from aws_endpoint import s3_bucket_in_env
 from csv_edit import with_cell
 from streamflow import shard_steps, steps, storage
 from streamflow.partitioned_month import part_bounds
@@ -41,18 +39,8 @@ PARTS = 3
 
 @pytest.fixture(scope="module")
 def s3():
-    saved = dict(os.environ)
-    storage.s3.cache_clear()
-    with moto_endpoint() as url:
-        os.environ.update(endpoint_env(url))
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        try:
-            yield client
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            storage.s3.cache_clear()
+    with s3_bucket_in_env(BUCKET) as client:
+        yield client
 
 
 def _settings(per_shard: int = PER_SHARD) -> Settings:

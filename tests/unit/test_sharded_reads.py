@@ -5,12 +5,10 @@ scored shard by shard is the one-shot AUC exactly."""
 
 from __future__ import annotations
 
-import os
 
-import boto3
 import pandas as pd
 import pytest
-from aws_endpoint import endpoint_env, moto_endpoint
+from aws_endpoint import s3_bucket_in_env
 from streamflow import month_reads, shard_steps, steps, storage
 from streamflow.samples import bottom_k, label_counts, training_sample, training_users
 from streamflow.settings import Settings
@@ -24,18 +22,8 @@ DRIFT_K, TRAIN_K = 120, 150  # month0 has 500 users, about 400 of them outside t
 
 @pytest.fixture(scope="module")
 def s3():
-    saved = dict(os.environ)
-    storage.s3.cache_clear()
-    with moto_endpoint() as url:
-        os.environ.update(endpoint_env(url))
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        try:
-            yield client
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            storage.s3.cache_clear()
+    with s3_bucket_in_env(BUCKET) as client:
+        yield client
 
 
 def _settings(drift_k: int = DRIFT_K, train_k: int = TRAIN_K) -> Settings:
