@@ -25,7 +25,7 @@ def pending(settings: Settings, month: str) -> dict[str, Any]:
     try:
         return json.loads(storage.get_bytes(settings.data_bucket, storage.approval_key(month)))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if storage.is_missing(exc):
             raise NoPendingApproval(f"no approval is pending for {month}") from exc
         raise
 

@@ -120,7 +120,7 @@ def _manifest_body(upload: MonthUpload) -> bytes | None:
     try:
         return storage.get_bytes(upload.bucket, upload.manifest_key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if storage.is_missing(exc):
             return None
         raise
 

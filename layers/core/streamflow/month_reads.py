@@ -53,7 +53,7 @@ def _stored(bucket: str, key: str) -> pd.DataFrame | None:
     try:
         return storage.read_frame(bucket, key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if storage.is_missing(exc):
             return None
         raise
 

@@ -156,7 +156,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         try:
             reference = drift_frame(settings.data_bucket, reference_month, k)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            if not storage.is_missing(exc):
                 raise
             raise ReferenceMissing(f"reference month {reference_month} (ReferenceMonth={mode}) has no features "
                                    f"in s3://{settings.data_bucket}: was it uploaded? ({exc})") from exc

@@ -57,6 +57,12 @@ def put_json(bucket: str, key: str, value: Any, indent: int | None = None) -> No
     put_bytes(bucket, key, json.dumps(value, indent=indent).encode(), content_type="application/json")
 
 
+def is_missing(exc: Exception) -> bool:
+    """Whether a botocore ClientError means "no such object": GetObject's NoSuchKey, or the bare
+    status HeadObject gets (it has no body to carry a code; some servers say NotFound)."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 def object_size(bucket: str, key: str) -> int | None:
     """Size of an object, or None when it is not there."""
     from botocore.exceptions import ClientError
@@ -64,7 +70,7 @@ def object_size(bucket: str, key: str) -> int | None:
     try:
         return int(s3().head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return None
         raise
 
