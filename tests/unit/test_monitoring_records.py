@@ -155,6 +155,41 @@ def test_a_refused_promotion_replaces_awaiting_approval_and_keeps_what_was_measu
     assert entry["metrics"]["challenger_auc"] == 0.86 and entry["metadata"]["drift_share"] == "0.5"
 
 
+def test_a_warm_process_sees_a_workspace_changed_by_another_client(bucket):
+    """The S3 filesystem is kept between records (a new one costs ≈ 0.5 s), but not its
+    listings: a project deleted behind its back is written again."""
+    from evidently.ui.storage.local.base import PROJECT_FILE_NAME
+
+    uri = monitoring.workspace_uri(bucket)
+    monitoring.record(uri, {"month": "month_010", "decision": "no_retraining"}, replace=True)
+    s3 = boto3.client("s3")
+    project_key = f"monitoring/{monitoring.project_id()}/{PROJECT_FILE_NAME}"
+    s3.head_object(Bucket=bucket, Key=project_key)
+    assert monitoring.project_id() in monitoring._state(uri).list_projects()  # a listing, now cached
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="monitoring/")["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=item["Key"])
+    monitoring.record(uri, {"month": "month_011", "decision": "no_retraining"}, replace=True)
+    s3.head_object(Bucket=bucket, Key=project_key)
+    assert list(_entries(bucket)) == ["month_011"]
+
+
+def test_a_snapshot_is_written_as_evidently_writes_it(bucket):
+    from evidently.ui.storage.local.base import LocalState
+
+    uri = monitoring.workspace_uri(bucket)
+    monitoring.record(uri, {"month": "month_012", "decision": "promote", "challenger_auc": 0.8}, replace=True)
+    state = monitoring._state(uri)
+    pid, ours = monitoring.project_id(), monitoring.snapshot_id("month_012")
+    model = state.read_snapshot(pid, ours)
+    theirs = monitoring.snapshot_id("month_099")
+    LocalState.write_snapshot(state, pid, theirs, model)
+    state.write_snapshot(pid, ours, model)
+    s3 = boto3.client("s3")
+    body = {sid: s3.get_object(Bucket=bucket, Key=f"monitoring/{pid}/snapshots/{sid}.json")["Body"].read()
+            for sid in (ours, theirs)}
+    assert body[ours] == body[theirs] and len(body[ours]) > 1000
+
+
 def test_a_failed_write_is_logged_and_does_not_fail_the_month(monkeypatch, caplog):
     monkeypatch.setenv(monitoring.WORKSPACE_ENV, "nosuchprotocol://nowhere")
     monitoring.record_safely("any", {"month": "month_001", "decision": "promote"})

@@ -14,6 +14,7 @@ built-in metrics, so Evidently's stock UI plots them. A failed write never fails
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import uuid
@@ -104,17 +105,47 @@ def workspace_uri(bucket: str) -> str:
     return os.environ.get(WORKSPACE_ENV) or f"s3://{bucket}/{WORKSPACE_PREFIX}"
 
 
-def _state(uri: str):
+@functools.cache
+def _state_class():
+    """Evidently's ``LocalState`` with its snapshot write made cheap on an object store (a
+    class made on first use: ``import evidently`` costs seconds, see ``drift``)."""
+    from evidently.legacy.utils import NumpyEncoder
     from evidently.ui.storage.local.base import LocalState
 
+    class OneWriteState(LocalState):
+        """Evidently ``json.dump``s into the open fsspec file, one ``write`` per JSON token
+        (≈ 270,000 for a 10k month's drift snapshot), each through fsspec's buffering; here
+        the same text is built in memory and written once (0.56 → 0.39 s a write, measured
+        against the emulator)."""
+
+        def write_snapshot(self, project_id, snapshot_id, snapshot) -> None:
+            text = json.dumps(snapshot.dict(), cls=NumpyEncoder)
+            self.location.makedirs(self._snapshot_dir(project_id))
+            with self.location.open(self._snapshot_path(project_id, snapshot_id), "w") as f:
+                f.write(text)
+
+    return OneWriteState
+
+
+_S3FS_ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_REGION")
+_s3fs_made_for: list[tuple[str | None, ...]] = []  # those variables when fsspec's S3FileSystem was made
+
+
+def _state(uri: str):
     if uri.startswith("s3://"):
         import fsspec
 
         # fsspec hands out one cached S3FileSystem per process, with its listings and the
-        # endpoint it was made for: a warm worker must not read stale listings, and a
-        # process that talks to several stacks (the test suite) not a stale endpoint.
-        fsspec.get_filesystem_class("s3").clear_instance_cache()
-    return LocalState(uri)
+        # endpoint and credentials it was made for. A process that talks to several stacks
+        # (the test suite) must not keep a stale endpoint: the cache is dropped when those
+        # change. A warm worker must not read stale listings: they are dropped each time.
+        # The filesystem itself is kept: a new one costs ≈ 0.5 s (an aiobotocore session).
+        environment = tuple(os.environ.get(name) for name in _S3FS_ENVIRONMENT)
+        if _s3fs_made_for != [environment]:
+            fsspec.get_filesystem_class("s3").clear_instance_cache()
+            _s3fs_made_for[:] = [environment]
+        fsspec.filesystem("s3").invalidate_cache()
+    return _state_class()(uri)
 
 
 def dashboard():
@@ -160,7 +191,7 @@ def ensure_project(uri: str, write_dashboard: bool = False):
 
     state = _state(uri)
     pid = project_id()
-    if str(pid) not in state.list_projects():
+    if pid not in state.list_projects():  # ProjectIDs are UUIDs
         state.write_project(ProjectModel(id=pid, name=PROJECT_NAME,
                                          description="The StreamFlow loop month by month: drift, AUC, decisions"))
         write_dashboard = True
