@@ -4,6 +4,7 @@ its function's peak memory (the worker's REPORT line, like Lambda's ``Max Memory
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +16,25 @@ from streamflow_local.stack_client import _client, execution_steps, seed, upload
 
 from .stack import function_names, log_offsets, peak_memory_since
 
-STATE_FUNCTIONS = {
-    "Validate": "ValidateFunction", "BuildFeatures": "FeaturesFunction",
-    "PublishOnlineFeatures": "PublishFunction", "DetectDrift": "DriftFunction",
-    "TrainChallenger": "TrainFunction", "Compare": "CompareFunction", "Promote": "PromoteFunction",
-    "Summary": "SummaryFunction", "ShardMonth": "ValidateFunction", "MergeShards": "FeaturesFunction",
+STATE_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "Validate": ("ValidateFunction",), "BuildFeatures": ("FeaturesFunction",),
+    "PublishOnlineFeatures": ("PublishFunction",), "DetectDrift": ("DriftFunction",),
+    "TrainChallenger": ("TrainFunction",), "Compare": ("CompareFunction",), "Promote": ("PromoteFunction",),
+    "Summary": ("SummaryFunction",), "ShardMonth": ("ValidateFunction",), "MergeShards": ("FeaturesFunction",),
+    # A Distributed Map's line: the largest peak among the functions its child executions run.
+    "ValidateShards": ("ValidateFunction", "FeaturesFunction"),
 }
+PART_USERS = 250_000  # months larger than this are seeded in parts, as `streamflow seed --parts` writes them
+
+
+def seed_parts(n_users: int) -> int | None:
+    """Parts per table for a month of ``n_users`` (None: whole files): a big month is seeded
+    a block of users at a time, so the benchmark's own memory stays bounded too."""
+    return math.ceil(n_users / PART_USERS) if n_users > PART_USERS else None
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
@@ -34,12 +48,13 @@ def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
         raise RuntimeError(f"{folder.name}: {description['status']}: {description.get('cause')}")
     steps = []
     for step in execution_steps(config, upload.execution_arn):
-        logical = STATE_FUNCTIONS.get(step["state"])
-        if logical is None and step["seconds"] in (None, 0):
+        logicals = STATE_FUNCTIONS.get(step["state"], ())
+        if not logicals and step["seconds"] in (None, 0):
             continue
-        function = names.get(logical or "", "")
+        peaks = [peak_memory_since(config, names.get(logical, ""), offsets) for logical in logicals]
+        known = [peak for peak in peaks if peak is not None]
         steps.append({"state": step["state"], "seconds": round(step["seconds"] or 0.0, 3),
-                      "peak_mb": peak_memory_since(config, function, offsets) if function else None})
+                      "peak_mb": max(known) if known else None})
     ingest_mb = peak_memory_since(config, names.get("IngestFunction", ""), offsets)
     output = json.loads(description["output"])
     return {"month": folder.name, "seconds": round(seconds, 3), "upload_seconds": round(upload.seconds, 3),
@@ -75,13 +90,17 @@ def loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[st
 
 def _loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[str, Any]:
     data = config.state_dir / f"data-{n_users}"
-    folders = seed(data, months=2, n_users=n_users)
+    folders = seed(data, months=2, n_users=n_users, parts=seed_parts(n_users))
     warmup = run_month(config, folders[0])
     runs = [run_month(config, folders[1])]
     for extra in range(1, repeats):
         other = seed(config.state_dir / f"data-{n_users}-r{extra}", months=2, n_users=n_users,
-                     seed_value=1000 + extra)
+                     seed_value=1000 + extra, parts=seed_parts(n_users))
         run_month(config, other[0])
         runs.append(run_month(config, other[1]))
     ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {"users": n_users, "warmup": warmup, "runs": runs, "median": ordered[len(ordered) // 2]}
+    seeded = sum(folder_bytes(p) for p in config.state_dir.glob(f"data-{n_users}*"))
+    return {"users": n_users, "warmup": warmup, "runs": runs, "median": ordered[len(ordered) // 2],
+            "parts": seed_parts(n_users), "seeded_mb": round(seeded / 1e6, 1),
+            # the stack's state folder (S3 objects, tables, registry, logs) without the seeded CSVs
+            "stack_disk_mb": round((folder_bytes(config.state_dir) - seeded) / 1e6, 1)}

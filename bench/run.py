@@ -134,6 +134,10 @@ def table(results: dict[str, Any]) -> str:
                     step = next((s for s in loops[n]["median"]["steps"] if s["state"] == state), None)
                     cells.append(f"{_fmt(step['seconds'], 2)} s / {_fmt(step['peak_mb'])} MB" if step else "–")
                 add(f"   {state:<16}" + "".join(f"{c:>18}" for c in cells))
+            disk = " ".join(f"{n:,}: {e['stack_disk_mb']:,} MB (seeded CSVs {e['seeded_mb']:,} MB)"
+                            for n, e in sorted(loops.items()) if e.get("stack_disk_mb") is not None)
+            if disk:
+                add(f"   disk of the stack's state after the run: {disk}")
             floor_mb = " ".join(f"{n:,}: {f.get('peak_rss_mb')} MB" for n, f in sorted(floors.items()))
             if floor_mb:
                 add(f"   floor process peak RSS: {floor_mb}")

@@ -33,6 +33,8 @@ def test_every_benchmark_runs_once_at_a_tiny_size():
     states = {step["state"]: step for step in loop["steps"]}
     assert {"Validate", "BuildFeatures", "DetectDrift", "TrainChallenger", "Compare"} <= set(states)
     assert states["BuildFeatures"]["peak_mb"] > 0  # REPORT lines carry Max Memory Used
+    assert results["loop"][0]["parts"] is None  # a small month is seeded whole
+    assert results["loop"][0]["stack_disk_mb"] > 0 and results["loop"][0]["seeded_mb"] > 0
     predict = results["predict"]
     assert predict["same_prediction"] is True
     for key in ("api_c1", "mlflow_c1", "api_c2", "mlflow_c2", "api_batch", "mlflow_batch"):
@@ -43,7 +45,7 @@ def test_every_benchmark_runs_once_at_a_tiny_size():
     assert cold["through_stack"]["first_request_s"] > 0
     assert cold["fresh_process"]["imports_by_package_s"]
     text = table(results)
-    for heading in ("1. Loop latency", "2. /predict", "3. Cold start", "4. Scale"):
+    for heading in ("1. Loop latency", "2. /predict", "3. Cold start", "4. Scale", "disk of the stack's state"):
         assert heading in text
 
 
