@@ -20,6 +20,7 @@ STATE_FUNCTIONS = {
     "PublishOnlineFeatures": "PublishFunction", "DetectDrift": "DriftFunction",
     "TrainChallenger": "TrainFunction", "Compare": "CompareFunction", "Promote": "PromoteFunction",
     "Summary": "SummaryFunction", "ShardMonth": "ValidateFunction", "MergeShards": "FeaturesFunction",
+    "PublishShards": "PublishFunction", "MarkMonthPublished": "PublishFunction", "ScoreShards": "CompareFunction",
 }
 
 

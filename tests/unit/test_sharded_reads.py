@@ -149,3 +149,12 @@ def test_the_auc_merged_from_score_shards_pairs_is_the_one_shot_auc(months):
     assert compare_shards.merged_aucs(BUCKET, scored[:-1] + [None], "7", "3") is None  # a shard missing
     first_only = [dict(s, champion=None) for s in scored]  # no champion when they were scored
     assert compare_shards.merged_aucs(BUCKET, first_only, "7", None) == (new_auc, None)
+
+
+def test_a_shards_scoring_records_no_promotion_metric():
+    from streamflow import compare_shards
+
+    shard = compare_shards.measure_compare({"month": "month_021", "shard": 2}, {"holdout_users": 97})
+    assert [(name, value) for name, _, value in shard] == [("ShardHoldoutUsersScored", 97.0)]
+    whole = compare_shards.measure_compare({"month": "month_021"}, {"promote": True, "new_auc": 0.8})
+    assert ("PromotionRecommended", 1.0) in [(name, value) for name, _, value in whole]

@@ -93,7 +93,12 @@ def merged_aucs(bucket: str, scored: list[dict[str, Any]], challenger: str,
 
 
 def measure_compare(event: dict[str, Any], result: dict[str, Any]) -> list:
-    """Compare's metrics, none for a shard's scoring (it decides nothing)."""
+    """Compare's metrics; a shard's scoring decides nothing, so it counts the holdout users it
+    scored instead (no promotion metric per shard)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
     from . import metrics
 
-    return [] if "shard" in event else metrics.compare(event, result)
+    if "shard" in event:
+        return [("ShardHoldoutUsersScored", MetricUnit.Count, float(result.get("holdout_users") or 0))]
+    return metrics.compare(event, result)
