@@ -145,6 +145,15 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
     assert drift["measured_users"] == {"reference": DRIFT_SAMPLE, "current": DRIFT_SAMPLE, "sample_size": DRIFT_SAMPLE}
     assert abs(sharded["drift_share"] - whole["drift_share"]) <= 1 / drift["columns"] + 1e-4
     _compare_is_exact(sharded_stack, upload.execution_arn, sharded["auc"])
+    scored = step_output(sharded_stack, upload.execution_arn, "ScoreShards")["scored"]
+    assert sorted(s["shard"] for s in scored) == list(range(SHARDS))  # ScoreShards' children, then Compare
+    assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, "ScoreShards")] == \
+        ["SUCCEEDED"] * SHARDS
+    lines = [json.loads(line) for line in (sharded_stack.logs_dir / "sfshard-compare.log").read_text().splitlines()
+             if line.startswith("{")]
+    merged = [line for line in lines if line.get("message") == "holdout AUCs from the shards' pairs"
+              and line.get("execution") == upload.execution_name]
+    assert len(merged) == 1 and merged[0]["shards"] == SHARDS  # Compare used the pairs, scored nothing again
     _published_as_the_whole_month(sharded_stack, stack, upload.execution_arn)
 
 

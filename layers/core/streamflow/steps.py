@@ -256,7 +256,9 @@ def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
 
         merged = merged_aucs(settings.data_bucket, event["scored"], challenger, champion)
         if merged is not None:
+            logger.info("holdout AUCs from the shards' pairs", extra={"shards": len(event["scored"])})
             return merged
+        logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
     models = {"challenger": _registry_call(registry.load_version, uri, name, challenger)}
     if champion:
