@@ -10,9 +10,9 @@ own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distribut
 every shard reports) and builds its features. ``MergeShards`` (the Features function,
 ``action: merge``) rejects the whole month when any shard broke a rule (quarantine and
 report as the one-shot path, each violation naming its shard), else writes the month's
-bounded samples: DetectDrift and TrainChallenger read those, Compare scores the holdout
-shard by shard (``month_reads``) and PublishShards publishes each shard's features
-(``publish_steps``), so no step holds a sharded month whole and no whole-month features
+bounded samples: DetectDrift and TrainChallenger read those, ScoreShards scores the
+holdout shard by shard for Compare (``compare_shards``) and PublishShards publishes each
+shard's features (``publish_steps``), so no step holds a sharded month whole and no whole-month features
 file is written: MergeShards' memory is two samples, not the month.
 """
 
