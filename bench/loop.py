@@ -23,6 +23,8 @@ STATE_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "Summary": ("SummaryFunction",), "ShardMonth": ("ValidateFunction",), "MergeShards": ("FeaturesFunction",),
     # A Distributed Map's line: the largest peak among the functions its child executions run.
     "ValidateShards": ("ValidateFunction", "FeaturesFunction"),
+    "PublishShards": ("PublishFunction",), "MarkMonthPublished": ("PublishFunction",),
+    "ScoreShards": ("CompareFunction",),
 }
 PART_USERS = 250_000  # months larger than this are seeded in parts, as `streamflow seed --parts` writes them
 

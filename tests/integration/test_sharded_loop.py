@@ -66,10 +66,55 @@ def _decision(stack: StackConfig, description: dict, validated_by: str) -> dict:
             "rows": validation.get("rows")}
 
 
-def _shard_children(stack: StackConfig, execution_arn: str) -> list[dict]:
+def _shard_children(stack: StackConfig, execution_arn: str, label: str = "ValidateShards") -> list[dict]:
+    """The child executions of the execution's map run of the Map state ``label``."""
+    from streamflow_local.map_runs import map_label
+
     sfn = aws(stack, "stepfunctions")
-    (map_run,) = sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
+    (map_run,) = [run for run in sfn.list_map_runs(executionArn=execution_arn)["mapRuns"]
+                  if map_label(run["mapRunArn"]) == label]
     return sfn.list_executions(mapRunArn=map_run["mapRunArn"])["executions"]
+
+
+def _shard_features(stack: StackConfig, month: str) -> pd.DataFrame:
+    """The sharded month's features: its shards' files (it has no whole-month file)."""
+    from streamflow.sharding import shard_features_key
+    from streamflow_local.stack_client import data_bucket
+
+    s3 = aws(stack, "s3")
+    return pd.concat(pd.read_parquet(io.BytesIO(s3.get_object(Bucket=data_bucket(stack),
+                                                              Key=shard_features_key(month, n))["Body"].read()))
+                     for n in range(SHARDS))
+
+
+def _online_items(stack: StackConfig) -> dict[str, dict]:
+    from streamflow_local.stack_client import stack_description
+
+    table = stack_description(stack)["outputs"]["FeatureTableName"]
+    pages = aws(stack, "dynamodb").get_paginator("scan").paginate(TableName=table)
+    return {item["user_id"]["S"]: item for page in pages for item in page["Items"]}
+
+
+def _published_as_the_whole_month(sharded: StackConfig, whole: StackConfig, execution_arn: str) -> None:
+    """PublishShards (a child execution a shard) then MarkMonthPublished: every user's online
+    item is the one the one-shot publish writes from the whole month's features file (built
+    by the session stack), and the sharded stack wrote no whole-month features file."""
+    from streamflow.online_store import _wire_item
+    from streamflow_local.stack_client import data_bucket
+
+    children = _shard_children(sharded, execution_arn, "PublishShards")
+    assert [c["status"] for c in children] == ["SUCCEEDED"] * SHARDS
+    online = step_output(sharded, execution_arn, "MarkMonthPublished")["online"]
+    assert online["online_items"] == 3000 and online["shards"] == SHARDS
+    assert step_output(sharded, execution_arn, "PublishOnlineFeatures") is None  # not the one-shot task
+    body = aws(whole, "s3").get_object(Bucket=data_bucket(whole), Key="features/month_001/features.parquet")["Body"]
+    expected = pd.read_parquet(io.BytesIO(body.read()))
+    items = {user: item for user, item in _online_items(sharded).items() if item["month"]["S"] == "month_001"}
+    assert sorted(items) == sorted(map(str, expected.index)) and len(items) == 3000  # month_000's leavers aside
+    for user_id, row in zip(expected.index, expected.to_dict("records")):
+        assert items[str(user_id)] == _wire_item(str(user_id), "month_001", row), user_id
+    missing = aws(sharded, "s3").list_objects_v2(Bucket=data_bucket(sharded), Prefix="features/month_001/")
+    assert "features/month_001/features.parquet" not in [o["Key"] for o in missing.get("Contents", [])]
 
 
 def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack, tmp_path):
@@ -87,6 +132,8 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
     (shown,) = [s for s in row["steps"] if s["state"] == "ValidateShards"]
     assert shown["shards"]["shards"] == shown["shards"]["done"] == SHARDS and shown["shards"]["failed"] == 0
     assert 0 < shown["shards"]["slowest_seconds"] <= shown["seconds"]
+    (published,) = [s for s in row["steps"] if s["state"] == "PublishShards"]
+    assert published["shards"]["shards"] == published["shards"]["done"] == SHARDS
 
     assert _finished(stack, months[0])["status"] == "SUCCEEDED"
     whole = _decision(stack, _finished(stack, months[1]), "Validate")
@@ -98,6 +145,16 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
     assert drift["measured_users"] == {"reference": DRIFT_SAMPLE, "current": DRIFT_SAMPLE, "sample_size": DRIFT_SAMPLE}
     assert abs(sharded["drift_share"] - whole["drift_share"]) <= 1 / drift["columns"] + 1e-4
     _compare_is_exact(sharded_stack, upload.execution_arn, sharded["auc"])
+    scored = step_output(sharded_stack, upload.execution_arn, "ScoreShards")["scored"]
+    assert sorted(s["shard"] for s in scored) == list(range(SHARDS))  # ScoreShards' children, then Compare
+    assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, "ScoreShards")] == \
+        ["SUCCEEDED"] * SHARDS
+    lines = [json.loads(line) for line in (sharded_stack.logs_dir / "sfshard-compare.log").read_text().splitlines()
+             if line.startswith("{")]
+    merged = [line for line in lines if line.get("message") == "holdout AUCs from the shards' pairs"
+              and line.get("execution") == upload.execution_name]
+    assert len(merged) == 1 and merged[0]["shards"] == SHARDS  # Compare used the pairs, scored nothing again
+    _published_as_the_whole_month(sharded_stack, stack, upload.execution_arn)
 
 
 def _compare_is_exact(stack: StackConfig, execution_arn: str, auc: dict) -> None:
@@ -106,15 +163,13 @@ def _compare_is_exact(stack: StackConfig, execution_arn: str, auc: dict) -> None
     from streamflow.registry import load_version
     from streamflow.split import split_by_user
     from streamflow.training import evaluate_auc
-    from streamflow_local.stack_client import data_bucket
 
     output = step_output(stack, execution_arn, "Compare")
     versions = {"new_auc": output["challenger"]["version"], "prod_auc": output["compare"]["prod_version"]}
     run = registry(stack).get_run(output["challenger"]["run_id"])
     assert run.data.params["train_rows"] == str(TRAIN_SAMPLE)
     assert int(run.data.params["training_users"]) > TRAIN_SAMPLE
-    body = aws(stack, "s3").get_object(Bucket=data_bucket(stack), Key="features/month_001/features.parquet")["Body"]
-    holdout = split_by_user(pd.read_parquet(io.BytesIO(body.read())))[1]
+    holdout = split_by_user(_shard_features(stack, "month_001"))[1]
     for key, version in versions.items():
         assert version is not None
         assert auc[key] == round(evaluate_auc(load_version(stack.mlflow_uri, MODEL, version), holdout), 4)

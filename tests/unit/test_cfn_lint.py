@@ -92,7 +92,18 @@ def test_features_are_published_while_drift_and_training_run_and_joined_before_p
     parallel = states["FeaturesReady"]
     assert parallel["Type"] == "Parallel"
     starts = [branch["StartAt"] for branch in parallel["Branches"]]
-    assert starts == ["PublishOnlineFeatures", "DetectDrift"]
+    assert starts == ["PublishSharded", "DetectDrift"]
+    publish = parallel["Branches"][0]["States"]
+    assert publish["PublishSharded"]["Default"] == "PublishOnlineFeatures"  # one shard: the one-shot task
+    (sharded,) = publish["PublishSharded"]["Choices"]
+    assert (sharded["Variable"], sharded["NumericGreaterThan"], sharded["Next"]) == ("$.sharding.shards", 1,
+                                                                                     "PublishShards")
+    shards = publish["PublishShards"]
+    assert shards["ItemReader"] == states["ValidateShards"]["ItemReader"]  # the same shard items
+    assert shards["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert shards["MaxConcurrencyPath"] == states["ValidateShards"]["MaxConcurrencyPath"]
+    assert shards["Next"] == "MarkMonthPublished" and publish["MarkMonthPublished"]["End"]
+    assert publish["MarkMonthPublished"]["Parameters"]["action"] == "mark"
     decide = parallel["Branches"][1]["States"]
     assert {"TrainChallenger", "Compare"} <= set(decide)
     assert "Promote" not in decide and "Promote" in states

@@ -1,7 +1,7 @@
 """A month validated and featurised shard by shard (the steps of ShardMonth, ValidateShards'
 children and MergeShards, against the emulator's S3): a small month stays one shard without
 being read; a bigger one, uploaded in parts, is split so that every shard is a valid month of
-its own, and the merged features are exactly the one-shot path's, row order included; a
+its own, and the shards' features are exactly the one-shot path's (no whole-month file); a
 broken cell rejects the whole month, the report naming the shard, file, column and rule."""
 
 from __future__ import annotations
@@ -108,8 +108,27 @@ def test_sharded_features_are_the_one_shot_features(s3, month0_files):
     merged = shard_steps.merge_shards(settings, {"month": "month_012", "execution": "e1", "shards": results})
     assert merged["valid"] and merged["shards"] == 4 and merged["users"] == 500
     assert merged["rows"] == {table: 500 for table in MONTH_FILES}
-    pd.testing.assert_frame_equal(storage.read_features(BUCKET, "month_012"), whole)
+    shards = pd.concat(storage.read_frame(BUCKET, r["features"]["features_key"]) for r in results)
+    pd.testing.assert_frame_equal(shards.loc[whole.index], whole)  # every user once, the same values
+    assert len(shards) == len(whole)
+    assert storage.object_size(BUCKET, storage.features_key("month_012")) is None  # no whole-month file
     assert merged["features"]["churn_rate"] == round(float(whole["churn_label"].mean()), 4)
+    assert merged["features"]["users"] == 500 and merged["features"]["shards_prefix"] == shards_prefix("month_012")
+
+
+def test_merge_drops_a_features_file_a_one_shot_run_of_the_month_left(s3, month0_files):
+    settings = _settings()
+    _, results = _run_sharded(settings, "month_014", _upload(s3, "month_014", _as_parts(month0_files)))
+    storage.write_features(BUCKET, "month_014", storage.read_frame(BUCKET, results[0]["features"]["features_key"]))
+    shard_steps.merge_shards(settings, {"month": "month_014", "execution": "e2", "shards": results})
+    assert storage.object_size(BUCKET, storage.features_key("month_014")) is None
+
+
+def test_churn_rate_is_the_shards_label_counts_merged():
+    results = [{"features": {"label_counts": {"0": 7, "1": 3}}}, {"features": {"label_counts": {"0": 5, "1": 1}}}]
+    assert shard_steps.churn_rate(results) == 0.25
+    assert shard_steps.churn_rate(results + [{"features": {"label_counts": None}}]) is None
+    assert shard_steps.churn_rate([{"features": {"label_counts": {"0": 0, "1": 0}}}]) is None
 
 
 def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(s3, month0_files):

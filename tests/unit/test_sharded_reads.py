@@ -62,30 +62,42 @@ def test_drift_reads_the_sample_of_a_sharded_month_and_a_one_shot_month_whole(mo
     for features in (sharded, None):  # its own month, or as the reference month
         pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", DRIFT_K, features),
                                       bottom_k(frame, DRIFT_K))
-    # a sample smaller than asked for (written under a smaller DriftSampleSize): the features decide
-    pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", 10_000, sharded), frame)
+    # a sample smaller than asked for (written under a smaller DriftSampleSize): the shards decide
+    # (a sharded month has no whole-month features file), merged a shard at a time
+    assert storage.object_size(BUCKET, storage.features_key("month_021")) is None
+    pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", 10_000, sharded),
+                                  bottom_k(frame, 10_000))
     pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", DRIFT_K + 1, None),
-                                  bottom_k(storage.read_features(BUCKET, "month_021"), DRIFT_K + 1))
+                                  bottom_k(frame, DRIFT_K + 1))
 
 
 def test_a_sharded_months_sample_of_every_user_is_read_as_the_month(months):
     _, sharded = months
-    frame = storage.read_features(BUCKET, "month_021")
+    frame = storage.read_features(BUCKET, "month_020")
     key = month_reads.drift_sample_key("month_021")
     saved = storage.read_frame(BUCKET, key)
     storage.write_frame(BUCKET, key, bottom_k(frame, 10_000))  # as MergeShards writes it with k >= users
-    storage.delete(BUCKET, storage.features_key("month_021"))  # so the sample alone can answer
+    shard_keys = month_reads._shard_features_keys(BUCKET, "month_021")
+    shard_frames = [storage.read_frame(BUCKET, k) for k in shard_keys]
+    for k in shard_keys:
+        storage.delete(BUCKET, k)  # so the sample alone can answer
     try:
         pd.testing.assert_frame_equal(month_reads.drift_frame(BUCKET, "month_021", 10_000, sharded),
                                       bottom_k(frame, 10_000))
     finally:
         storage.write_frame(BUCKET, key, saved)
-        storage.write_features(BUCKET, "month_021", frame)
+        for k, shard in zip(shard_keys, shard_frames):
+            storage.write_frame(BUCKET, k, shard)
+
+
+def test_a_sharded_month_counts_as_processed_for_a_reference_month(months):
+    assert month_reads.month_processed(BUCKET, "month_020") and month_reads.month_processed(BUCKET, "month_021")
+    assert not month_reads.month_processed(BUCKET, "month_099")
 
 
 def test_a_one_shot_rebuild_drops_a_sample_left_by_a_sharded_run(s3, months):
     storage.write_frame(BUCKET, month_reads.drift_sample_key("month_020"), bottom_k(
-        storage.read_features(BUCKET, "month_021"), DRIFT_K).head(DRIFT_K))
+        storage.read_features(BUCKET, "month_020"), DRIFT_K).head(DRIFT_K))
     steps.build_month_features(_settings(), {"month": "month_020"})
     assert storage.object_size(BUCKET, month_reads.drift_sample_key("month_020")) is None
 
@@ -113,3 +125,36 @@ def test_the_holdout_auc_scored_shard_by_shard_is_the_one_shot_auc(months):
     holdout = split_by_user(frame)[1]
     for name, model in models.items():
         assert by_shard[name] == one_shot[name] == evaluate_auc(model, holdout)  # exact
+
+
+def test_the_auc_merged_from_score_shards_pairs_is_the_one_shot_auc(months):
+    """ScoreShards' children write each shard's pairs; Compare merges them: exact, and only
+    for the versions they were scored with."""
+    from streamflow import compare_shards
+
+    _, sharded = months
+    frame = storage.read_features(BUCKET, "month_020")
+    champion, challenger = train(training_users(frame).iloc[:150]), train(training_users(frame))
+    models = {compare_shards.CHALLENGER: challenger, compare_shards.CHAMPION: champion}
+    scored = []
+    for shard in range(sharded["shards"]):
+        holdout = split_by_user(storage.read_frame(BUCKET, f"shards/month_021/shard-{shard:05d}/features.parquet"))[1]
+        key = compare_shards.pairs_key("month_021", shard)
+        storage.write_frame(BUCKET, key, compare_shards.shard_pairs(holdout, models))
+        scored.append({"shard": shard, "pairs_key": key, "challenger": "7", "champion": "3"})
+    holdout = split_by_user(frame)[1]
+    new_auc, prod_auc = compare_shards.merged_aucs(BUCKET, scored, "7", "3")
+    assert new_auc == evaluate_auc(challenger, holdout) and prod_auc == evaluate_auc(champion, holdout)
+    assert compare_shards.merged_aucs(BUCKET, scored, "7", "4") is None  # the champion moved since
+    assert compare_shards.merged_aucs(BUCKET, scored[:-1] + [None], "7", "3") is None  # a shard missing
+    first_only = [dict(s, champion=None) for s in scored]  # no champion when they were scored
+    assert compare_shards.merged_aucs(BUCKET, first_only, "7", None) == (new_auc, None)
+
+
+def test_a_shards_scoring_records_no_promotion_metric():
+    from streamflow import compare_shards
+
+    shard = compare_shards.measure_compare({"month": "month_021", "shard": 2}, {"holdout_users": 97})
+    assert [(name, value) for name, _, value in shard] == [("ShardHoldoutUsersScored", 97.0)]
+    whole = compare_shards.measure_compare({"month": "month_021"}, {"promote": True, "new_auc": 0.8})
+    assert ("PromotionRecommended", 1.0) in [(name, value) for name, _, value in whole]

@@ -55,8 +55,11 @@ def execution_name(month: str, manifest_body: bytes) -> str:
 
 
 def _month_processed(bucket: str, month: str) -> bool:
-    """A reference month must have features to compare against."""
-    return storage.object_size(bucket, storage.features_key(month)) is not None
+    """A reference month must have features to compare against (a file, or a sharded
+    month's drift sample)."""
+    from .month_reads import month_processed
+
+    return month_processed(bucket, month)
 
 
 def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = False) -> AcceptedMonth:

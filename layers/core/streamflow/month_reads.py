@@ -3,7 +3,7 @@
 A one-shot month (at most ``UsersPerShard`` users) is read from its features file, as before;
 when it has more users than a sample size, the sample is taken in memory (``samples``). A
 sharded month (``features.shards`` > 1, set by MergeShards) is never read whole by these
-steps:
+steps, and has no whole-month features file (PublishShards publishes shard by shard):
 
 * drift reads ``features/<month>/drift_sample.parquet`` (MergeShards' merge of the shards'
   bottom-k samples), and the reference month's sample by the same rule;
@@ -19,8 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import storage
-from .auc_merge import ScorePairs
-from .sharding import shard_features_key, shard_folder
+from .sharding import shard_features_key, shard_folder, shards_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,16 +60,36 @@ def _stored(bucket: str, key: str) -> pd.DataFrame | None:
 def drift_frame(bucket: str, month: str, k: int, features: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The rows drift measures of ``month``: its stored bottom-k sample when it has one of at
     least ``k`` rows or of every user (a sharded month), else its features, whole up to ``k``
-    users and their bottom-k above. ``features`` (the step's own month: its ``shards`` and
+    users and their bottom-k above (a sharded month's: merged from its shards' features). ``features`` (the step's own month: its ``shards`` and
     ``users``) says whether to look for a sample; None (a reference month) always looks."""
-    from .samples import bottom_k, drift_sample
+    from .samples import bottom_k, drift_sample, merge_bottom_k
 
     if features is None or shard_count(features) > 1:
         stored = _stored(bucket, drift_sample_key(month))
         every_user = features is not None and stored is not None and len(stored) >= int(features.get("users") or 0)
         if stored is not None and (len(stored) >= k or every_user):
             return bottom_k(stored, k)
+        if not _has_features_file(bucket, month):  # a sharded month: its shards, one at a time
+            keys = _shard_features_keys(bucket, month)
+            if keys:
+                return merge_bottom_k((storage.read_frame(bucket, key) for key in keys), k)
     return drift_sample(storage.read_features(bucket, month), k)
+
+
+def _shard_features_keys(bucket: str, month: str) -> list[str]:
+    pages = storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=shards_prefix(month))
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", [])
+                  if item["Key"].endswith("/features.parquet"))
+
+
+def _has_features_file(bucket: str, month: str) -> bool:
+    return storage.object_size(bucket, storage.features_key(month)) is not None
+
+
+def month_processed(bucket: str, month: str) -> bool:
+    """The month has features to compare against: its features file (one-shot) or its merged
+    drift sample (a sharded month writes no whole-month features file)."""
+    return _has_features_file(bucket, month) or storage.object_size(bucket, drift_sample_key(month)) is not None
 
 
 def training_rows(bucket: str, month: str, k: int,
@@ -103,6 +122,7 @@ def holdout_aucs(bucket: str, month: str, features: Mapping[str, Any] | None,
                  models: Mapping[str, Any]) -> dict[str, float]:
     """Each model's ROC AUC on the month's holdout users, shard by shard for a sharded month
     (exact: ``auc_merge``), from the one features file otherwise."""
+    from .auc_merge import ScorePairs  # numpy: imported by the steps that score, not by ingest's reference check
     from .schema import TARGET
     from .training import churn_probability
 

@@ -10,9 +10,10 @@ own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distribut
 every shard reports) and builds its features. ``MergeShards`` (the Features function,
 ``action: merge``) rejects the whole month when any shard broke a rule (quarantine and
 report as the one-shot path, each violation naming its shard), else writes the month's
-features where PublishOnlineFeatures reads them (it still holds the whole month), and the
-month's bounded samples: DetectDrift and TrainChallenger read those, Compare scores the
-holdout shard by shard (``month_reads``), so none of them holds a sharded month whole.
+bounded samples: DetectDrift and TrainChallenger read those, ScoreShards scores the
+holdout shard by shard for Compare (``compare_shards``) and PublishShards publishes each
+shard's features (``publish_steps``), so no step holds a sharded month whole and no whole-month features
+file is written: MergeShards' memory is two samples, not the month.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from . import storage
 from .logs import logger
 from .parts import folder_of, group_files, part_name
 from .quarantine import quarantine_month, report_key
-from .schema import ID_COLUMN, MONTH_FILES, TARGET, month_index
+from .schema import MONTH_FILES, TARGET, month_index
 from .settings import Settings
 from .sharding import (
     ShardSummary,
@@ -228,6 +229,7 @@ def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     """One valid shard's features to ``shards/<month>/shard-NNNNN/features.parquet``."""
     from .contract import check_month
     from .features import build_features
+    from .samples import label_counts
 
     month, shard = event["month"], int(event["shard"])
     result = check_month(_shard_files(settings.data_bucket, month, shard))
@@ -236,7 +238,9 @@ def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     frame = build_features(result.tables)
     key = shard_features_key(month, shard)
     storage.write_frame(settings.data_bucket, key, frame)
-    return {"features_key": key, "users": int(len(frame)), **_write_shard_samples(settings, month, shard, frame)}
+    labels = label_counts(frame) if TARGET in frame else None  # every user's: the month's churn rate
+    return {"features_key": key, "users": int(len(frame)), "label_counts": labels,
+            **_write_shard_samples(settings, month, shard, frame)}
 
 
 def _write_shard_samples(settings: Settings, month: str, shard: int, frame: Any) -> dict[str, Any]:
@@ -282,42 +286,32 @@ def shard_violations(results: list[dict[str, Any]]) -> list[Violation]:
     return found
 
 
-def _upload_order(bucket: str, month: str) -> list[str]:
-    """The month's user ids in the order they were uploaded: the merged features keep it, so
-    training sees the rows the one-shot path would, in the same order."""
-    import io
-
-    import pandas as pd
-
-    tables, _, _ = group_files(storage.month_file_sizes(bucket, month))
-    order: list[str] = []
-    for name in tables["users.csv"]:
-        body = storage.get_bytes(bucket, storage.month_prefix(month) + name)
-        column = pd.read_csv(io.BytesIO(body), usecols=[ID_COLUMN], dtype=str, keep_default_na=False)[ID_COLUMN]
-        order += column.str.strip().tolist()
-    return order
+def churn_rate(results: list[dict[str, Any]]) -> float | None:
+    """The month's churn rate from the shards' label counts (exact: integer counts), None when
+    a shard's features have no label."""
+    counts = [r["features"].get("label_counts") for r in results]
+    if not counts or any(c is None for c in counts):
+        return None
+    churned = sum(int(c.get("1", 0)) for c in counts)
+    users = churned + sum(int(c.get("0", 0)) for c in counts)
+    return round(churned / users, 4) if users else None
 
 
 def merge_shards(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    """The shards' verdicts and features, merged: any violation rejects the whole month;
-    else the month's features where the later steps read them, and what Validate and
-    BuildFeatures return on the one-shot path (``validation``, with ``features`` in it)."""
-    import pandas as pd
-
+    """The shards' verdicts, merged: any violation rejects the whole month; else the month's
+    samples, and what Validate and BuildFeatures return on the one-shot path (``validation``,
+    with ``features`` in it: ``shards`` and ``shards_prefix`` instead of a features file)."""
     month = event["month"]
-    results = event["shards"]
+    results = sorted(event["shards"], key=lambda r: int(r["shard"]))
     violations = shard_violations(results)
     if violations:
         _reject(settings, month, violations, event.get("execution"))
     merged = merge(ShardSummary.from_json(r["summary"]) for r in results)
-    frames = [storage.read_frame(settings.data_bucket, r["features"]["features_key"])
-              for r in sorted(results, key=lambda r: int(r["shard"]))]
-    frame = pd.concat(frames).loc[_upload_order(settings.data_bucket, month)]
-    key = storage.write_features(settings.data_bucket, month, frame)
-    users = int(len(frame))
-    logger.info("shards merged", extra={"shards": len(results), "features_key": key, "users": users})
-    features = {"features_key": key, "users": users,
-                "churn_rate": round(float(frame[TARGET].mean()), 4) if TARGET in frame else None,
-                "shards": len(results), **_merge_samples(settings, month, sorted(results, key=lambda r: int(r["shard"])))}
+    users = sum(int(r["features"]["users"]) for r in results)
+    # A features file a one-shot run of this month left would outlive these shards' features.
+    storage.delete(settings.data_bucket, storage.features_key(month))
+    logger.info("shards merged", extra={"shards": len(results), "users": users})
+    features = {"shards_prefix": shards_prefix(month), "users": users, "churn_rate": churn_rate(results),
+                "shards": len(results), **_merge_samples(settings, month, results)}
     return {"valid": True, "users": merged.rows.get("users.csv", users), "rows": merged.rows,
             "shards": len(results), "features": features}

@@ -247,9 +247,18 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
 def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
                   champion: str | None) -> tuple[float, float | None]:
     """(challenger's AUC, champion's AUC or None) on the month's holdout users: one features
-    file, or shard by shard for a sharded month (``month_reads.holdout_aucs``: exact)."""
+    file, or shard by shard for a sharded month (the ScoreShards Map's pairs, ``compare_shards``,
+    else ``month_reads.holdout_aucs``: exact either way)."""
     from .month_reads import holdout_aucs
 
+    if event.get("scored"):  # ScoreShards' pairs (a sharded month), when scored by these versions
+        from .compare_shards import merged_aucs
+
+        merged = merged_aucs(settings.data_bucket, event["scored"], challenger, champion)
+        if merged is not None:
+            logger.info("holdout AUCs from the shards' pairs", extra={"shards": len(event["scored"])})
+            return merged
+        logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
     models = {"challenger": _registry_call(registry.load_version, uri, name, challenger)}
     if champion:
