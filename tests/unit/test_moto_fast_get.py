@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto.dynamodb.responses import DynamoHandler
 
 from aws_endpoint import create_table, moto_endpoint
@@ -149,8 +151,11 @@ def test_the_stack_s_moto_server_answers_plain_get_items_without_moto_s_handler(
     monkeypatch.setattr(DynamoHandler, "get_item", _refuse)
     assert client.get_item(TableName=TABLE, Key={"user_id": {"S": "u004"}})["Item"] == before
     assert "Item" not in client.get_item(TableName=TABLE, Key={"user_id": {"S": "nobody"}})
-    with pytest.raises(Exception):  # a projection is moto's: its handler runs (and here refuses)
-        client.get_item(TableName=TABLE, Key={"user_id": {"S": "u004"}}, ProjectionExpression="fee")
+    once = boto3.client("dynamodb", endpoint_url=client.meta.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError, match="500"):  # a projection is moto's: its handler runs (and here refuses)
+        once.get_item(TableName=TABLE, Key={"user_id": {"S": "u004"}}, ProjectionExpression="fee")
     monkeypatch.undo()
     client.update_item(TableName=TABLE, Key={"user_id": {"S": "u004"}}, UpdateExpression="SET fee = :f",
                        ExpressionAttributeValues={":f": {"N": "99"}})
