@@ -63,7 +63,11 @@ def test_zip_functions_run_python311_with_the_core_and_slim_deps_layers(stack):
         assert props["Runtime"] == RUNTIME == "python3.11", logical  # the venv that plays Lambda locally
         # + the registry plugin's layer where the stack provisions the registry (test_registry_plugin.py)
         assert props["Layers"][:2] == [{"Ref": "CoreLayer"}, {"Ref": "DepsLayer"}], logical
-        assert stack.resolve(props["Layers"][2:]) == [], logical  # this stack's registry is a URI
+        extra = props["Layers"][2:]
+        if logical == "ApiFunction":  # /predict/batch's NumPy (layers/numpy/), the API's alone
+            assert extra[:1] == [{"Ref": "NumpyLayer"}]
+            extra = extra[1:]
+        assert stack.resolve(extra) == [], logical  # this stack's registry is a URI
         assert (ROOT / props["CodeUri"] / f"{props['Handler'].split('.')[0]}.py").is_file(), logical
         assert not (ROOT / props["CodeUri"] / "Dockerfile").exists(), logical
 
@@ -99,10 +103,18 @@ def test_every_image_installs_its_requirements_with_the_project_pins(stack):
         assert image.pip_packages and all(re.fullmatch(r"[\w.-]+==[\w.]+", p) for p in image.pip_packages), logical
 
 
+# The one requirement the venv does not satisfy: the API's NumPy layer, pinned to the newest
+# NumPy with a wheel for Lambda's python3.11 (glibc 2.26); the venv has the images' newer NumPy 2.
+LAYER_NUMPY = "numpy==2.2.6"
+
+
 def test_requirement_files_agree_and_the_venv_satisfies_them():
-    files = [ROOT / "layers" / "deps" / "requirements.txt", *sorted(ROOT.glob("functions/*/requirements.txt"))]
+    files = [ROOT / "layers" / "numpy" / "requirements.txt", ROOT / "layers" / "deps" / "requirements.txt",
+             *sorted(ROOT.glob("functions/*/requirements.txt"))]
+    assert requirement_lines(files[:1]) == [LAYER_NUMPY]
+    assert metadata.version("numpy").split(".")[0] == LAYER_NUMPY.split("==")[1].split(".")[0]  # same major
     specs: dict[str, set[str]] = {}
-    for line in requirement_lines(files):
+    for line in [line for line in requirement_lines(files) if line != LAYER_NUMPY]:
         requirement = Requirement(line)
         specs.setdefault(requirement.name.lower().replace("_", "-"), set()).add(str(requirement.specifier))
         installed = metadata.version(requirement.name)
@@ -252,7 +264,8 @@ def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(s
     from streamflow_local.config import StackConfig
 
     deployer = deploy_module.LocalDeployer.__new__(deploy_module.LocalDeployer)
-    deployer.stack, deployer.layer_arns, deployer.clients = stack, {"CoreLayer": "arn:core", "DepsLayer": "arn:deps"}, {
+    deployer.stack, deployer.layer_arns, deployer.clients = stack, {
+        "CoreLayer": "arn:core", "DepsLayer": "arn:deps", "NumpyLayer": "arn:numpy"}, {
         "lambda": FakeLambda()}
     deployer.config = StackConfig(state_dir=tmp_path)
     monkeypatch.setenv(deploy_module.TRACE_IMPORTS_ENV, "1")
@@ -265,13 +278,18 @@ def test_local_deploy_creates_an_image_function_as_its_dockerfile_assembles_it(s
         assert archive.read("app.py") == (ROOT / "functions" / "train" / "app.py").read_bytes()
         assert set(archive.namelist()) == {"app.py", *_core_files()}
     zipped = deployer._function("ApiFunction", "arn:role")
-    assert zipped["package_type"] == "Zip" and calls["streamflow-api"]["Layers"] == ["arn:core", "arn:deps"]
+    assert zipped["package_type"] == "Zip"
+    deployer._function("IngestFunction", "arn:role")
+    assert calls["streamflow-ingest"]["Layers"] == ["arn:core", "arn:deps"]
     # The import guard: each worker may import what its package installs, nothing else.
     guards = {name: json.loads(Path(call["Environment"]["Variables"][deploy_module.IMPORT_GUARD_ENV]).read_text())
               for name, call in calls.items()}
     assert {"sklearn", "skops", "mlflow", "pyarrow"} <= set(guards["streamflow-train"]["modules"])
     assert {"fastapi", "mangum", "mlflow", "boto3"} <= set(guards["streamflow-api"]["modules"])
-    assert not {"sklearn", "pandas", "numpy", "pyarrow"} & set(guards["streamflow-api"]["modules"])
+    assert not {"sklearn", "pandas", "pyarrow"} & set(guards["streamflow-api"]["modules"])
+    assert "numpy" in guards["streamflow-api"]["modules"]  # its NumPy layer: /predict/batch, not at init
+    assert calls["streamflow-api"]["Layers"] == ["arn:core", "arn:deps", "arn:numpy"]
+    assert "numpy" not in guards["streamflow-ingest"]["modules"]  # only the API carries the NumPy layer
 
 
 def test_worker_guard_refuses_modules_outside_the_package(tmp_path):

@@ -67,7 +67,9 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from waitress import create_server
 
-        app = _with_raw_uri(DomainDispatcherApplication(create_backend_app))
+        from . import moto_fast_get
+
+        app = _with_raw_uri(moto_fast_get.wrap(DomainDispatcherApplication(create_backend_app)))  # GetItem: no Flask
         if wrap is not None:  # e.g. persistence's write tracking
             app = wrap(app)
         self._server = create_server(

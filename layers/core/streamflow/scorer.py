@@ -20,6 +20,10 @@ from .schema import BOOLEAN_FEATURES, MODEL_FEATURES
 from .scorer_compiled import RawScore, compile_trees
 
 FILE_NAME = "tree_scorer.json"
+# From this many rows ``probabilities`` scores with NumPy (``scorer_vector``) when it is
+# there: below it the compiled trees are as fast (100 rows: 2.5 against 3.2 ms; 1 row: 1 ms
+# against 0.03 ms).
+VECTOR_MIN_ROWS = 200
 FORMAT = "streamflow.tree_scorer/1"
 TOLERANCE = 1e-9
 
@@ -30,6 +34,7 @@ class TreeScorer:
         self._baseline = float(baseline)
         self._trees = [tuple(tree) for tree in trees]
         self._compiled: RawScore | None | bool = False  # False: not tried yet (see ``scorer_compiled``)
+        self._vectorised: Any = False  # False: not tried yet; None: no NumPy or not trees (``scorer_vector``)
 
     @property
     def columns(self) -> list[tuple[str, str | None]]:
@@ -87,15 +92,33 @@ class TreeScorer:
         compiled = self._compiled
         return compiled(x) if callable(compiled) else self.raw(x)
 
+    def vectorised(self) -> Any:
+        """The trees as NumPy arrays (``scorer_vector.VectorTrees``), built once; None where
+        NumPy is not installed or the trees do not convert (then rows are scored one by one)."""
+        if self._vectorised is False:
+            try:
+                from .scorer_vector import VectorTrees
+            except ImportError:
+                self._vectorised = None
+            else:
+                self._vectorised = VectorTrees.build(self._baseline, self._trees, len(self._columns))
+        return self._vectorised
+
+    def raw_many(self, vectors: list[list[float]]) -> list[float]:
+        """``raw`` of each vector: with NumPy for ``VECTOR_MIN_ROWS`` or more, the compiled
+        trees otherwise; the same floats either way (``tests/unit/test_scorer_vector.py``)."""
+        if len(vectors) >= VECTOR_MIN_ROWS:
+            trees = self.vectorised()
+            if trees is not None:
+                return trees.raw(vectors)
+        return [self.fast_raw(x) for x in vectors]
+
     def probability(self, row: dict[str, Any]) -> float:
-        raw = self.fast_raw(self.vector(row))
-        if raw >= 0:
-            return 1.0 / (1.0 + math.exp(-raw))
-        z = math.exp(raw)
-        return z / (1.0 + z)
+        return _logistic(self.fast_raw(self.vector(row)))
 
     def probabilities(self, rows: dict[str, dict[str, Any]]) -> dict[str, float]:
-        return {key: self.probability(row) for key, row in rows.items()}
+        raws = self.raw_many([self.vector(row) for row in rows.values()])
+        return {key: _logistic(raw) for key, raw in zip(rows, raws)}
 
     # --- as data ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -124,3 +147,12 @@ class TreeScorer:
     @classmethod
     def from_json(cls, text: str | bytes) -> "TreeScorer":
         return cls.from_dict(json.loads(text))
+
+
+def _logistic(raw: float) -> float:
+    """The probability of a raw score, in Python's ``math`` for both paths (NumPy's ``exp``
+    may differ from it in the last bit)."""
+    if raw >= 0:
+        return 1.0 / (1.0 + math.exp(-raw))
+    z = math.exp(raw)
+    return z / (1.0 + z)
