@@ -10,7 +10,7 @@ from streamflow_local.template import Stack, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ("RegistryServer", "RegistryRole", "RegistryArtifactBucket", "RegistryArtifactBucketPolicy")
-# The functions whose steps call the registry (steps._registry_call), and what each does with model files.
+# The functions whose steps call the registry (steps.registry_call), and what each does with model files.
 TALKERS = {"DriftFunction": set(), "TrainFunction": {"s3:GetObject", "s3:PutObject"},
            "CompareFunction": {"s3:GetObject"}, "PromoteFunction": {"s3:GetObject"},
            "ApprovalFunction": set(), "RejectionFunction": set()}

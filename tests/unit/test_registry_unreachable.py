@@ -8,7 +8,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from streamflow.steps import RegistryUnavailable, _registry_call, unreachable
+from streamflow.steps import RegistryUnavailable, registry_call, unreachable
 
 
 def _as_mlflow_raises(inner: Exception):
@@ -26,7 +26,7 @@ def _as_mlflow_raises(inner: Exception):
                                    TimeoutError("timed out")])
 def test_a_connection_failure_in_the_chain_is_unavailable(inner):
     with pytest.raises(RegistryUnavailable) as caught:
-        _registry_call(_as_mlflow_raises(inner))
+        registry_call(_as_mlflow_raises(inner))
     assert unreachable(caught.value.__cause__)
 
 
@@ -36,14 +36,14 @@ def test_an_answer_from_the_registry_is_not_retried_even_if_it_says_connection()
         raise MlflowException("Connection alias 'x' is invalid", error_code="INVALID_PARAMETER_VALUE")
 
     with pytest.raises(MlflowException):
-        _registry_call(answered)
+        registry_call(answered)
     assert not unreachable(MlflowException("Max retries exceeded, Connection reset"))
 
 
 def test_other_errors_pass_through_and_results_are_returned():
     with pytest.raises(KeyError):
-        _registry_call(lambda: {}["x"])
-    assert _registry_call(lambda a, b=0: a + b, 2, b=3) == 5
+        registry_call(lambda: {}["x"])
+    assert registry_call(lambda a, b=0: a + b, 2, b=3) == 5
 
 
 def test_a_cyclic_chain_ends():

@@ -142,7 +142,7 @@ def test_registry_and_lease_errors_are_retried_only_where_the_step_can_raise_the
     retried = {error for retry in STATES[task]["Retry"] for error in retry["ErrorEquals"]}
     step = _step_of(function_of(task, stack))
     can_raise = {
-        "RegistryUnavailable": step is not None and _reaches(step, "_registry_call"),
+        "RegistryUnavailable": step is not None and _reaches(step, "registry_call"),
         "LeaseBusy": step is not None and _reaches(step, "lease.hold"),
     }
     for error, possible in can_raise.items():
@@ -151,5 +151,5 @@ def test_registry_and_lease_errors_are_retried_only_where_the_step_can_raise_the
 
 def test_the_registry_retry_covers_the_steps_that_read_the_registry():
     """The control for the test above: the steps known to call MLflow are found calling it."""
-    assert _reaches("detect_drift", "_registry_call") and _reaches("promote", "lease.hold")
-    assert not _reaches("validate", "_registry_call") and not _reaches("compare", "lease.hold")
+    assert _reaches("detect_drift", "registry_call") and _reaches("promote", "lease.hold")
+    assert not _reaches("validate", "registry_call") and not _reaches("compare", "lease.hold")

@@ -37,16 +37,16 @@ def score_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     ``month``, ``shard``, ``challenger``); the pairs to S3, their versions in the result."""
     from . import registry
     from .split import split_by_user
-    from .steps import _champion, _registry_call
+    from .steps import champion_and_month, registry_call
 
     month, shard = event["month"], int(event["shard"])
     month_index(month)
     challenger = str(event["challenger"]["version"])
-    champion, _ = _champion(settings)
+    champion, _ = champion_and_month(settings)
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    models = {CHALLENGER: _registry_call(registry.load_version, uri, name, challenger)}
+    models = {CHALLENGER: registry_call(registry.load_version, uri, name, challenger)}
     if champion:
-        models[CHAMPION] = _registry_call(registry.load_version, uri, name, champion)
+        models[CHAMPION] = registry_call(registry.load_version, uri, name, champion)
     holdout = split_by_user(storage.read_frame(settings.data_bucket, shard_features_key(month, shard)))[1]
     pairs = shard_pairs(holdout, models)
     key = pairs_key(month, shard)

@@ -52,7 +52,7 @@ def unreachable(exc: BaseException | None) -> bool:
     return False
 
 
-def _registry_call(fn, *args, **kwargs):
+def registry_call(fn, *args, **kwargs):
     """``fn`` with an unreachable registry raised as ``RegistryUnavailable`` (the ASL retries it)."""
     try:
         return fn(*args, **kwargs)
@@ -128,9 +128,9 @@ def publish_online_features(settings: Settings, event: dict[str, Any]) -> dict[s
     return {"table": settings.feature_table, "online_items": written}
 
 
-def _champion(settings: Settings) -> tuple[str | None, str | None]:
+def champion_and_month(settings: Settings) -> tuple[str | None, str | None]:
     """(Production's version, the month it was trained on) — (None, None) before any."""
-    version, tags = _registry_call(registry.alias_version_tags, settings.mlflow_tracking_uri, settings.model_name)
+    version, tags = registry_call(registry.alias_version_tags, settings.mlflow_tracking_uri, settings.model_name)
     return version, (tags.get("month") or None) if version else None
 
 
@@ -143,7 +143,7 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     month = event["month"]
     mode = event.get("reference_month") or settings.require_policy().reference_month
     threshold = float(event["threshold"] if "threshold" in event else settings.require_policy().drift_threshold)
-    champion_version, champion_month = _champion(settings)
+    champion_version, champion_month = champion_and_month(settings)
     reference_month = resolve_reference(mode, month, champion_month)
     share, drifted, columns, key, run, measured = 0.0, 0, None, None, None, None
     if reference_month is not None:
@@ -228,7 +228,7 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         "drift_share": event.get("drift", {}).get("drift_share", ""),
         "reference_month": event.get("drift", {}).get("reference_month") or "none",
     }
-    registered = _registry_call(
+    registered = registry_call(
         registry.log_challenger,
         settings.mlflow_tracking_uri,
         settings.model_name,
@@ -260,9 +260,9 @@ def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
             return merged
         logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    models = {"challenger": _registry_call(registry.load_version, uri, name, challenger)}
+    models = {"challenger": registry_call(registry.load_version, uri, name, challenger)}
     if champion:
-        models["champion"] = _registry_call(registry.load_version, uri, name, champion)
+        models["champion"] = registry_call(registry.load_version, uri, name, champion)
     aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
     return aucs["challenger"], aucs.get("champion")
 
@@ -276,7 +276,7 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     month = event["month"]
     delta = float(event["delta"] if "delta" in event else settings.require_policy().promotion_delta)
     challenger = event["challenger"]["version"]
-    prod_version, champion_month = _champion(settings)
+    prod_version, champion_month = champion_and_month(settings)
     new_auc, prod_auc = _holdout_aucs(settings, event, challenger, prod_version)
     decision = promotion_decision(new_auc, prod_auc, delta, month, champion_month, settings.allow_backfill_promotion)
     promote = decision == "promote"
@@ -285,7 +285,7 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                     "(AllowBackfillPromotion=false)")
     logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} delta={delta} promote={promote}",
                 extra={"challenger_version": challenger, "production_version": prod_version})
-    _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
+    registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
         "decision": decision,
         "decision_champion_month": champion_month or "none",
         "decision_new_auc": _round(new_auc),
@@ -323,7 +323,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     decision = event["compare"]
     challenger = event["challenger"]["version"]
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    current, champion_month = _champion(settings)
+    current, champion_month = champion_and_month(settings)
     redecided = current != decision.get("prod_version")
     promote_it = bool(decision["promote"])
     new_auc, prod_auc = decision.get("new_auc"), decision.get("prod_auc")
@@ -336,7 +336,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         logger.info(f"[COMPARE] new_auc={new_auc} prod_auc={prod_auc} "
                     f"delta={decision['delta']} promote={promote_it} (re-decided: Production moved)")
         if verdict != decision.get("decision"):
-            _registry_call(registry.tag_version, uri, name, challenger, {
+            registry_call(registry.tag_version, uri, name, challenger, {
                 "decision": verdict, "decision_prod_version": current or "none",
                 "decision_champion_month": champion_month or "none"})
     if not promote_it:
@@ -345,7 +345,7 @@ def _promote(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     approval = event.get("approval") or {}
     reason = (f"month {month}: challenger {challenger} AUC {new_auc} vs champion "
               f"{current or 'none'} AUC {prod_auc}, delta {decision.get('delta')}")
-    change = _registry_call(
+    change = registry_call(
         alias_moves.crown, settings, challenger, by=event.get("execution") or "streamflow", reason=reason,
         execution=event.get("execution"), approved_by=approval.get("by"),
     )
@@ -366,7 +366,7 @@ def request_approval(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "timeout_seconds": event.get("timeout_seconds"),
     }
-    _registry_call(alias_moves.stage, settings, version, by=event.get("execution") or "streamflow",
+    registry_call(alias_moves.stage, settings, version, by=event.get("execution") or "streamflow",
                    reason=f"month {month}: awaiting approval", execution=event.get("execution"))
     # Written last: once a person can see the pending approval, the challenger is staged.
     storage.put_json(settings.data_bucket, storage.approval_key(month), record)
@@ -388,9 +388,9 @@ def record_rejection(settings: Settings, event: dict[str, Any]) -> dict[str, Any
         cause = {"reason": str(cause)}
     reason = "approval timed out" if timed_out else str(cause.get("reason") or "rejected")
     by = "timeout" if timed_out else str(cause.get("by") or "unknown")
-    _registry_call(alias_moves.unstage, settings, version, by=by, reason=f"rejected: {reason}")
+    registry_call(alias_moves.unstage, settings, version, by=by, reason=f"rejected: {reason}")
     word = "rejected_timeout" if timed_out else "rejected"
-    _registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
+    registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, version, {
         "decision": word, "rejected_by": by, "rejected_reason": reason,
     })
     decision = {"month": month, "decision": word, "by": by,
