@@ -63,8 +63,9 @@ def s3_bucket_in_env(bucket: str) -> Iterator[Any]:
         storage.s3.cache_clear()
 
 
-def create_table(endpoint: str, name: str, key: str) -> None:
-    """An empty PAY_PER_REQUEST table with a string hash key, as template.yaml declares them.
+def create_table(endpoint: str, name: str, key: str, range_key: str | None = None) -> None:
+    """An empty PAY_PER_REQUEST table with a string hash key (and a string range key when
+    given), as template.yaml declares them.
 
     moto keeps its state per process, not per server: a table of an earlier server in this
     process (another pytest session, as mutmut runs them) is dropped first."""
@@ -72,6 +73,7 @@ def create_table(endpoint: str, name: str, key: str) -> None:
                             aws_access_key_id="testing", aws_secret_access_key="testing")
     if name in dynamodb.list_tables()["TableNames"]:
         dynamodb.delete_table(TableName=name)
-    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+    keys = [(key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+    dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                          AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
                           BillingMode="PAY_PER_REQUEST")

@@ -32,12 +32,7 @@ def endpoint():
         client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         create_table(url, TABLE, "user_id")
-        if RANGE_TABLE not in client.list_tables()["TableNames"]:
-            client.create_table(TableName=RANGE_TABLE, BillingMode="PAY_PER_REQUEST",
-                                KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"},
-                                           {"AttributeName": "month", "KeyType": "RANGE"}],
-                                AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"},
-                                                      {"AttributeName": "month", "AttributeType": "S"}])
+        create_table(url, RANGE_TABLE, "user_id", range_key="month")
         for i in range(12):
             item = {"user_id": {"S": f"u{i:03d}"}, "fee": {"N": f"{i}.50"}, "paperless": {"BOOL": i % 2 == 0},
                     "features": {"S": json.dumps({"note": "naïve café ✓", "n": i})}, "gone": {"NULL": True}}

@@ -27,13 +27,7 @@ def endpoint():
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         create_table(url, HASH_TABLE, "user_id")
         create_table(url, BIG_TABLE, "user_id")
-        if RANGE_TABLE in client.list_tables()["TableNames"]:
-            client.delete_table(TableName=RANGE_TABLE)
-        client.create_table(TableName=RANGE_TABLE, BillingMode="PAY_PER_REQUEST",
-                            KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"},
-                                       {"AttributeName": "month", "KeyType": "RANGE"}],
-                            AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"},
-                                                  {"AttributeName": "month", "AttributeType": "S"}])
+        create_table(url, RANGE_TABLE, "user_id", range_key="month")
         for i in range(60):
             item = {"user_id": {"S": f"u{i:03d}"}, "fee": {"N": f"{i}.5"}, "paperless": {"BOOL": i % 2 == 0},
                     "note": {"S": "naïve café ✓" if i % 7 == 0 else "plain"}, "gone": {"NULL": True}}
