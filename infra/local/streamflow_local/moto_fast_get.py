@@ -21,9 +21,10 @@ import os
 import zlib
 from typing import Any, Callable, Iterable
 
+from .moto_fast_reads import plain_scalars
+
 TARGET = "DynamoDB_20120810.GetItem"
 PLAIN_REQUEST = frozenset({"TableName", "Key", "ConsistentRead"})
-SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
 _dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -71,12 +72,9 @@ def wrap(app: App) -> App:
         if type(wire_key[table.hash_key_type]) is not str:
             return None
         item = table.items.get(DynamoType(wire_key))
-        plain: dict[str, Any] = {}
-        if item:
-            for attribute, value in list(item.attrs.items()):
-                if type(value) is not DynamoType or value.type not in SCALAR_TYPES:
-                    return None
-                plain[attribute] = {value.type: value.value}
+        plain = plain_scalars(list(item.attrs.items())) if item else {}
+        if plain is None:
+            return None
         mark_account_as_visited(account_id=account, access_key=access_key, service="dynamodb", region=region)
         return _dumps({"Item": plain} if item else {}).encode()
 

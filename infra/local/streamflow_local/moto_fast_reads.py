@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from typing import Any
+from typing import Any, Iterable
 
 SCALAR_TYPES = frozenset({"S", "N", "BOOL", "NULL"})
 MAX_KEYS = 100
@@ -42,6 +42,19 @@ MAX_CACHED_ITEMS = 500_000
 MAX_CACHED_BYTES = 128 * 1024 * 1024
 _dumps = functools.partial(json.dumps, separators=(",", ":"), check_circular=False)
 PROJECTION_PARAMETERS = ("ProjectionExpression", "AttributesToGet", "ExpressionAttributeNames")
+
+
+def plain_scalars(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any] | None:
+    """An item's (name, ``DynamoType``) pairs as its wire dict when every attribute is a
+    scalar (``SCALAR_TYPES``), else None: the other types are left to moto's conversion."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    plain = {}
+    for name, value in pairs:
+        if type(value) is not DynamoType or value.type not in SCALAR_TYPES:
+            return None
+        plain[name] = {value.type: value.value}
+    return plain
 
 
 def install() -> None:
@@ -56,7 +69,6 @@ def install() -> None:
 
 def _fast_batch_get_item(original: Any) -> Any:
     from moto.dynamodb.exceptions import MockValidationException
-    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.responses import DynamoResult
 
     class Fragment:
@@ -111,11 +123,9 @@ def _fast_batch_get_item(original: Any) -> Any:
         if known is not None and known[0] == names and len(known[1]) == len(values) \
                 and all(map(operator.is_, known[1], values)):
             return known[2]
-        plain = {}
-        for name, value in pairs:
-            if type(value) is not DynamoType or value.type not in SCALAR_TYPES:
-                return DynamoResult(item.describe_attrs(None)["Item"]).result  # moto's own conversion
-            plain[name] = {value.type: value.value}
+        plain = plain_scalars(pairs)
+        if plain is None:
+            return DynamoResult(item.describe_attrs(None)["Item"]).result  # moto's own conversion
         fragment = Fragment(_dumps(plain))
         if len(texts) >= MAX_CACHED_ITEMS or cached_bytes[0] >= MAX_CACHED_BYTES:
             texts.clear()
