@@ -48,6 +48,21 @@ def write_parts(whole: Path, out: Path, parts: int = PARTS, edit=None) -> Path:
     return folder
 
 
+def negative_watch_hours(part: str, bad_users: list[str] | None = None):
+    """A ``write_parts`` edit that breaks one rule in one place: the third row of ``part``
+    gets a negative ``watch_hours_30d`` (the row's user is appended to ``bad_users``)."""
+    def edit(name: str, header: str, rows: list[str]) -> list[str]:
+        if name != part:
+            return rows
+        columns = header.strip().split(",")
+        cells = rows[2].rstrip("\n").split(",")
+        cells[columns.index("watch_hours_30d")] = "-1.5"
+        if bad_users is not None:
+            bad_users.append(cells[columns.index("user_id")])
+        return rows[:2] + [",".join(cells) + "\n"] + rows[3:]
+    return edit
+
+
 @pytest.fixture(scope="module")
 def parts_stack(tmp_path_factory) -> StackConfig:
     with deployed(StackConfig.on_spare_ports(state_dir=tmp_path_factory.mktemp("parts-stack"),
@@ -90,16 +105,7 @@ def test_a_partitioned_month_decides_as_the_whole_month(stack, months, parts_sta
 
 def test_a_bad_part_is_rejected_naming_part_column_and_rule(parts_stack, months, tmp_path):
     bad = "usage_agg_30d/part-00001.csv"
-
-    def edit(name: str, header: str, rows: list[str]) -> list[str]:
-        if name != bad:
-            return rows
-        columns = header.strip().split(",")
-        cells = rows[2].rstrip("\n").split(",")
-        cells[columns.index("watch_hours_30d")] = "-1.5"
-        return rows[:2] + [",".join(cells) + "\n"] + rows[3:]
-
-    folder = write_parts(months[2], tmp_path, edit=edit)
+    folder = write_parts(months[2], tmp_path, edit=negative_watch_hours(bad))
     upload = upload_month(parts_stack, folder)
     description = wait_for_execution(parts_stack, upload.execution_arn, timeout=600)
     assert description["status"] == "FAILED"

@@ -33,7 +33,7 @@ from streamflow_local.config import StackConfig
 from streamflow_local.stack import deployed
 from streamflow_local.stack_client import recorded_execution, upload_month, wait_for_execution
 from streamflow_local.views import executions
-from test_partitioned_loop import DECISION_KEYS, write_parts
+from test_partitioned_loop import DECISION_KEYS, negative_watch_hours, write_parts
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(EXTERNAL, reason="starts a stack of its own on the local emulator")]
@@ -178,17 +178,7 @@ def _compare_is_exact(stack: StackConfig, execution_arn: str, auc: dict) -> None
 def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(sharded_stack, months, tmp_path):
     bad = "usage_agg_30d/part-00001.csv"
     bad_user: list[str] = []
-
-    def edit(name: str, header: str, rows: list[str]) -> list[str]:
-        if name != bad:
-            return rows
-        columns = header.strip().split(",")
-        cells = rows[2].rstrip("\n").split(",")
-        cells[columns.index("watch_hours_30d")] = "-1.5"
-        bad_user.append(cells[columns.index("user_id")])
-        return rows[:2] + [",".join(cells) + "\n"] + rows[3:]
-
-    upload = upload_month(sharded_stack, write_parts(months[2], tmp_path, edit=edit))
+    upload = upload_month(sharded_stack, write_parts(months[2], tmp_path, edit=negative_watch_hours(bad, bad_user)))
     description = wait_for_execution(sharded_stack, upload.execution_arn, timeout=600)
     assert description["status"] == "FAILED"
     # every part has rows of every shard, so the shard's second part holds the bad row
