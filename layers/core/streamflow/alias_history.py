@@ -41,7 +41,9 @@ def record_alias_move(tracking_uri: str, model_name: str, version: str, alias: s
     current = mlflow_client.get_model_version(model_name, version).tags.get(HISTORY_TAG, "[]")
     entry = {"alias": alias, "action": action, "at": at, "by": by, "reason": reason,
              **{k: v for k, v in details.items() if v is not None}}
-    mlflow_client.set_model_version_tag(model_name, version, HISTORY_TAG, appended_history(current, entry))
     prefix = alias.lower()
-    for key, value in (("action", action), ("at", at), ("by", by), ("reason", reason)):
-        mlflow_client.set_model_version_tag(model_name, version, f"{prefix}_{key}", str(value)[:TAG_VALUE_LIMIT])
+    registry.set_version_tags(mlflow_client, model_name, version, {
+        HISTORY_TAG: appended_history(current, entry),
+        **{f"{prefix}_{key}": str(value)[:TAG_VALUE_LIMIT]
+           for key, value in (("action", action), ("at", at), ("by", by), ("reason", reason))},
+    })

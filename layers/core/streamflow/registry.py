@@ -52,6 +52,21 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+def set_version_tags(mlflow_client, model_name: str, version: str, tags: dict) -> None:
+    """Set each tag on a model version.
+
+    ``MlflowClient.set_model_version_tag`` first fetches the registered model to refuse
+    prompts (MLflow 3): one more round trip per tag, 27 of the ≈ 95 registry calls of a
+    month that is retrained and promoted. Our model is never a prompt, so the tags go to the
+    registry client that method calls next (MLflow is pinned; the public call is the
+    fallback if that ever moves).
+    """
+    registry_client = getattr(mlflow_client, "_get_registry_client", None)
+    set_tag = registry_client().set_model_version_tag if registry_client else mlflow_client.set_model_version_tag
+    for key, value in tags.items():
+        set_tag(model_name, version, key, str(value))
+
+
 def log_challenger(
     tracking_uri: str,
     model_name: str,
@@ -92,9 +107,7 @@ def log_challenger(
             extra_files=extra_files,
         )
     version = str(info.registered_model_version)
-    mlflow_client = client(tracking_uri)
-    for key, value in tags.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, str(value))
+    set_version_tags(client(tracking_uri), model_name, version, tags)
     return RegisteredModel(version=version, run_id=run.info.run_id)
 
 
@@ -162,9 +175,7 @@ def scorer_json(tracking_uri: str, model_name: str, version: str) -> bytes | Non
 
 
 def tag_version(tracking_uri: str, model_name: str, version: str, tags: dict) -> None:
-    mlflow_client = client(tracking_uri)
-    for key, value in tags.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, str(value))
+    set_version_tags(client(tracking_uri), model_name, version, tags)
 
 
 def move_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:

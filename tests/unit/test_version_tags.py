@@ -1,0 +1,50 @@
+"""Version tags go to the registry without MLflow's per-tag prompt check (one GET a tag)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+from streamflow import alias_history, registry
+
+MODEL = "streamflow_churn"
+
+
+@pytest.fixture(scope="module")
+def sqlite_uri(tmp_path_factory) -> str:
+    """A real MLflow registry on SQLite (made once: its migrations take seconds)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(MODEL)
+    return uri
+
+
+@pytest.fixture()
+def sqlite_registry(sqlite_uri, tmp_path, monkeypatch):
+    """(uri, a new version); asking for the registered model from then on fails the test."""
+    mlflow_client = MlflowClient(tracking_uri=sqlite_uri, registry_uri=sqlite_uri)
+    version = mlflow_client.create_model_version(MODEL, source=str(tmp_path / "model"), run_id=None).version
+
+    def refuse(self, name):
+        raise AssertionError(f"get_registered_model({name!r}) called while tagging")
+
+    monkeypatch.setattr(MlflowClient, "get_registered_model", refuse)
+    return sqlite_uri, str(version)
+
+
+def test_tags_are_set_without_fetching_the_registered_model(sqlite_registry):
+    uri, version = sqlite_registry
+    registry.tag_version(uri, MODEL, version, {"decision": "promote", "decision_delta": 0.01})
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL, version).tags
+    assert tags["decision"] == "promote" and tags["decision_delta"] == "0.01"
+
+
+def test_an_alias_move_is_recorded_in_the_history_and_plain_tags(sqlite_registry):
+    uri, version = sqlite_registry
+    for action in ("set", "removed"):
+        alias_history.record_alias_move(uri, MODEL, version, registry.PRODUCTION, action, by="ops",
+                                        reason=f"{action} by hand", at="2026-11-30T16:00:00+00:00")
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL, version).tags
+    assert [e["action"] for e in json.loads(tags[alias_history.HISTORY_TAG])] == ["set", "removed"]
+    assert (tags["production_action"], tags["production_by"], tags["production_reason"]) == (
+        "removed", "ops", "removed by hand")
