@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamflow.logs import logger
-from streamflow.online_store import open_client, read_online_row, read_online_rows
+from streamflow.online_store import iter_online_rows, open_client, read_online_row
 from streamflow.served_model import ChampionHolder
 from streamflow.settings import Settings
 
@@ -132,8 +132,10 @@ async def predict_batch(request: BatchRequest) -> BatchResponse | JSONResponse:
         return error(503, "no_model", champion.last_error or "no Production model to serve")
     if any(not 1 <= len(user_id) <= 64 for user_id in request.user_ids):
         return error(422, "invalid_request", "every user_id must have 1 to 64 characters")
-    rows = read_online_rows(settings.feature_table, request.user_ids)
-    probabilities = current.probabilities(rows)  # all at once: NumPy scores 1,000 rows ≈ 3× faster than 100 ten times
+    # Each BatchGetItem answer's feature vectors are built as it arrives (while the other
+    # reads are under way), then all rows are scored at once: NumPy scores 1,000 rows ≈ 3×
+    # faster than 100 ten times.
+    probabilities = current.probabilities_of(iter_online_rows(settings.feature_table, request.user_ids))
     predictions, unknown = [], []
     for user_id in dict.fromkeys(request.user_ids):
         if user_id not in probabilities:

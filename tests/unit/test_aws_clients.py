@@ -42,3 +42,31 @@ def test_the_dynamodb_client_follows_the_endpoint(env):
     assert online_store._client().meta.endpoint_url == "http://127.0.0.1:2"
     env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert online_store._client() is on_first
+
+
+def test_the_dynamodb_client_sends_one_fixed_user_agent(env):
+    """Every call sends the same fixed header, built once (botocore builds its default one
+    twice per call); it names the SDK and carries no ``region/`` (which would send the
+    emulator's GetItem fast path back to moto)."""
+    import botocore
+
+    env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:3")
+    client = online_store._client()
+    sent: list[str] = []
+
+    def capture(request, **_):
+        sent.append(request.headers["User-Agent"].decode() if isinstance(request.headers["User-Agent"], bytes)
+                    else request.headers["User-Agent"])
+        raise RuntimeError("captured")  # stop before the socket
+
+    client.meta.events.register_first("before-send.dynamodb", capture)
+    try:
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="captured"):
+                client.get_item(TableName="t", Key={"user_id": {"S": "u1"}})
+    finally:
+        client.meta.events.unregister("before-send.dynamodb", capture)
+    assert sent[0] == sent[1]
+    assert sent[0].startswith("streamflow-online-store ")
+    assert f"Botocore/{botocore.__version__}" in sent[0]
+    assert "region/" not in sent[0]

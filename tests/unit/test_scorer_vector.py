@@ -101,6 +101,23 @@ def test_a_batch_is_what_probability_gives_one_row_at_a_time():
     assert scorer.probabilities(few) == {key: one_by_one[key] for key in few}
 
 
+def test_rows_that_arrive_in_parts_are_scored_as_one_batch():
+    """``probabilities_of`` (what /predict/batch uses: one part per BatchGetItem answer)
+    answers what ``probability`` does row by row, however the rows are split; a key in two
+    parts is scored once, with its last row."""
+    scorer = from_pipeline(_full_model())
+    assert scorer is not None
+    rows = _batch(300)
+    one_by_one = {key: scorer.probability(row) for key, row in rows.items()}
+    items = list(rows.items())
+    parts = [dict(items[start:start + 100]) for start in range(0, len(items), 100)]
+    assert scorer.probabilities_of(iter(parts)) == one_by_one
+    assert scorer.probabilities_of([dict(items[:3]), dict(items[3:7])]) == {k: one_by_one[k] for k, _ in items[:7]}
+    first, second = items[0][0], items[1][1]
+    assert scorer.probabilities_of([{first: items[0][1]}, {first: second}]) == {first: scorer.probability(second)}
+    assert scorer.probabilities_of([]) == {} == scorer.probabilities_of([{}, {}])
+
+
 def test_without_numpy_a_batch_is_scored_row_by_row_with_the_same_answers(monkeypatch):
     scorer = from_pipeline(_model())
     assert scorer is not None

@@ -8,6 +8,7 @@ executor sends to the function's log file, so they never corrupt the protocol.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
@@ -22,16 +23,24 @@ from typing import Any
 class LambdaContext:
     """The attributes of AWS's context object that handlers and Powertools read."""
 
-    def __init__(self, timeout_s: float):
+    def __init__(self, timeout_s: float, request_id: str | None = None):
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
         region = os.environ.get("AWS_REGION", "us-east-1")
         self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{self.function_name}"
-        self.aws_request_id = str(uuid.uuid4())
+        self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_s
+
+    def for_request(self, timeout_s: float, request_id: str) -> LambdaContext:
+        """This environment's context for one more invocation: the same function's fields
+        (read from the environment once, not per request), a new id and deadline."""
+        context = copy.copy(self)
+        context.aws_request_id = request_id
+        context._deadline = time.monotonic() + timeout_s
+        return context
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -41,12 +50,15 @@ def _peak_rss_mb() -> int:
     """Peak resident memory of this process. ``VmHWM`` belongs to the address space made at
     exec; ``ru_maxrss`` survives exec on Linux and so would report the parent's (the stack
     server's) size at fork time."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
+    try:  # one read(2), no text layer: the worker reads this after every invocation
+        descriptor = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            status = os.read(descriptor, 65536)
+        finally:
+            os.close(descriptor)
+        start = status.index(b"VmHWM:") + len(b"VmHWM:")
+        return int(status[start:status.index(b"\n", start)].split()[0]) // 1024
+    except (OSError, ValueError, IndexError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
@@ -113,28 +125,26 @@ def main() -> None:
         protocol.write(json.dumps({"ready": False, "payload": error}) + "\n")
         return
     protocol.write(json.dumps({"ready": True}) + "\n")
+    environment_context = LambdaContext(timeout_s)
     for line in sys.stdin:
         request_id = str(uuid.uuid4())
         print(f"START RequestId: {request_id}", file=sys.stderr, flush=True)
         started = time.monotonic()
         try:
             event = json.loads(line)
-            context = LambdaContext(timeout_s)
-            context.aws_request_id = request_id
+            context = environment_context.for_request(timeout_s, request_id)
             result = handler(event, context)
-            answer = {"ok": True, "payload": result}
-            json.dumps(answer)
+            reply = json.dumps({"ok": True, "payload": result})  # an answer JSON cannot carry is an error
         except BaseException as exc:
             traceback.print_exc()
-            answer = {"ok": False, "payload": _error(exc)}
+            reply = json.dumps({"ok": False, "payload": _error(exc)}, default=str)
         duration = (time.monotonic() - started) * 1000
-        print(f"END RequestId: {request_id}", file=sys.stderr, flush=True)
-        # Lambda's REPORT line; Max Memory Used is this environment's peak RSS.
+        # Lambda's END and REPORT lines, in one write; Max Memory Used is this environment's peak RSS.
         max_mb = _peak_rss_mb()
-        print(f"REPORT RequestId: {request_id} Duration: {duration:.1f} ms Memory Size: "
-              f"{memory_mb} MB Max Memory Used: {max_mb} MB",
+        print(f"END RequestId: {request_id}\nREPORT RequestId: {request_id} Duration: {duration:.1f} ms "
+              f"Memory Size: {memory_mb} MB Max Memory Used: {max_mb} MB",
               file=sys.stderr, flush=True)
-        protocol.write(json.dumps(answer, default=str) + "\n")
+        protocol.write(reply + "\n")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .aws_clients import per_endpoint
+from .aws_clients import fixed_user_agent, per_endpoint
 from .schema import BOOLEAN_FEATURES, ID_COLUMN, MODEL_FEATURES
 
 if TYPE_CHECKING:  # pandas is imported where a frame is built: the API's reads need none
@@ -51,9 +51,11 @@ def _client():
     from botocore.config import Config
 
     # The items are built here in wire format; botocore re-checking every attribute of
-    # every 25-item batch against the shape is client CPU the monthly rewrite can skip.
+    # every 25-item batch against the shape is client CPU the monthly rewrite can skip. A
+    # fixed User-Agent: botocore's default one is rebuilt twice per call (a /predict's read).
     client = boto3.client("dynamodb", config=Config(max_pool_connections=max(10, WRITE_THREADS * 2),
-                                                    parameter_validation=False))
+                                                    parameter_validation=False,
+                                                    user_agent=fixed_user_agent("streamflow-online-store")))
     for operation in RAW_JSON_READS:
         client.meta.events.register(f"before-parse.dynamodb.{operation}", _raw_json_reads)
     return client

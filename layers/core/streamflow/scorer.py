@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Iterable
 
 from .schema import BOOLEAN_FEATURES, MODEL_FEATURES
 from .scorer_compiled import RawScore, compile_trees
@@ -117,8 +117,19 @@ class TreeScorer:
         return _logistic(self.fast_raw(self.vector(row)))
 
     def probabilities(self, rows: dict[str, dict[str, Any]]) -> dict[str, float]:
-        raws = self.raw_many([self.vector(row) for row in rows.values()])
-        return {key: _logistic(raw) for key, raw in zip(rows, raws)}
+        return self.probabilities_of([rows])
+
+    def probabilities_of(self, parts: Iterable[dict[str, dict[str, Any]]]) -> dict[str, float]:
+        """``probabilities`` of rows that arrive in parts (``online_store.iter_online_rows``):
+        each part's feature vectors are built as it arrives, while the other reads are still
+        under way, and all rows are then scored in one call (one NumPy walk of 1,000 rows
+        costs about what one of 100 does). A key in two parts is scored once, as the last."""
+        vectors: dict[str, list[float]] = {}
+        for part in parts:
+            for key, row in part.items():
+                vectors[key] = self.vector(row)
+        raws = self.raw_many(list(vectors.values()))
+        return {key: _logistic(raw) for key, raw in zip(vectors, raws)}
 
     # --- as data ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from . import champion_pin, registry, registry_rest
 from .champion_pin import CHAMPION_ENV, Pin, ScorerCopy
@@ -47,10 +47,18 @@ class Champion:
 
     def probabilities(self, rows: dict[str, dict[str, Any]]) -> dict[str, float]:
         """Churn probabilities of many users at once."""
+        return self.probabilities_of([rows])
+
+    def probabilities_of(self, parts: Iterable[dict[str, dict[str, Any]]]) -> dict[str, float]:
+        """``probabilities`` of rows that arrive in parts (``online_store.iter_online_rows``):
+        the scorer prepares each part as it arrives and scores them all at once."""
+        if self.scorer is not None:
+            return self.scorer.probabilities_of(parts)
+        rows: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            rows.update(part)
         if not rows:
             return {}
-        if self.scorer is not None:
-            return self.scorer.probabilities(rows)
         from .online_store import rows_to_frame
         from .training import churn_probability
 
