@@ -271,9 +271,9 @@ def test_a_table_is_pickled_by_a_forked_copy_and_a_failed_copy_loses_nothing(dur
     dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
     parent, write = os.getpid(), Store._write_service
 
-    def failing(self, key, bd, generation):
+    def failing(self, key, bd, generation, name=None):
         if "dynamodb" not in key:
-            return write(self, key, bd, generation)
+            return write(self, key, bd, generation, name)
         assert os.getpid() != parent, "the table was pickled in the stack's own process"
         return None
 

@@ -699,7 +699,8 @@ class Store:
             try:
                 if journal is not None and forked_compaction():
                     # a copy of the process pickles the cut; writes go on in a new journal
-                    child = _fork(lambda: self._write_service(key, bd, generation))
+                    name = _pickle_name(key, f"{generation}-{uuid.uuid4().hex[:8]}")  # no other's name
+                    child = _fork(lambda: self._write_service(key, bd, generation, name))
                     entry = None
                 else:
                     entry = self._write_service(key, bd, generation)
@@ -714,7 +715,7 @@ class Store:
             finally:
                 lock.release_exclusive()
             if child is not None:
-                entry = self._forked_entry(key, generation, child, seq)
+                entry = self._forked_entry(key, name, child, seq)
             if entry is not None:
                 entry["service"] = bd.service_name
             took = time.monotonic() - began
@@ -743,18 +744,17 @@ class Store:
         del self.stats[:-1000]
         return stat
 
-    def _forked_entry(self, key: str, generation: int, child: int, seq: int) -> dict[str, Any] | None:
+    def _forked_entry(self, key: str, name: str, child: int, seq: int) -> dict[str, Any] | None:
         """The index entry of a pickle a forked copy wrote (None if it failed: the journals
         since the last committed pickle stay, and restore replays them)."""
         _, status = os.waitpid(child, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             LOG.error("checkpoint of %s in a forked process failed (%s)", key, os.waitstatus_to_exitcode(status))
             return None
-        name = _pickle_name(key, generation)
         return {"file": name, "bytes": (self.folder / name).stat().st_size, "blobs": [], "journal_seq": seq}
 
-    def _write_service(self, key: str, bd: Any, generation: int) -> dict[str, Any] | None:
-        name = _pickle_name(key, generation)
+    def _write_service(self, key: str, bd: Any, generation: int, name: str | None = None) -> dict[str, Any] | None:
+        name = name or _pickle_name(key, generation)
         tmp = self.folder / f".{name}.tmp"
         for _attempt in range(5):  # interpreter threads may change a dict while it is pickled
             buffer = io.BytesIO()
@@ -797,7 +797,7 @@ class Store:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
 
 
-def _pickle_name(key: str, generation: int) -> str:
+def _pickle_name(key: str, generation: int | str) -> str:
     return f"{key.replace(':', '.')}-{generation}.pickle"
 
 
@@ -817,13 +817,22 @@ def _fork(write: Callable[[], dict[str, Any] | None]) -> int:
     closes every inherited descriptor first (sockets, pipes to workers, the journal: it
     must not keep a peer waiting for an end of file) and exits without running any
     cleanup of the parent's; it writes only its own temp file and renames it."""
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        import ctypes
         import gc
+        import signal
 
+        try:  # dies with the stack: an orphan must not rename a pickle after a restart
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:
+            os._exit(1)
         gc.disable()  # a collection would touch (and so copy) every page of the parent's heap
         os.closerange(3, 65536)
         entry = write()
