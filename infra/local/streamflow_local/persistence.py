@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import copyreg
 import datetime
+import functools
 import io
 import json
 import logging
@@ -700,7 +701,7 @@ class Store:
                 if journal is not None and forked_compaction():
                     # a copy of the process pickles the cut; writes go on in a new journal
                     name = _pickle_name(key, f"{generation}-{uuid.uuid4().hex[:8]}")  # no other's name
-                    child = _fork(lambda: self._write_service(key, bd, generation, name))
+                    child = _fork(functools.partial(self._write_service, key, bd, generation, name))
                     entry = None
                 else:
                     entry = self._write_service(key, bd, generation)
