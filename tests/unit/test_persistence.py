@@ -256,3 +256,39 @@ def test_dynamodb_writes_are_journaled_at_once_and_folded_into_a_pickle(durable_
     restored = _restore_elsewhere(store.folder)
     assert restored["item"] == {"user_id": {"S": "u1"}, "n": {"N": "2"}}
     assert restored["item2"] == {"user_id": {"S": "u2"}, "n": {"N": "2"}}
+
+
+def test_a_table_is_pickled_by_a_forked_copy_and_a_failed_copy_loses_nothing(durable_moto, monkeypatch):
+    """The DynamoDB pickle is written by a forked process (the stack answers meanwhile); if
+    that process fails, the index keeps the last good pickle and every journal since, so a
+    restore still has each acknowledged write."""
+    store, client, _ = durable_moto
+    assert persistence.forked_compaction()
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
+    parent, write = os.getpid(), Store._write_service
+
+    def failing(self, key, bd, generation, name=None):
+        if "dynamodb" not in key:
+            return write(self, key, bd, generation, name)
+        assert os.getpid() != parent, "the table was pickled in the stack's own process"
+        return None
+
+    monkeypatch.setattr(Store, "_write_service", failing)
+    assert store.checkpoint(force=True) is None or "moto.dynamodb.models:DynamoDBBackend" not in \
+        store.read_index()["services"]  # the child failed: no DynamoDB pickle committed
+    dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u2"}, "n": {"N": "2"}})
+    restored = _restore_elsewhere(store.folder)
+    assert restored["item"] == {"user_id": {"S": "u1"}, "n": {"N": "1"}}
+    assert restored["item2"] == {"user_id": {"S": "u2"}, "n": {"N": "2"}}
+
+    monkeypatch.undo()
+    written = store.checkpoint(force=True)
+    entry = store.read_index()["services"]["moto.dynamodb.models:DynamoDBBackend"]
+    assert written and written["bytes"]["moto.dynamodb.models:DynamoDBBackend"] == entry["bytes"] > 0
+    assert len(list(store.folder.glob("dynamodb-journal-*.jsonl"))) == 1  # folded in: the older ones deleted
+    restored = _restore_elsewhere(store.folder)
+    assert restored["item2"] == {"user_id": {"S": "u2"}, "n": {"N": "2"}}

@@ -67,9 +67,10 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from waitress import create_server
 
-        from . import moto_fast_get
+        from . import moto_fast_get, moto_fast_write
 
-        app = _with_raw_uri(moto_fast_get.wrap(DomainDispatcherApplication(create_backend_app)))  # GetItem: no Flask
+        app = moto_fast_get.wrap(DomainDispatcherApplication(create_backend_app))  # GetItem: no Flask
+        app = _with_raw_uri(moto_fast_write.wrap(app))  # BatchWriteItem of plain puts: no Flask
         if wrap is not None:  # e.g. persistence's write tracking
             app = wrap(app)
         self._server = create_server(
