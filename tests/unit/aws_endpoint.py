@@ -4,6 +4,8 @@ test_local_servers.py. boto3 finds it through the standard environment variables
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -77,3 +79,30 @@ def create_table(endpoint: str, name: str, key: str, range_key: str | None = Non
     dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
                           AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
                           BillingMode="PAY_PER_REQUEST")
+
+
+# A DynamoDB request's SigV4 header as boto3 signs it (the emulator's fast paths read the
+# region and access key from it; the signature is not checked).
+DYNAMODB_AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/dynamodb/aws4_request, "
+                 "SignedHeaders=host, Signature=x")
+
+
+def dynamodb_environ(body: bytes, target: str, auth: str = DYNAMODB_AUTH) -> dict[str, Any]:
+    """The WSGI environ of a JSON-protocol DynamoDB request, as the emulator's server builds it."""
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "RAW_URI": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000", "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "HTTP_X_AMZ_TARGET": target, "HTTP_AUTHORIZATION": auth}
+
+
+def call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status, headers, body) of ``app``'s answer; the random request id masked."""
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen["status"], seen["headers"] = status, headers
+
+    body = b"".join(app(environ, start_response))
+    headers = [(k, "<random>" if k.lower() == "x-amzn-requestid" else v) for k, v in seen["headers"]]
+    return seen["status"], headers, body

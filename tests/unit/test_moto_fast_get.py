@@ -7,9 +7,7 @@ moto server uses it: a plain ``GetItem`` through it never reaches moto's handler
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from typing import Any
 
 import boto3
@@ -18,11 +16,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.dynamodb.responses import DynamoHandler
 
-from aws_endpoint import create_table, moto_endpoint
+from aws_endpoint import DYNAMODB_AUTH, call_wsgi, create_table, dynamodb_environ, moto_endpoint
 from streamflow_local import moto_fast_get
 
-AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/dynamodb/aws4_request, "
-        "SignedHeaders=host, Signature=x")
+AUTH = DYNAMODB_AUTH
 TABLE, RANGE_TABLE = "unit-fast-get", "unit-fast-get-range"
 
 
@@ -45,22 +42,9 @@ def endpoint():
 
 
 def _environ(body: bytes, target: str = moto_fast_get.TARGET, auth: str = AUTH) -> dict[str, Any]:
-    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "RAW_URI": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000", "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-amz-json-1.0",
-            "HTTP_X_AMZ_TARGET": target, "HTTP_AUTHORIZATION": auth}
+    return dynamodb_environ(body, target, auth)
 
 
-def _call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        seen["status"], seen["headers"] = status, headers
-
-    body = b"".join(app(environ, start_response))
-    headers = [(k, "<random>" if k.lower() == "x-amzn-requestid" else v) for k, v in seen["headers"]]
-    return seen["status"], headers, body
 
 
 def _refuse(self: Any) -> Any:
@@ -77,8 +61,8 @@ def _both(request: Any, fast: bool, **environ: Any) -> tuple[tuple, tuple]:
     with pytest.MonkeyPatch.context() as patch:
         if fast:
             patch.setattr(DynamoHandler, "get_item", _refuse)
-        answer = _call(moto_fast_get.wrap(moto_app), _environ(body, **environ))
-    return answer, _call(moto_app, _environ(body, **environ))
+        answer = call_wsgi(moto_fast_get.wrap(moto_app), _environ(body, **environ))
+    return answer, call_wsgi(moto_app, _environ(body, **environ))
 
 
 ANSWERED_HERE = {
@@ -136,7 +120,7 @@ def test_a_body_that_is_not_json_fails_as_in_moto(endpoint):
     moto_app = DomainDispatcherApplication(create_backend_app)
     for app in (moto_fast_get.wrap(moto_app), moto_app):  # moto raises; waitress answers 500
         with pytest.raises(ValueError):
-            _call(app, _environ(b"{not json"))
+            call_wsgi(app, _environ(b"{not json"))
 
 
 def test_the_stack_s_moto_server_answers_plain_get_items_without_moto_s_handler(endpoint, monkeypatch):

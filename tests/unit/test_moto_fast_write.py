@@ -8,20 +8,17 @@ reaches moto's handler, and the durable stack's journal still records it."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from typing import Any
 
 import boto3
 import pytest
 from moto.dynamodb.responses import DynamoHandler
 
-from aws_endpoint import create_table, moto_endpoint
+from aws_endpoint import DYNAMODB_AUTH, call_wsgi, create_table, dynamodb_environ, moto_endpoint
 from streamflow_local import moto_fast_write
 
-AUTH = ("AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/dynamodb/aws4_request, "
-        "SignedHeaders=host, Signature=x")
+AUTH = DYNAMODB_AUTH
 TABLE, RANGE_TABLE = "unit-fast-write", "unit-fast-write-range"
 
 
@@ -35,22 +32,9 @@ def endpoint():
 
 
 def _environ(body: bytes, auth: str = AUTH, target: str = moto_fast_write.TARGET) -> dict[str, Any]:
-    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "RAW_URI": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000", "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-amz-json-1.0",
-            "HTTP_X_AMZ_TARGET": target, "HTTP_AUTHORIZATION": auth}
+    return dynamodb_environ(body, target, auth)
 
 
-def _call(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        seen["status"], seen["headers"] = status, headers
-
-    body = b"".join(app(environ, start_response))
-    headers = [(k, "<random>" if k.lower() == "x-amzn-requestid" else v) for k, v in seen["headers"]]
-    return seen["status"], headers, body
 
 
 def _table(name: str) -> Any:
@@ -89,7 +73,7 @@ def _both(request: Any, table: str, fast: bool) -> tuple[tuple, tuple, dict, dic
         with pytest.MonkeyPatch.context() as patch:
             if refuse:
                 patch.setattr(DynamoHandler, "batch_write_item", _refuse)
-            answer = _call(app, _environ(body))
+            answer = call_wsgi(app, _environ(body))
         results.append((answer, _contents(table)))
     (fast_answer, fast_rows), (moto_answer, moto_rows) = results
     return fast_answer, moto_answer, fast_rows, moto_rows
@@ -183,7 +167,7 @@ def test_a_journaled_fast_write_comes_back_after_a_restart(tmp_path):
         app = store.track_writes(moto_fast_write.wrap(DomainDispatcherApplication(create_backend_app)))
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(DynamoHandler, "batch_write_item", _refuse)
-            assert _call(app, _environ(json.dumps(_puts(TABLE, *[_item(i) for i in range(5)])).encode()))[0] == "200 OK"
+            assert call_wsgi(app, _environ(json.dumps(_puts(TABLE, *[_item(i) for i in range(5)])).encode()))[0] == "200 OK"
         written = _contents(TABLE)
         store.journals["dynamodb"].close()
         assert len(written) == 5

@@ -15,19 +15,16 @@ or list attribute, another operation) goes to moto unchanged, with the body it s
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zlib
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from .moto_fast_reads import plain_scalars
+from .moto_fast_reads import App, json_fast_path, plain_scalars
 
 TARGET = "DynamoDB_20120810.GetItem"
 PLAIN_REQUEST = frozenset({"TableName", "Key", "ConsistentRead"})
 _dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
-App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def wrap(app: App) -> App:
@@ -36,7 +33,6 @@ def wrap(app: App) -> App:
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.iam.models import get_account_id_from, mark_account_as_visited
-    from moto.utilities.aws_headers import gen_amzn_requestid_long
 
     def answer(environ: dict[str, Any], body: bytes) -> bytes | None:
         """The answer's body, or None when moto should answer."""
@@ -78,22 +74,4 @@ def wrap(app: App) -> App:
         mark_account_as_visited(account_id=account, access_key=access_key, service="dynamodb", region=region)
         return _dumps({"Item": plain} if item else {}).encode()
 
-    def fast(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET") != TARGET or environ.get("REQUEST_METHOD") != "POST":
-            return app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        try:
-            text = answer(environ, body)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            text = None  # whatever moto makes of it (its error, in its words)
-        if text is None:
-            environ["wsgi.input"] = io.BytesIO(body)
-            return app(environ, start_response)
-        start_response("200 OK", [
-            ("Content-Type", "application/x-amz-json-1.0"), ("server", "amazon.com"),
-            ("x-amzn-requestid", gen_amzn_requestid_long()), ("x-amz-crc32", str(zlib.crc32(text))),
-            ("Content-Length", str(len(text))), ("Access-Control-Allow-Origin", "*")])
-        return [text]
-
-    return fast
+    return json_fast_path(app, TARGET, answer)

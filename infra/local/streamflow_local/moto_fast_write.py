@@ -22,18 +22,17 @@ before (its body, when the answer is 2xx), and a restart replays it through moto
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zlib
-from typing import Any, Callable, Iterable
+from typing import Any
+
+from .moto_fast_reads import App, json_fast_path
 
 TARGET = "DynamoDB_20120810.BatchWriteItem"
 MAX_REQUESTS = 25  # DynamoDB's limit per call; a longer list is moto's to judge
 MAX_BODY_BYTES = 400_000  # below moto's item size limit (405,000): no item in it can exceed it
 HASH_KEY_MAX_BYTES = 2048  # moto.dynamodb.limits.HASH_KEY_MAX_LENGTH
 
-App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def plain_puts(request: Any) -> tuple[str, list[dict[str, str]]] | None:
@@ -75,7 +74,6 @@ def wrap(app: App) -> App:
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.iam.models import get_account_id_from, mark_account_as_visited
-    from moto.utilities.aws_headers import gen_amzn_requestid_long
 
     def scalar(text: str) -> Any:
         value = DynamoType.__new__(DynamoType)
@@ -124,22 +122,4 @@ def wrap(app: App) -> App:
         mark_account_as_visited(account_id=account, access_key=access_key, service="dynamodb", region=region)
         return answer_text(name)
 
-    def fast(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET") != TARGET or environ.get("REQUEST_METHOD") != "POST":
-            return app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        try:
-            text = apply(environ, body)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            text = None  # whatever moto makes of it (its error, in its words)
-        if text is None:
-            environ["wsgi.input"] = io.BytesIO(body)
-            return app(environ, start_response)
-        start_response("200 OK", [
-            ("Content-Type", "application/x-amz-json-1.0"), ("server", "amazon.com"),
-            ("x-amzn-requestid", gen_amzn_requestid_long()), ("x-amz-crc32", str(zlib.crc32(text))),
-            ("Content-Length", str(len(text))), ("Access-Control-Allow-Origin", "*")])
-        return [text]
-
-    return fast
+    return json_fast_path(app, TARGET, apply)
