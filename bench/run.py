@@ -99,6 +99,17 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def largest_task_mb(loops: dict[int, dict[str, Any]]) -> dict[int, float]:
+    """Per month size, the largest peak memory of any step of the timed month: the figure
+    that must not grow with the month (sharded months: within 20 % from 100k to 1M users)."""
+    largest = {}
+    for users, entry in loops.items():
+        peaks = [step["peak_mb"] for step in entry.get("median", {}).get("steps", []) if step.get("peak_mb")]
+        if peaks:
+            largest[users] = max(peaks)
+    return largest
+
+
 def table(results: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
@@ -138,6 +149,11 @@ def table(results: dict[str, Any]) -> str:
                             for n, e in sorted(loops.items()) if e.get("stack_disk_mb") is not None)
             if disk:
                 add(f"   disk of the stack's state after the run: {disk}")
+            largest = largest_task_mb(loops)
+            if largest:
+                sizes = ", ".join(f"{n:,}: {mb:,.0f} MB" for n, mb in sorted(largest.items()))
+                ratio = max(largest.values()) / min(largest.values())
+                add(f"   largest task: {sizes}" + (f" (largest / smallest {ratio:.2f})" if len(largest) > 1 else ""))
             floor_mb = " ".join(f"{n:,}: {f.get('peak_rss_mb')} MB" for n, f in sorted(floors.items()))
             if floor_mb:
                 add(f"   floor process peak RSS: {floor_mb}")

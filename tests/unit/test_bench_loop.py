@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.loop import PART_USERS, STATE_FUNCTIONS, folder_bytes, seed_parts
+from bench.run import largest_task_mb, table
 
 
 def test_months_over_a_part_are_seeded_in_parts_of_at_most_part_users():
@@ -22,3 +23,13 @@ def test_folder_bytes_counts_every_file_below_it(tmp_path: Path):
 
 def test_the_shards_map_line_carries_the_peaks_of_both_functions_it_runs():
     assert set(STATE_FUNCTIONS["ValidateShards"]) == {"ValidateFunction", "FeaturesFunction"}
+
+
+def test_the_scale_table_names_the_largest_task_of_each_month_size_and_their_ratio():
+    def loop(users, *peaks):
+        steps = [{"state": f"Step{i}", "seconds": 1.0, "peak_mb": mb} for i, mb in enumerate(peaks)]
+        return {"users": users, "median": {"seconds": 9.0, "steps": steps}}
+
+    loops = [loop(100_000, 300.0, 517.0, None), loop(1_000_000, 611.0, 250.0)]
+    assert largest_task_mb({e["users"]: e for e in loops}) == {100_000: 517.0, 1_000_000: 611.0}
+    assert "largest task: 100,000: 517 MB, 1,000,000: 611 MB (largest / smallest 1.18)" in table({"loop": loops})

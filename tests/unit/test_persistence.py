@@ -292,3 +292,50 @@ def test_a_table_is_pickled_by_a_forked_copy_and_a_failed_copy_loses_nothing(dur
     assert len(list(store.folder.glob("dynamodb-journal-*.jsonl"))) == 1  # folded in: the older ones deleted
     restored = _restore_elsewhere(store.folder)
     assert restored["item2"] == {"user_id": {"S": "u2"}, "n": {"N": "2"}}
+
+
+def test_other_services_are_checkpointed_while_a_forked_copy_pickles_a_table(durable_moto, monkeypatch, tmp_path):
+    """A big table's pickle takes minutes in its forked copy; meanwhile an S3 upload must
+    reach a checkpoint (the checkpoint round does not wait for the copy), the copy's pickle
+    must survive the garbage collection of those rounds, and a later round commits it."""
+    store, client, _ = durable_moto
+    client("s3").create_bucket(Bucket="durable")
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
+    monkeypatch.setattr(persistence, "COMPACT_BYTES", 0)  # any journal is worth a pickle
+    release = tmp_path / "release"
+    parent, write = os.getpid(), Store._write_service
+
+    def slow(self, key, bd, generation, name=None):
+        if "dynamodb" in key and os.getpid() != parent:
+            deadline = time.monotonic() + 60
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return write(self, key, bd, generation, name)
+
+    monkeypatch.setattr(Store, "_write_service", slow)
+    dynamo_key = "moto.dynamodb.models:DynamoDBBackend"
+    started = time.monotonic()
+    store.checkpoint()  # forks the table's pickle, does not wait for it
+    assert time.monotonic() - started < 30 and dynamo_key not in store.read_index()["services"]
+    client("s3").put_object(Bucket="durable", Key="landed.csv", Body=b"a,b\n1,2\n")
+    def wrote_s3(stat):
+        return stat is not None and any("s3" in key for key in stat["bytes"])
+
+    while not wrote_s3(store.checkpoint()):  # a round may wait out the S3 checkpoint's spacing
+        assert time.monotonic() - started < 30
+        time.sleep(0.05)
+    assert dynamo_key not in store.read_index()["services"]  # still pickling
+    restored = _restore_elsewhere(store.folder)
+    assert [v[0] for v in restored["versions"]] == ["landed.csv"]  # the upload is checkpointed meanwhile
+    assert restored["item"] == {"user_id": {"S": "u1"}, "n": {"N": "1"}}  # the table's writes: journal
+
+    release.touch()
+    written = store.checkpoint(wait=True)
+    entry = store.read_index()["services"][dynamo_key]
+    assert written and written["bytes"][dynamo_key] == entry["bytes"] > 0
+    assert (store.folder / entry["file"]).exists()  # not collected by the rounds in between
+    assert _restore_elsewhere(store.folder)["item"] == {"user_id": {"S": "u1"}, "n": {"N": "1"}}

@@ -19,7 +19,9 @@ size, see README "Local state").
   exclusive, so the pickle is a consistent cut of that service.
 * DynamoDB writes are journaled (``Journal``) before the client hears back, so none that
   was acknowledged is lost; the table is pickled only when its journal has grown, and by a
-  forked copy of the process (``_fork``): the stack goes on answering while it pickles.
+  forked copy of the process (``_fork``) at the lowest CPU priority: the stack goes on
+  answering, and checkpointing the other services, while it pickles; a later round commits
+  the pickle to the index when the copy is done (``Store._reap``).
 * S3 bodies are written once, as files in ``blobs/`` (an object's body never changes in
   moto: a PUT makes a new key), so a checkpoint re-pickles only keys' metadata; a restored
   key reads its body from its file. Blobs no committed checkpoint references are deleted.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import copyreg
+import dataclasses
 import datetime
 import functools
 import io
@@ -554,6 +557,7 @@ class Store:
         self._not_before: dict[str, float] = {}
         self.journals: dict[str, Journal] = {}
         self.stats: list[dict[str, Any]] = []
+        self._pending: dict[str, PendingPickle] = {}  # backend key → its forked pickle, still writing
 
     # -- change tracking --
     def lock_for(self, service: str) -> SharedExclusive:
@@ -658,19 +662,24 @@ class Store:
                         running.add(execution.exec_arn)
         return running
 
-    def checkpoint(self, force: bool = False) -> dict[str, Any] | None:
-        """Write the services that changed (every service with ``force``); None if nothing did."""
-        with self._checkpoint_lock:
-            return self._checkpoint(force)
+    def checkpoint(self, force: bool = False, wait: bool = False) -> dict[str, Any] | None:
+        """Write the services that changed (every service with ``force``); None if nothing did.
 
-    def _checkpoint(self, force: bool) -> dict[str, Any] | None:
+        A table pickled by a forked copy is committed by a later call, once the copy is done
+        (``wait`` or ``force``: this call waits for it), so S3 and Step Functions go on being
+        checkpointed while a big table is pickled."""
+        with self._checkpoint_lock:
+            return self._checkpoint(force, wait or force)
+
+    def _checkpoint(self, force: bool, wait: bool) -> dict[str, Any] | None:
         running = self.running_executions()
         if running != self._running:  # one started or ended since the last look (a running
             self.mark_dirty("stepfunctions")  # one's progress is saved with the next write)
         self._running = running
+        finished = self._reap(block=wait)
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
-        if not dirty and not force:
+        if not dirty and not force and not finished:
             return None
         started = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -679,11 +688,16 @@ class Store:
         generation = int(index.get("generation", 0)) + 1
         services = dict(index.get("services", {}))
         written: dict[str, int] = {}
+        for key, entry in finished.items():
+            services[key] = entry
+            written[key] = entry["bytes"]
         retry: set[str] = set()
         now = time.monotonic()
         for key, bd in _backend_dicts().items():
             if not (force or ALL in dirty or bd.service_name in dirty):
                 continue
+            if key in self._pending:
+                continue  # a copy is pickling it; its writes since are journaled
             if not force and now < self._not_before.get(key, 0.0):
                 retry.add(bd.service_name)  # its last checkpoint was long: space them out
                 continue
@@ -696,36 +710,37 @@ class Store:
                 retry.add(bd.service_name)  # a long write holds it; next round
                 continue
             began = time.monotonic()
-            child: int | None = None
+            entry: dict[str, Any] | None = None
             try:
                 if journal is not None and forked_compaction():
                     # a copy of the process pickles the cut; writes go on in a new journal
                     name = _pickle_name(key, f"{generation}-{uuid.uuid4().hex[:8]}")  # no other's name
                     child = _fork(functools.partial(self._write_service, key, bd, generation, name))
-                    entry = None
+                    self._pending[key] = PendingPickle(name, child, journal.seq + 1, began, bd.service_name)
                 else:
                     entry = self._write_service(key, bd, generation)
-                if journal is not None and (entry is not None or child is not None):
-                    seq = journal.seq + 1  # the pickle holds every write so far
-                    journal.start(seq)
+                if journal is not None and (entry is not None or key in self._pending):
+                    journal.start(journal.seq + 1)  # the pickle holds every write so far
                     if entry is not None:
-                        entry["journal_seq"] = seq
+                        entry["journal_seq"] = journal.seq
             except Exception:  # one service that cannot be written must not stop the others
                 LOG.exception("checkpoint of %s failed", key)
                 entry = None
             finally:
                 lock.release_exclusive()
-            if child is not None:
-                entry = self._forked_entry(key, name, child, seq)
-            if entry is not None:
-                entry["service"] = bd.service_name
-            took = time.monotonic() - began
-            self._not_before[key] = time.monotonic() + SPACING * took
+            if key in self._pending:
+                continue
+            self._not_before[key] = time.monotonic() + SPACING * (time.monotonic() - began)
             if entry is None:
                 retry.add(bd.service_name)
                 continue
+            entry["service"] = bd.service_name
             services[key] = entry
             written[key] = entry["bytes"]
+        if wait:  # the copies forked in this call (force: a consistent cut of everything)
+            for key, entry in self._reap(block=True).items():
+                services[key] = entry
+                written[key] = entry["bytes"]
         if retry:
             with self._dirty_lock:
                 self._dirty |= retry
@@ -745,14 +760,35 @@ class Store:
         del self.stats[:-1000]
         return stat
 
-    def _forked_entry(self, key: str, name: str, child: int, seq: int) -> dict[str, Any] | None:
+    def _reap(self, block: bool) -> dict[str, dict[str, Any]]:
+        """The index entries of the forked pickles that are done (all of them with ``block``).
+        A failed copy gives no entry: its service is marked dirty and pickled again later,
+        and meanwhile the last committed pickle and every journal since stay."""
+        done: dict[str, dict[str, Any]] = {}
+        for key, pending in list(self._pending.items()):
+            pid, status = os.waitpid(pending.pid, 0 if block else os.WNOHANG)
+            if pid == 0:
+                continue  # still pickling
+            del self._pending[key]
+            took = time.monotonic() - pending.began
+            self._not_before[key] = time.monotonic() + SPACING * took
+            if took > 1.0:
+                print(f"checkpoint: {key} pickled by a forked copy in {took:.1f} s", flush=True)
+            entry = self._forked_entry(key, pending, os.waitstatus_to_exitcode(status))
+            if entry is None:
+                self.mark_dirty(pending.service)
+            else:
+                done[key] = entry
+        return done
+
+    def _forked_entry(self, key: str, pending: PendingPickle, exit_code: int) -> dict[str, Any] | None:
         """The index entry of a pickle a forked copy wrote (None if it failed: the journals
         since the last committed pickle stay, and restore replays them)."""
-        _, status = os.waitpid(child, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            LOG.error("checkpoint of %s in a forked process failed (%s)", key, os.waitstatus_to_exitcode(status))
+        if exit_code != 0:
+            LOG.error("checkpoint of %s in a forked process failed (%s)", key, exit_code)
             return None
-        return {"file": name, "bytes": (self.folder / name).stat().st_size, "blobs": [], "journal_seq": seq}
+        return {"file": pending.name, "bytes": (self.folder / pending.name).stat().st_size, "blobs": [],
+                "journal_seq": pending.journal_seq, "service": pending.service}
 
     def _write_service(self, key: str, bd: Any, generation: int, name: str | None = None) -> dict[str, Any] | None:
         name = name or _pickle_name(key, generation)
@@ -774,6 +810,7 @@ class Store:
 
     def _collect_garbage(self, index: dict[str, Any]) -> None:
         files = {entry["file"] for entry in index["services"].values()}
+        files |= {pending.name for pending in self._pending.values()}  # renamed, not yet committed
         blobs = {blob for entry in index["services"].values() for blob in entry.get("blobs", [])}
         for path in self.folder.glob("*.pickle"):
             if path.name not in files:
@@ -798,6 +835,17 @@ class Store:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingPickle:
+    """A table being pickled by a forked copy: committed to the index when the copy exits 0."""
+
+    name: str  # the pickle's file name (the copy renames its temp file to it)
+    pid: int
+    journal_seq: int  # the first journal the pickle does not hold
+    began: float  # time.monotonic() at the fork
+    service: str
+
+
 def _pickle_name(key: str, generation: int | str) -> str:
     return f"{key.replace(':', '.')}-{generation}.pickle"
 
@@ -809,12 +857,13 @@ def forked_compaction() -> bool:
 
 
 def _fork(write: Callable[[], dict[str, Any] | None]) -> int:
-    """Run ``write`` in a forked copy of this process and return its pid (the caller waits).
+    """Run ``write`` in a forked copy of this process and return its pid (``Store._reap`` waits).
 
     Pickling a 1M-item table takes about a minute; in-process it held the table's lock (no
     DynamoDB write was answered) and the interpreter the whole time. The copy is the same
     consistent cut (the caller holds the service's lock exclusive while it forks) and
-    pickles it on its own interpreter while this one goes on answering requests. The child
+    pickles it on its own interpreter while this one goes on answering requests, niced: the
+    journal already holds every write, so on a busy machine the pickle yields to them. The child
     closes every inherited descriptor first (sockets, pipes to workers, the journal: it
     must not keep a peer waiting for an end of file) and exits without running any
     cleanup of the parent's; it writes only its own temp file and renames it."""
@@ -835,6 +884,7 @@ def _fork(write: Callable[[], dict[str, Any] | None]) -> int:
         if os.getppid() != parent:
             os._exit(1)
         gc.disable()  # a collection would touch (and so copy) every page of the parent's heap
+        os.nice(19)  # the journal holds every write already: the pickle may wait for idle CPU
         os.closerange(3, 65536)
         entry = write()
         code = 0 if entry is not None and not entry["blobs"] else 1  # a journaled service has no S3 bodies
@@ -870,7 +920,7 @@ class Checkpointer:
         """Stop the thread and write a last checkpoint."""
         self._stop.set()
         self._thread.join(timeout=60)
-        self.store.checkpoint()
+        self.store.checkpoint(wait=True)  # and commit a table a forked copy is still pickling
         for journal in self.store.journals.values():
             journal.close()
 
