@@ -3,6 +3,7 @@ its function's peak memory (the worker's REPORT line, like Lambda's ``Max Memory
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import time
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from streamflow_local.config import StackConfig
-from streamflow_local.stack_client import _client, execution_steps, seed, upload_month, wait_for_execution
+from streamflow_local.stack_client import (_client, data_bucket, execution_steps, seed, upload_month,
+                                           wait_for_execution)
+from streamflow_local.views import ingest_rejection_since
 
 from .stack import function_names, log_offsets, peak_memory_since
 
@@ -39,12 +42,30 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def clear_month(config: StackConfig, month: str) -> int:
+    """Delete ``months/<month>/`` from the data bucket before the month is uploaded again:
+    the same month uploaded at another size (one file a table, or another number of parts)
+    leaves files its new manifest does not list, and ingest rightly rejects such a month."""
+    s3 = _client(config, "s3")
+    bucket = data_bucket(config)
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"months/{month}/"):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
 def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
     names = function_names(config)
     offsets = log_offsets(config)
+    clear_month(config, folder.name)
+    since = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     upload = upload_month(config, folder)
-    description = wait_for_execution(config, upload.execution_arn, timeout=3600)
+    description = wait_for_execution(config, upload.execution_arn, timeout=3600,  # a rejection ends the wait
+                                     not_started=lambda: ingest_rejection_since(config, upload.month, since))
     seconds = time.perf_counter() - started
     if description["status"] != "SUCCEEDED":
         raise RuntimeError(f"{folder.name}: {description['status']}: {description.get('cause')}")

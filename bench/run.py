@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -56,12 +57,20 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
             folder = None
             if "loop" in only or "predict" in only or "coldstart" in only:
                 results["loop"] = []
-                for n in sizes if "loop" in only else sizes[:1]:
+                for index, n in enumerate(sizes if "loop" in only else sizes[:1]):
                     started = time.perf_counter()
-                    outcome = loop_latency(stack, n, repeats=1)
+                    # each further size on a stack of its own (when the stack is ours): a warm
+                    # worker's Max Memory Used is its high-water mark, so a shared stack would
+                    # carry one size's peaks into the next size's figures
+                    with (nullcontext(stack) if index == 0 or config is not None else bench_stack()) as target:
+                        target.apply_client_env()
+                        outcome = loop_latency(target, n, repeats=1)
+                    stack.apply_client_env()
                     outcome["bench_seconds"] = round(time.perf_counter() - started, 1)
+                    outcome["own_stack"] = index > 0 and config is None
                     results["loop"].append(outcome)
-                    folder = stack.state_dir / f"data-{n}" / "month_001"
+                    if index == 0:  # /predict and the cold start use the first size's month
+                        folder = stack.state_dir / f"data-{n}" / "month_001"
                 took["loop"] = round(sum(entry["bench_seconds"] for entry in results["loop"]), 1)
             if "predict" in only and folder is not None:
                 clock = time.perf_counter()
@@ -247,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s) for s in args.users.split(",") if s.strip()]
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the private stacks' context managers stop them
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency,
                   persist_repeats=args.persist_repeats, load_tool=args.load_tool)
     out = args.out or PROJECT_ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
