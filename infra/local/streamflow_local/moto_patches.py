@@ -36,7 +36,8 @@
   scalar items as wire dicts directly; moto's ``<RequestId>`` rewrite skips bodies without
   one: see ``moto_fast_reads.py``.
 * Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
-  and its child executions are listed; see ``distributed_map.py``.
+  and its child executions are listed and described (input, error, cause); see
+  ``distributed_map.py``.
 """
 
 from __future__ import annotations
