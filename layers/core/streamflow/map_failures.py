@@ -100,24 +100,31 @@ def _said(failure: ShardFailure, limit: int) -> str:
 
 def failure_cause(step: str, failures: list[ShardFailure], failed: int | None = None,
                   total: int | None = None) -> str:
-    """The cause without its ``<step> failed: `` (the Fail state adds it): how many shards
-    failed, then each named one's shard, S3 key, error and message, the others counted."""
+    """The cause without its ``<step> failed: `` (the Fail state adds it), one line of at most
+    ``MAX_MESSAGE`` characters: how many shards failed; the first one (in shard order) with its
+    S3 key, error and message; as many others as fit (``the same`` for the same error); the
+    rest counted."""
     failures = sorted(failures, key=lambda f: (f.shard is None, f.shard or 0))
     failed = max(failed or 0, len(failures))
     head = f"{failed} of {total} shards failed" if total else (
         f"{failed} shard failed" if failed == 1 else f"{failed} shards failed")
-    parts, first = [], None
-    for failure in failures:
-        if first is None:
-            first = failure
-            parts.append(f"{shard_where(step, failure)}: {_said(failure, FIRST_MESSAGE)}")
-        elif (failure.error, failure.message) == (first.error, first.message):
-            parts.append(f"{shard_where(step, failure)}: the same")
-        else:
-            parts.append(f"{shard_where(step, failure)}: {_said(failure, OTHER_MESSAGE)}")
-    if failed > len(failures):
-        parts.append(f"and {failed - len(failures)} more")
-    return one_line(f"{head}: " + "; ".join(parts), MAX_MESSAGE)
+    if not failures:
+        return head
+
+    def text(parts: list[str]) -> str:
+        rest = failed - len(parts)
+        return f"{head}: " + "; ".join(parts + ([f"and {rest} more"] if rest else []))
+
+    first = failures[0]
+    parts = [f"{shard_where(step, first)}: {_said(first, FIRST_MESSAGE)}"]
+    for failure in failures[1:]:
+        same = (failure.error, failure.message) == (first.error, first.message)
+        name = f"shard {failure.shard}" if failure.shard is not None else "a shard"
+        part = f"{name}: {'the same' if same else _said(failure, OTHER_MESSAGE)}"
+        if len(text(parts + [part])) > MAX_MESSAGE:
+            break
+        parts.append(part)
+    return one_line(text(parts), MAX_MESSAGE)
 
 
 def _map_label(map_run_arn: str) -> str:
