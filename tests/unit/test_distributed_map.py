@@ -203,6 +203,22 @@ def test_a_failed_child_is_described_with_its_input_error_and_cause(aws):
     assert failed_shards(sfn, run["executionArn"], "OtherShards") == ([], 0, 0)
 
 
+def test_a_map_failure_failed_again_by_error_path_keeps_its_states_error_name(aws):
+    """Catch → Fail with ``ErrorPath: $.error.Error`` (the pipeline's <Map>Failed states), in a
+    Parallel branch: the execution fails with the Map's States.ExceedToleratedFailureThreshold
+    and the Fail state's cause, not moto's States.Runtime."""
+    _, function = aws
+    map_state = {"Type": "Map", "ItemProcessor": _processor(function), "MaxConcurrency": 2, "End": True,
+                 "ItemReader": _json_reader("bad.json"),
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ShardsFailed"}]}
+    failed = {"Type": "Fail", "ErrorPath": "$.error.Error",
+              "CausePath": "States.Format('Shards failed: {}', $.error.Cause)"}
+    run = _run(aws, "dmap-errorpath", {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "Shards", "States": {"Shards": map_state, "ShardsFailed": failed}}]})
+    assert (run["status"], run["error"]) == ("FAILED", THRESHOLD_ERROR)
+    assert run["cause"] == "Shards failed: The specified tolerated failure threshold was exceeded"
+
+
 def test_a_tolerated_failure_leaves_the_run_succeeded(aws):
     _, function = aws
     run = _run(aws, "dmap-tolerated", {"Type": "Map", "ItemProcessor": _processor(function), "End": True,
