@@ -249,7 +249,6 @@ def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(s
     assert description["status"] == "FAILED"
     assert description["error"] == "States.ExceedToleratedFailureThreshold"
     cause = description["cause"]
-    print(f"\ncause: {cause}")
     assert cause.startswith("PublishShards failed: 1 of 3 shards failed: shard 1 "
                             "(shards/month_002/shard-00001/features.parquet): "), cause
     assert "NoSuchKey" in cause and "The specified key does not exist." in cause and "\n" not in cause
@@ -264,6 +263,7 @@ def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(s
     assert row["cause"] == cause  # what `streamflow status` shows
     (published,) = [s for s in row["steps"] if s["state"] == "PublishShards"]
     assert (published["shards"]["shards"], published["shards"]["failed"]) == (SHARDS, 1)
+    assert published["status"] == "FAILED"
     for key, value in (("STREAMFLOW_AWS_PORT", sharded_stack.aws_port), ("STREAMFLOW_MLFLOW_PORT",
                        sharded_stack.mlflow_port), ("STREAMFLOW_API_PORT", sharded_stack.api_port),
                        ("STREAMFLOW_STATE_DIR", sharded_stack.state_dir),
@@ -272,5 +272,5 @@ def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(s
     capsys.readouterr()
     code = cli.main(["status", "month_002"])
     shown = " ".join(capsys.readouterr().out.split())
-    print(f"streamflow status: {shown[-400:]}")
+    print(f"\ncause: {cause}\nstreamflow status: …{shown[-500:]}")
     assert code == 1 and f"month_002: FAILED: {cause}" in shown
