@@ -12,7 +12,9 @@ cause are the child's own: the Lambda's ``errorType`` and ``errorMessage``). The
 reads, e.g.::
 
     PublishShards failed: 1 of 3 shards failed: shard 1 (shards/month_002/shard-00001/features.parquet):
-    NoSuchKey: An error occurred (NoSuchKey) when calling the GetObject operation: …
+    An error occurred (NoSuchKey) when calling the GetObject operation: The specified key does not exist.
+
+(the error type is left out when the message names it, as botocore's do).
 
 If the look-up finds nothing or fails, the generic cause is kept (``explain_map_failure``
 returns the error it was given; a failure of the Task itself is caught in the ASL into the
