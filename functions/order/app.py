@@ -4,11 +4,15 @@ One small zip function for the four moments of a month's place in the queue: ``r
 (first state), ``await`` (a ``waitForTaskToken`` task after BuildFeatures), ``release``
 (after Summary), and the EventBridge "Step Functions Execution Status Change" of an execution
 that failed, was aborted or timed out (it will never release itself).
+
+It also reads, for a sharded month's failed Distributed Map, which shards failed and why
+(``map_failure``: the ``<Map>NameShards`` tasks; see streamflow/map_failures.py): it is the
+function that already talks to the state machine's executions.
 """
 
 from typing import Any
 
-from streamflow import month_order
+from streamflow import map_failures, month_order
 from streamflow.logs import bind, logger
 from streamflow.settings import Settings
 
@@ -17,6 +21,7 @@ ACTIONS = {
     "register": month_order.register_month,
     "await": month_order.await_earlier_months,
     "release": month_order.release_month,
+    "map_failure": map_failures.explain_map_failure,
 }
 
 

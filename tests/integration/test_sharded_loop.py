@@ -1,7 +1,8 @@
 """A month bigger than UsersPerShard through the real loop: ShardMonth splits it by user,
 ValidateShards (a Distributed Map: one child execution a shard) validates and featurises
 each shard, MergeShards joins them, and the month decides what the same month uploaded whole
-decides on the one-shot path; a violation in one shard rejects the month naming the shard.
+decides on the one-shot path; a violation in one shard rejects the month naming the shard,
+and a shard whose PublishShards child fails fails the month with a cause naming that shard.
 
 The sharded months go through a stack of their own deployed with ``UsersPerShard=1000``
 (the 3,000-user test months are 3 shards there), ``ShardConcurrency=2`` and sample sizes
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from clients import MODEL, aws, registry, wait_for_json
+from clients import MODEL, alias, aws, registry, wait_for_json
 from external import EXTERNAL
 from month_tools import step_output
 from streamflow.quarantine import report_key
@@ -193,3 +195,82 @@ def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(sharded_sta
     assert any(key.endswith(bad) for key in report["quarantined"])
     children = _shard_children(sharded_stack, upload.execution_arn)
     assert [c["status"] for c in children] == ["SUCCEEDED"] * SHARDS  # a violation is reported, not raised
+
+
+def _newest_online_month(stack: StackConfig) -> str | None:
+    """The month MarkMonthPublished recorded last (the order table's ``online#newest_month``)."""
+    from streamflow.month_order import KEY, ONLINE_MONTH_KEY
+
+    item = aws(stack, "dynamodb").get_item(TableName=f"{stack.stack_name}-month-order",
+                                           Key={KEY: {"S": ONLINE_MONTH_KEY}}, ConsistentRead=True).get("Item")
+    return item["month"]["S"] if item else None
+
+
+@contextmanager
+def publish_reads_from(stack: StackConfig, bucket: str):
+    """The Publish function reads the shards' features from ``bucket`` for the block (its
+    ``DATA_BUCKET``, restored after): a configuration change, as a redeploy would make."""
+    lam = aws(stack, "lambda")
+    name = f"{stack.stack_name}-publish"
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**variables,
+                                                                                      "DATA_BUCKET": bucket}})
+    try:
+        yield
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+
+def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(sharded_stack, months, monkeypatch,
+                                                                                capsys):
+    """One PublishShards child fails (its Lambda raises: shard 1's features are not where the
+    function reads them; shards 0 and 2 are, with no rows): the Map Run fails with
+    States.ExceedToleratedFailureThreshold, and the month's cause names the step, the shard,
+    its S3 key and the child's own error, in the execution and in `streamflow status`.
+    Production does not move and the month is not marked published."""
+    from streamflow.online_store import MODEL_FEATURES
+    from streamflow.sharding import shard_features_key
+    from streamflow_local import cli
+
+    champion = _finished(sharded_stack, months[0])
+    assert champion["status"] == "SUCCEEDED", champion.get("cause")
+    production = alias(sharded_stack, "Production")
+    online_month = _newest_online_month(sharded_stack)
+    s3, fault = aws(sharded_stack, "s3"), f"{sharded_stack.stack_name}-publish-fault"
+    s3.create_bucket(Bucket=fault)
+    empty = io.BytesIO()
+    pd.DataFrame({column: pd.Series(dtype="float64") for column in MODEL_FEATURES}).to_parquet(empty)
+    for shard in (0, 2):  # shard 1's file is missing: its child raises NoSuchKey
+        s3.put_object(Bucket=fault, Key=shard_features_key("month_002", shard), Body=empty.getvalue())
+
+    with publish_reads_from(sharded_stack, fault):
+        upload = upload_month(sharded_stack, months[2])
+        description = wait_for_execution(sharded_stack, upload.execution_arn, timeout=900)
+    assert description["status"] == "FAILED"
+    assert description["error"] == "States.ExceedToleratedFailureThreshold"
+    cause = description["cause"]
+    assert cause.startswith("PublishShards failed: 1 of 3 shards failed: shard 1 "
+                            "(shards/month_002/shard-00001/features.parquet): "), cause
+    assert "NoSuchKey" in cause and "The specified key does not exist." in cause and "\n" not in cause
+    children = _shard_children(sharded_stack, upload.execution_arn, "PublishShards")
+    assert [c["status"] for c in children] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+
+    assert alias(sharded_stack, "Production") == production  # nothing promoted
+    assert step_output(sharded_stack, upload.execution_arn, "MarkMonthPublished") is None  # not marked published
+    assert _newest_online_month(sharded_stack) == online_month != "month_002"
+
+    (row,) = [e for e in executions(sharded_stack, "month_002") if e["name"] == upload.execution_name]
+    assert row["cause"] == cause  # what `streamflow status` shows
+    (published,) = [s for s in row["steps"] if s["state"] == "PublishShards"]
+    assert (published["shards"]["shards"], published["shards"]["failed"]) == (SHARDS, 1)
+    assert published["status"] == "FAILED"
+    for key, value in (("STREAMFLOW_AWS_PORT", sharded_stack.aws_port), ("STREAMFLOW_MLFLOW_PORT",
+                       sharded_stack.mlflow_port), ("STREAMFLOW_API_PORT", sharded_stack.api_port),
+                       ("STREAMFLOW_STATE_DIR", sharded_stack.state_dir),
+                       ("STREAMFLOW_STACK_NAME", sharded_stack.stack_name)):
+        monkeypatch.setenv(key, str(value))
+    capsys.readouterr()
+    code = cli.main(["status", "month_002"])
+    shown = " ".join(capsys.readouterr().out.split())
+    print(f"\ncause: {cause}\nstreamflow status: …{shown[-500:]}")
+    assert code == 1 and f"month_002: FAILED: {cause}" in shown

@@ -31,18 +31,25 @@ def test_state_machine_definition_is_valid_json_with_every_substitution_declared
         for name, state in states.items():
             if state["Type"] == "Task":
                 tasks += 1
+                owner = name.removesuffix(NAMES_SHARDS)  # a Map's NameShards task: part of the Map's chain
                 catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
                 assert catch_all and state["Catch"][-1] is catch_all[0], name  # last, after specific ones
-                assert _ends_of(states, catch_all[0]["Next"]) == {f"{name}Failed"}, name  # in the same branch
-                assert states[f"{name}Failed"]["Type"] == "Fail", name
+                assert _ends_of(states, catch_all[0]["Next"]) == {f"{owner}Failed"}, name  # in the same branch
+                assert states[f"{owner}Failed"]["Type"] == "Fail", name
                 assert state["Retry"], name
     functions = [k for k in machine["DefinitionSubstitutions"] if k.endswith("FunctionArn")]
     assert tasks >= len(functions)  # the walk reached the tasks inside the Parallel's branches
 
 
+NAMES_SHARDS = "NameShards"
+
+
 def _ends_of(states: dict, start: str) -> set[str]:
-    """The states a failure handler ends in, following its Choice and Pass states."""
+    """The states a failure handler ends in, following its Choice and Pass states (and a
+    Map's ``<Map>NameShards`` task, which only rewrites the cause: its Next and its Catch)."""
     state = states[start]
+    if state["Type"] == "Task" and start.endswith(NAMES_SHARDS):
+        return set().union(*(_ends_of(states, n) for n in [state["Next"]] + [c["Next"] for c in state["Catch"]]))
     if state["Type"] == "Choice":
         return set().union(*(_ends_of(states, n) for n in [c["Next"] for c in state["Choices"]] + [state["Default"]]))
     if state["Type"] == "Pass":
@@ -73,6 +80,32 @@ def test_every_fail_cause_is_the_one_line_error_message_of_its_step():
             for target in targets:
                 assert states[target]["ResultPath"] == "$.error" and states[target]["Next"] == name
     assert fails >= 10
+
+
+def test_a_failed_distributed_map_names_its_failed_shards_then_fails_as_before():
+    """Each Distributed Map's Catch → <Map>NameShards (the Order function reads the failed
+    children: map_failures.py) → <Map>Caught with the Map's error rewritten; if the look-up
+    itself fails, its Catch goes to <Map>Caught with the Map's own error untouched."""
+    asl = json.loads((ROOT / "infra" / "statemachine" / "pipeline.asl.json").read_text())
+    maps = 0
+    for states in _state_sets(asl):
+        for name, state in states.items():
+            if state["Type"] != "Map" or state["ItemProcessor"]["ProcessorConfig"]["Mode"] != "DISTRIBUTED":
+                continue
+            maps += 1
+            assert state["Label"] == name  # the map run's ARN names the step
+            (catch,) = state["Catch"]
+            assert (catch["ErrorEquals"], catch["ResultPath"], catch["Next"]) == (["States.ALL"], "$.error",
+                                                                                  f"{name}NameShards"), name
+            task = states[f"{name}NameShards"]
+            assert task["Type"] == "Task" and task["Resource"] == "${OrderFunctionArn}", name
+            assert task["Parameters"] == {"action": "map_failure", "step": name, "month.$": "$.month",
+                                          "execution.$": "$.execution", "execution_arn.$": "$$.Execution.Id",
+                                          "error.$": "$.error"}, name
+            assert task["ResultPath"] == "$.error" and task["Next"] == f"{name}Caught", name
+            (fallback,) = task["Catch"]
+            assert fallback["Next"] == f"{name}Caught" and fallback["ResultPath"] != "$.error", name
+    assert maps == 3  # ValidateShards, PublishShards, ScoreShards
 
 
 def _state_sets(machine: dict) -> list[dict]:

@@ -167,6 +167,58 @@ def test_a_failed_item_fails_the_map_run_and_a_catch_sees_it(aws):
             ["executions"]] == [c["name"] for c in children if c["status"] == "FAILED"]
 
 
+def test_a_failed_child_is_described_with_its_input_error_and_cause(aws):
+    """What a failed Map's ``<Map>NameShards`` step reads: the child's item (after
+    ItemSelector), the Lambda's error type and its error JSON as the cause, as on AWS."""
+    from streamflow.map_failures import failed_shards, failure_cause
+
+    _, function = aws
+    run = _run(aws, "dmap-named", {
+        "Type": "Map", "Label": "CountShards", "ItemProcessor": _processor(function), "MaxConcurrency": 2,
+        "ItemReader": _json_reader("bad.json"), "End": True,
+        "ItemSelector": {"month": "month_009", "shard.$": "$$.Map.Item.Value.shard", "bucket": BUCKET,
+                         "key.$": "$$.Map.Item.Value.key", "fail.$": "$$.Map.Item.Value.fail"}})
+    assert run["status"] == "FAILED" and run["error"] == THRESHOLD_ERROR
+    sfn = aws[0]["stepfunctions"]
+    (map_run,) = run["map_runs"]
+    (failed,) = sfn.list_executions(mapRunArn=map_run["mapRunArn"], statusFilter="FAILED")["executions"]
+    child = sfn.describe_execution(executionArn=failed["executionArn"])
+    assert child["status"] == "FAILED" and child["mapRunArn"] == map_run["mapRunArn"]
+    assert json.loads(child["input"]) == {"month": "month_009", "shard": 2, "bucket": BUCKET,
+                                          "key": "parts/part-00002.csv", "fail": True}
+    assert child["error"] == "ValueError" and json.loads(child["cause"])["errorMessage"] == "shard 2 is bad"
+    done = sfn.list_executions(mapRunArn=map_run["mapRunArn"], statusFilter="SUCCEEDED", maxResults=2)
+    assert len(done["executions"]) == 2 and done["nextToken"]
+    rest = sfn.list_executions(mapRunArn=map_run["mapRunArn"], statusFilter="SUCCEEDED", maxResults=2,
+                               nextToken=done["nextToken"])["executions"]
+    assert len(rest) == PARTS - 3 and not {e["name"] for e in rest} & {e["name"] for e in done["executions"]}
+    with pytest.raises(sfn.exceptions.ExecutionDoesNotExist):
+        sfn.describe_execution(executionArn=failed["executionArn"] + "x")
+
+    failures, count, total = failed_shards(sfn, run["executionArn"], "CountShards")
+    assert (count, total) == (1, PARTS) and [(f.shard, f.month, f.error) for f in failures] == [
+        (2, "month_009", "ValueError")]
+    assert failure_cause("CountShards", failures, count, total) == \
+        "1 of 5 shards failed: shard 2 (shards/month_009/shard-00002/): ValueError: shard 2 is bad"
+    assert failed_shards(sfn, run["executionArn"], "OtherShards") == ([], 0, 0)
+
+
+def test_a_map_failure_failed_again_by_error_path_keeps_its_states_error_name(aws):
+    """Catch → Fail with ``ErrorPath: $.error.Error`` (the pipeline's <Map>Failed states), in a
+    Parallel branch: the execution fails with the Map's States.ExceedToleratedFailureThreshold
+    and the Fail state's cause, not moto's States.Runtime."""
+    _, function = aws
+    map_state = {"Type": "Map", "ItemProcessor": _processor(function), "MaxConcurrency": 2, "End": True,
+                 "ItemReader": _json_reader("bad.json"),
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ShardsFailed"}]}
+    failed = {"Type": "Fail", "ErrorPath": "$.error.Error",
+              "CausePath": "States.Format('Shards failed: {}', $.error.Cause)"}
+    run = _run(aws, "dmap-errorpath", {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "Shards", "States": {"Shards": map_state, "ShardsFailed": failed}}]})
+    assert (run["status"], run["error"]) == ("FAILED", THRESHOLD_ERROR)
+    assert run["cause"] == "Shards failed: The specified tolerated failure threshold was exceeded"
+
+
 def test_a_tolerated_failure_leaves_the_run_succeeded(aws):
     _, function = aws
     run = _run(aws, "dmap-tolerated", {"Type": "Map", "ItemProcessor": _processor(function), "End": True,

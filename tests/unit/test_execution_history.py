@@ -73,3 +73,33 @@ def test_steps_of_a_long_execution_are_all_there(run):
     steps = execution_steps(config, arn)
     assert [s["state"] for s in steps] == names
     assert all(s["status"] == "DONE" for s in steps)
+
+
+def test_a_caught_map_failure_shows_the_map_failed(monkeypatch):
+    """A Distributed Map whose run failed (then caught into its cause chain) is FAILED in
+    `streamflow status`, not DONE, even with a Map state running beside it in a Parallel."""
+    from datetime import datetime, timedelta, timezone
+
+    from streamflow_local import stack_client
+
+    start = datetime(2026, 11, 30, 20, 0, tzinfo=timezone.utc)
+
+    def event(second: float, kind: str, name: str | None = None) -> dict:
+        found = {"type": kind, "timestamp": start + timedelta(seconds=second)}
+        if kind.endswith("StateEntered"):
+            found["stateEnteredEventDetails"] = {"name": name}
+        elif kind.endswith("StateExited"):
+            found["stateExitedEventDetails"] = {"name": name}
+        return found
+
+    history = [event(0, "ParallelStateEntered", "FeaturesReady"), event(0, "MapStateEntered", "ScoreShards"),
+               event(1, "MapStateEntered", "PublishShards"), event(3, "MapRunFailed"),
+               event(3, "MapStateFailed"), event(3, "MapStateExited", "PublishShards"),
+               event(4, "TaskStateEntered", "PublishShardsNameShards"),
+               event(5, "TaskStateExited", "PublishShardsNameShards"), event(6, "MapStateExited", "ScoreShards"),
+               event(6, "FailStateEntered", "PublishShardsFailed"), event(6, "ExecutionFailed")]
+    monkeypatch.setattr(stack_client, "execution_history", lambda config, arn: history)
+    steps = {s["state"]: (s["status"], s["seconds"]) for s in execution_steps(None, "arn")}
+    assert steps["PublishShards"] == ("FAILED", 2.0)
+    assert steps["ScoreShards"] == ("DONE", 6.0) and steps["PublishShardsNameShards"] == ("DONE", 1.0)
+    assert steps["PublishShardsFailed"][0] == "FAILED"

@@ -60,7 +60,8 @@ def function_of(task: str, stack: Stack) -> str:
 
 
 def reachable_ends(start: str) -> set[str]:
-    """Names of the states a Catch's target leads to, through Choice and Pass states."""
+    """Names of the states a Catch's target leads to, through Choice and Pass states (and a
+    Distributed Map's ``<Map>NameShards`` task)."""
     ends, todo, seen = set(), [start], set()
     while todo:
         name = todo.pop()
@@ -72,6 +73,8 @@ def reachable_ends(start: str) -> set[str]:
             todo += [choice["Next"] for choice in state["Choices"]] + ([state["Default"]] if "Default" in state else [])
         elif state["Type"] == "Pass":
             todo.append(state["Next"])
+        elif state["Type"] == "Task" and name.endswith("NameShards"):  # rewrites a Map's cause, then on
+            todo += [state["Next"]] + [catch["Next"] for catch in state["Catch"]]
         else:
             ends.add(name)
     return ends

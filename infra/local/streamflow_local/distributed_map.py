@@ -15,8 +15,11 @@ month processed shard by shard:
   shard that fails fails the month (and a ``Catch`` on the Map state sees it). Done so here.
 * **No child executions.** On AWS every item runs as a child execution that
   ``ListExecutions(mapRunArn=…)`` lists with its status and start/stop dates (how
-  ``streamflow status`` shows per-shard timings). moto runs items in threads and records
-  nothing; each item is recorded here and ``ListExecutions`` answers for a map run.
+  ``streamflow status`` shows per-shard timings) and ``DescribeExecution`` describes with
+  its input (the item, after ``ItemSelector``), error and cause (how a failed Map's
+  ``<Map>NameShards`` step names the failed shard). moto runs items in threads and records
+  nothing; each item is recorded here, ``ListExecutions`` answers for a map run
+  (``statusFilter``, ``maxResults``) and ``DescribeExecution`` for a child's ARN.
 
 Not patched (not used by the pipeline; see docs/architecture.md): ``ItemBatcher`` and
 ``ExecutionType: EXPRESS`` are refused by moto's parser, an integer
@@ -28,6 +31,7 @@ in the Map's output.
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 import uuid
 from typing import Any
@@ -60,6 +64,7 @@ def install() -> None:
     _failed_items_fail_the_run()
     _child_executions()
     _list_executions_of_a_map_run()
+    _describe_a_child_execution()
 
 
 def _failed_items_fail_the_run() -> None:
@@ -107,6 +112,13 @@ def _child_executions() -> None:
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded, ProgramError, ProgramStopped
 
     original = DistributedItemProcessorWorker._eval_job
+    original_input = DistributedItemProcessorWorker._eval_input
+
+    def eval_input(self: Any, env_frame: Any) -> None:
+        original_input(self, env_frame)  # the item, through ItemSelector: the child's input
+        child = getattr(self, "_streamflow_child", None)
+        if child is not None:
+            child["input"] = json.dumps(env_frame.states.get_input(), default=str)
 
     def eval_job(self: Any, env: Any, job: Any) -> None:
         record = self._map_run_record
@@ -116,10 +128,12 @@ def _child_executions() -> None:
         prefix = record.map_state_machine_arn.replace(":stateMachine:", ":execution:", 1)
         child: dict[str, Any] = {"executionArn": f"{prefix}:{name}", "name": name,
                                  "stateMachineArn": record.map_state_machine_arn, "mapRunArn": record.map_run_arn,
-                                 "index": job.job_index, "status": "RUNNING", "startDate": _now()}
+                                 "index": job.job_index, "status": "RUNNING", "startDate": _now(),
+                                 "input": json.dumps(job.job_input, default=str)}
         with _LOCK:
             children.append(child)
         status = "FAILED"
+        self._streamflow_child = child  # a worker runs its jobs one after the other
         try:
             original(self, env, job)
             state = env.program_state()
@@ -131,8 +145,10 @@ def _child_executions() -> None:
                 child["error"], child["cause"] = state.error.get("error"), state.error.get("cause")
         finally:
             child["status"], child["stopDate"] = status, _now()
+            self._streamflow_child = None
 
     DistributedItemProcessorWorker._eval_job = eval_job
+    DistributedItemProcessorWorker._eval_input = eval_input
 
 
 _LOCK = threading.Lock()
@@ -152,6 +168,46 @@ def children_of(backend: Any, map_run_arn: str) -> list[dict[str, Any]] | None:
     return None
 
 
+def child_by_arn(backend: Any, execution_arn: str) -> dict[str, Any] | None:
+    """The recorded child execution with this ARN (any map run of any execution), or None."""
+    for execution in backend._get_executions():
+        worker = getattr(execution, "exec_worker", None)
+        if worker is None:
+            continue
+        for record in worker.env.map_run_record_pool_manager.get_all():
+            with _LOCK:
+                for child in record.__dict__.get("streamflow_children", []):
+                    if child["executionArn"] == execution_arn:
+                        return dict(child)
+    return None
+
+
+def _describe_a_child_execution() -> None:
+    """``DescribeExecution`` of a Distributed Map's child (``…:execution:<machine>/<label>:<id>``),
+    as AWS answers it: input, status, dates, the map run, and a failed child's error and cause."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        arn = self._get_param("executionArn") or ""
+        if "/" not in arn.rsplit(":execution:", 1)[-1]:
+            return original(self)  # a top-level execution: moto's own answer
+        child = child_by_arn(self.stepfunction_backend, arn)
+        if child is None:
+            raise ExecutionDoesNotExist("Execution Does Not Exist: '" + arn + "'")
+        answer = {k: child[k] for k in ("executionArn", "name", "stateMachineArn", "mapRunArn", "status",
+                                         "startDate", "input") if k in child}
+        for key in ("stopDate", "error", "cause"):
+            if child.get(key) is not None:
+                answer[key] = child[key]
+        return ActionResult(answer)
+
+    StepFunctionResponse.describe_execution = describe_execution
+
+
 def _list_executions_of_a_map_run() -> None:
     from moto.core.responses import ActionResult
     from moto.stepfunctions.exceptions import ResourceNotFound
@@ -167,6 +223,7 @@ def _list_executions_of_a_map_run() -> None:
         if children is None:
             raise ResourceNotFound(map_run_arn)
         status = self._get_param("statusFilter")
+        limit = int(self._get_param("maxResults") or 0)
         executions = []
         for child in children:
             if status and child["status"] != status:
@@ -176,6 +233,11 @@ def _list_executions_of_a_map_run() -> None:
             if "stopDate" in child:
                 item["stopDate"] = child["stopDate"]
             executions.append(item)
-        return ActionResult({"executions": executions})
+        token = self._get_param("nextToken")
+        start = int(token) if token and token.isdigit() else 0
+        page: dict[str, Any] = {"executions": executions[start:start + limit] if limit else executions[start:]}
+        if limit and start + limit < len(executions):
+            page["nextToken"] = str(start + limit)
+        return ActionResult(page)
 
     StepFunctionResponse.list_executions = list_executions

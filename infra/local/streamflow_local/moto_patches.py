@@ -35,8 +35,17 @@
 * DynamoDB ``BatchGetItem`` looks its table up once, measures each item once and writes
   scalar items as wire dicts directly; moto's ``<RequestId>`` rewrite skips bodies without
   one: see ``moto_fast_reads.py``.
+* A ``Fail`` state whose ``ErrorPath`` gives a ``States.`` name (a Map's
+  ``States.ExceedToleratedFailureThreshold``, a task's ``States.Timeout``, caught and failed
+  again with ``ErrorPath: $.error.Error``) fails the execution with that error on AWS; moto
+  5.2's interpreter refuses the name at run time ("Custom Error Names MUST NOT begin with the
+  prefix 'States.'") and the execution ends ``States.Runtime`` with moto's exception as its
+  cause, losing the step's. The name passes through here, in the Fail state and where a
+  Parallel branch or a Map item hands its error up (a definition's own ``ErrorEquals`` is
+  still checked by the parser).
 * Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
-  and its child executions are listed; see ``distributed_map.py``.
+  and its child executions are listed and described (input, error, cause); see
+  ``distributed_map.py``.
 """
 
 from __future__ import annotations
@@ -72,11 +81,30 @@ def install() -> None:
     _execution_status_events()
     _lambda_rule_targets()
     _paged_execution_history()
+    _states_error_names_at_run_time()
     from . import distributed_map, moto_fast_reads
 
     moto_fast_reads.install()  # BatchGetItem without per-key overheads; no RequestId rewrite of JSON
     distributed_map.install()  # Distributed Map: failed items fail the run, child executions listed
     _installed = True  # only once every patch is in: a failure part-way is not hidden by later calls
+
+
+def _states_error_names_at_run_time() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name import custom_error_name
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    class RunTimeErrorName(custom_error_name.CustomErrorName):
+        """An error name met at run time (a Fail state's ErrorPath, a branch's or an item's
+        error handed up): any name, ``States.`` ones included, as on AWS."""
+
+        def __init__(self, error_name: str | None):
+            ErrorName.__init__(self, error_name=error_name)
+
+    for module in (state_fail, branches_decl, iteration_worker):
+        module.CustomErrorName = RunTimeErrorName
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})

@@ -16,8 +16,9 @@ from streamflow.causes import one_line
 FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 TERMINAL_EVENTS = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED",
                    "ExecutionAborted": "ABORTED", "ExecutionTimedOut": "TIMED_OUT"}
-# Choice/Pass states that turn a Lambda error into the Fail cause (pipeline.asl.json): plumbing.
-CAUSE_PLUMBING = ("Caught", "ReadCause", "PlainCause", "NoCause")
+# Choice/Pass states that turn a Lambda error into the Fail cause (pipeline.asl.json), and the
+# task that names a failed Map's shards in it: plumbing.
+CAUSE_PLUMBING = ("Caught", "ReadCause", "PlainCause", "NoCause", "NameShards")
 EXIT_OK, EXIT_FAILED = 0, 1
 
 

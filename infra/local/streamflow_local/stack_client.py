@@ -191,31 +191,43 @@ def execution_steps(config: StackConfig, execution_arn: str) -> list[dict[str, A
     """Each state the execution entered, in order, with its duration and outcome so far.
 
     States in a Parallel's branches run at the same time, so an exit is matched to the
-    entry of the same name, and a failure to the newest task still running. Once the
-    execution has ended no step is RUNNING (``outcome.settle_steps``)."""
+    entry of the same name, a failure to the newest task still running, and a failed map
+    run to the newest Map state still running (a caught Map failure is FAILED, not DONE).
+    Once the execution has ended no step is RUNNING (``outcome.settle_steps``)."""
     from .outcome import settle_steps
 
     events = execution_history(config, execution_arn)
     steps: list[dict[str, Any]] = []
+    failed_runs: list[dict[str, Any]] = []  # Map steps a MapRunFailed marked, before their MapStateFailed
     for event in events:
         kind = event["type"]
         if kind.endswith("StateEntered"):
             steps.append({"state": event["stateEnteredEventDetails"]["name"], "started": event["timestamp"],
                           "status": "RUNNING", "seconds": None, "parallel": kind.startswith("Parallel"),
-                          "fail_state": kind == "FailStateEntered"})
+                          "fail_state": kind == "FailStateEntered", "map": kind == "MapStateEntered"})
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
             step = next((s for s in reversed(steps) if s["state"] == name and s["status"] == "RUNNING"), None)
             if step is not None:
                 step["status"] = "DONE"
                 step["seconds"] = (event["timestamp"] - step["started"]).total_seconds()
+        elif kind in ("MapRunFailed", "MapStateFailed"):
+            if kind == "MapStateFailed" and failed_runs:
+                failed_runs.pop()  # the state's failure of the run already marked
+                continue
+            maps = [s for s in steps if s["status"] == "RUNNING" and s["map"]]
+            if maps:
+                maps[-1]["status"] = "FAILED"
+                maps[-1]["seconds"] = (event["timestamp"] - maps[-1]["started"]).total_seconds()
+                if kind == "MapRunFailed":
+                    failed_runs.append(maps[-1])
         elif kind in ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed"):
             running = [s for s in steps if s["status"] == "RUNNING" and not s["parallel"]]
             if running:
                 running[-1]["status"] = "FAILED"
     settle_steps(steps, events)
     for step in steps:
-        del step["parallel"], step["fail_state"]
+        del step["parallel"], step["fail_state"], step["map"]
     return steps
 
 
