@@ -4,7 +4,8 @@
 gets: ``sharding.shard_count`` of its users, ``UsersPerShard`` users a shard. One shard (every
 month up to ``UsersPerShard`` users) takes the one-shot path, unchanged: Validate, then
 BuildFeatures. With more, it re-partitions the month by ``shard_of(user_id, S)`` one uploaded
-file at a time (memory: one file, never the month), each shard a partitioned month of its
+file at a time, the next file read and the last one's parts written in threads meanwhile
+(memory: a few files, never the month), each shard a partitioned month of its
 own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distributed Map
 ``ValidateShards``. Each child validates its shard (violations are returned, not raised, so
 every shard reports) and builds its features. ``MergeShards`` (the Features function,
@@ -19,8 +20,10 @@ file is written: MergeShards' memory is two samples, not the month.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 from . import storage
@@ -48,6 +51,7 @@ from .violations import ContractError, Violation, check_sizes
 Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
 VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): the Map's output stays small
 _CHUNK = 1024 * 1024
+IO_THREADS = 4  # ShardMonth: S3 reads ahead and writes behind while it re-partitions
 
 
 def route(whole: Step, per_shard: Step, **actions: Step) -> Step:
@@ -121,13 +125,21 @@ def _changed(name: str, body: bytes, verified: dict[str, str]) -> Violation | No
 
 
 class _ShardWriter:
-    """Each uploaded file's rows, routed to their users' shards: one part per (file, shard)."""
+    """Each uploaded file's rows, routed to their users' shards: one part per (file, shard).
 
-    def __init__(self, bucket: str, month: str, shards: int):
+    A part's name is chosen here, in file order (so a shard's parts are numbered without
+    gaps, whatever order the writes end in); its PUT goes to ``pool`` and runs while the
+    next file is re-partitioned. At most ``max_pending`` writes wait: memory is about one
+    file's rows in flight, not the month."""
+
+    def __init__(self, bucket: str, month: str, shards: int, pool: Executor, max_pending: int = 0):
         self.bucket, self.month, self.shards = bucket, month, shards
         self.parts: dict[tuple[str, int], int] = defaultdict(int)
         self.rows: dict[str, list[int]] = {table: [0] * shards for table in MONTH_FILES}
         self.headers: dict[str, bytes] = {}
+        self.pool = pool
+        self.pending: deque[Future[None]] = deque()
+        self.max_pending = max_pending or 2 * shards
 
     def add(self, table: str, name: str, body: bytes) -> Violation | None:
         self.headers.setdefault(table, body.split(b"\n", 1)[0].rstrip(b"\r") + b"\n")
@@ -147,15 +159,34 @@ class _ShardWriter:
         index = self.parts[(table, shard)]
         self.parts[(table, shard)] = index + 1
         key = shard_folder(self.month, shard) + part_name(table, index)
-        storage.put_bytes(self.bucket, key, body, content_type="text/csv")
+        while len(self.pending) >= self.max_pending:
+            self.pending.popleft().result()  # a failed write raises here
+        self.pending.append(self.pool.submit(storage.put_bytes, self.bucket, key, body, content_type="text/csv"))
 
     def finish(self) -> None:
         """A shard no row of a table reached still gets the table (its header): the shard's
-        check then names it ("must have at least one data row") instead of a missing file."""
+        check then names it ("must have at least one data row") instead of a missing file.
+        Returns once every part is written."""
         for table, header in self.headers.items():
             for shard in range(self.shards):
                 if not self.parts[(table, shard)]:
                     self._put(table, shard, header)
+        while self.pending:
+            self.pending.popleft().result()
+
+
+def _read_ahead(pool: Executor, bucket: str, keys: list[str], ahead: int = 1) -> Iterator[bytes]:
+    """The objects' bodies in order, the next ``ahead`` downloading while one is worked on."""
+    futures: deque[Future[bytes]] = deque()
+    waiting = iter(keys)
+    for key in islice(waiting, ahead + 1):
+        futures.append(pool.submit(storage.get_bytes, bucket, key))
+    while futures:
+        body = futures.popleft().result()
+        following = next(waiting, None)
+        if following is not None:
+            futures.append(pool.submit(storage.get_bytes, bucket, following))
+        yield body
 
 
 def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -183,18 +214,21 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         _reject(settings, month, violations, event.get("execution"))
     _delete_prefix(bucket, shards_prefix(month))  # a run before this one may have split it otherwise
     verified = event.get("files") or {}
-    writer = _ShardWriter(bucket, month, shards)
-    for table in MONTH_FILES:
-        for name in tables[table]:
-            body = storage.get_bytes(bucket, prefix + name)
+    files = [(table, name) for table in MONTH_FILES for name in tables[table]]
+    # S3 reads ahead and writes behind in threads while this one re-partitions (pandas): the
+    # emulator or S3 serves them meanwhile, so the step is not its reads + CPU + writes in a row
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="shard-io") as pool:
+        writer = _ShardWriter(bucket, month, shards, pool)
+        bodies = _read_ahead(pool, bucket, [prefix + name for _, name in files])
+        for (table, name), body in zip(files, bodies):
             problem = _changed(name, body, verified) or (None if violations else writer.add(table, name, body))
             if problem:
                 violations.append(problem)
-    violations += [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
-                   for name, digest in sorted(verified.items()) if name not in sizes]
-    if violations:
-        _reject(settings, month, violations, event.get("execution"))
-    writer.finish()
+        violations += [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
+                       for name, digest in sorted(verified.items()) if name not in sizes]
+        if violations:
+            _reject(settings, month, violations, event.get("execution"))
+        writer.finish()
     items = [dict(item, execution=event.get("execution", "")) for item in shard_items(month, shards)]
     storage.put_json(bucket, items_key(month), items)
     logger.info("month sharded", extra={"users": users, "shards": shards, "rows": writer.rows})
