@@ -27,8 +27,10 @@ def floor_in_subprocess(n_users: int) -> dict[str, Any]:
 
 def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, rounds: int = 3,
         concurrency: int = 4, repeats: int = 3, config: StackConfig | None = None,
-        batch_size: int = 1000, persist_repeats: int = 1, load_tool: str | None = None) -> dict[str, Any]:
-    """``config``: an already running, deployed stack to use (else a private one is started).
+        batch_size: int = 1000, persist_repeats: int = 1, load_tool: str | None = None,
+        parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """``config``: an already running, deployed stack to use (else a private one is started,
+    with the template's ``parameters`` overridden, e.g. ``UsersPerShard``).
     ``load_tool``: ``wrk`` or ``python`` for /predict (default: wrk if installed)."""
     from .coldstart import coldstart_benchmark
     from .loop import loop_latency
@@ -41,6 +43,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average": list(os.getloadavg())},
         "sizes": sizes,
+        "parameters": dict(parameters or {}),
     }
     took = results.setdefault("bench_seconds", {})
     clock = time.perf_counter()
@@ -51,7 +54,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
         from contextlib import nullcontext
 
         clock = time.perf_counter()
-        with (nullcontext(config) if config is not None else bench_stack()) as stack:
+        with (nullcontext(config) if config is not None else bench_stack(parameters=parameters)) as stack:
             stack.apply_client_env()
             took["stack_up"] = round(time.perf_counter() - clock, 1)
             folder = None
@@ -62,7 +65,8 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                     # each further size on a stack of its own (when the stack is ours): a warm
                     # worker's Max Memory Used is its high-water mark, so a shared stack would
                     # carry one size's peaks into the next size's figures
-                    with (nullcontext(stack) if index == 0 or config is not None else bench_stack()) as target:
+                    with (nullcontext(stack) if index == 0 or config is not None
+                          else bench_stack(parameters=parameters)) as target:
                         target.apply_client_env()
                         outcome = loop_latency(target, n, repeats=1)
                     stack.apply_client_env()
@@ -126,6 +130,8 @@ def table(results: dict[str, Any]) -> str:
     add(f"StreamFlow benchmarks  {results.get('when', '')}  cpus={machine.get('cpus')} "
         f"load avg before/after={_fmt((machine.get('load_average') or [None])[0])}/"
         f"{_fmt((machine.get('load_average_after') or [None])[0])}")
+    if results.get("parameters"):
+        add("template parameters: " + " ".join(f"{k}={v}" for k, v in sorted(results["parameters"].items())))
     floors = {f["users"]: f for f in results.get("floor", [])}
     loops = {entry["users"]: entry for entry in results.get("loop", [])}
     if floors or loops:
@@ -250,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="persistence on/off pairs per size (alternating; medians)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
     parser.add_argument("--table", type=Path, default=None, help="print the table of an existing JSON file")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a template parameter of the private stacks (repeatable), e.g. UsersPerShard=1000000 "
+                             "to run a big month one shot")
     args = parser.parse_args(argv)
     if args.table:
         print(table(json.loads(args.table.read_text())))
@@ -258,8 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     # `kill` (SIGTERM) unwinds like Ctrl-C: the private stacks' context managers stop them
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
+    if len(parameters) != len(args.parameter):
+        parser.error("--parameter takes NAME=VALUE")
     results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency,
-                  persist_repeats=args.persist_repeats, load_tool=args.load_tool)
+                  persist_repeats=args.persist_repeats, load_tool=args.load_tool, parameters=parameters)
     out = args.out or PROJECT_ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -20,13 +20,14 @@ REPORT = re.compile(r"^REPORT RequestId: \S+ Duration: ([\d.]+) ms .*Max Memory 
 
 
 @contextmanager
-def bench_stack(keep_state: bool = False) -> Iterator[StackConfig]:
+def bench_stack(keep_state: bool = False, parameters: dict[str, str] | None = None) -> Iterator[StackConfig]:
+    """A private stack on spare ports, ``template.yaml`` deployed with ``parameters`` over its defaults."""
     from streamflow_local.stack import deployed
 
     state = Path(tempfile.mkdtemp(prefix="streamflow-bench-"))
     failed = False
     try:
-        with deployed(StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench")) as config:
+        with deployed(StackConfig.on_spare_ports(state_dir=state, stack_name="sfbench"), parameters or None) as config:
             config.apply_client_env()
             yield config
     except BaseException:
