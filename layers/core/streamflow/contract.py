@@ -9,6 +9,7 @@ empty add-ons); value rules (ranges, categories, keys) are a pandera schema per 
 from __future__ import annotations
 
 import bisect
+import codecs
 import io
 from dataclasses import asdict, dataclass, field
 
@@ -145,13 +146,14 @@ def _schema_violations(file: str, frame: pd.DataFrame) -> list[Violation]:
 def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Violation]]:
     """One CSV file → typed table, or the violations that stop it."""
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        body.decode("utf-8-sig")  # a check only: pandas reads the bytes (a str and StringIO's
+    except UnicodeDecodeError as exc:  # 4-byte-a-character buffer were 5× the file in memory)
         return None, [Violation(file, "", "must be UTF-8 text", f"byte {exc.start}")]
-    if not text.strip():
+    if not body.removeprefix(codecs.BOM_UTF8).strip():
         return None, [Violation(file, "", "must not be empty")]
     try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
+        raw = pd.read_csv(io.BytesIO(body), encoding="utf-8-sig", dtype=str, keep_default_na=False,
+                          skipinitialspace=False)
     except (pd.errors.ParserError, ValueError) as exc:
         return None, [Violation(file, "", "must be a CSV file", first_line(str(exc)))]
     if not isinstance(raw.index, pd.RangeIndex):
