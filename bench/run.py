@@ -115,7 +115,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def largest_task_mb(loops: dict[int, dict[str, Any]]) -> dict[int, float]:
     """Per month size, the largest peak memory of any step of the timed month: the figure
     that must not grow with the month (sharded months: within 20 % from 100k to 1M users)."""
-    largest = {}
+    largest: dict[int, float] = {}
     for users, entry in loops.items():
         peaks = [step["peak_mb"] for step in entry.get("median", {}).get("steps", []) if step.get("peak_mb")]
         if peaks:
