@@ -7,14 +7,13 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from streamflow_local.config import StackConfig
-from streamflow_local.stack_client import (_client, data_bucket, execution_steps, seed, upload_month,
-                                           wait_for_execution)
+from streamflow_local.stack_client import (_client, data_bucket, execution_steps, function_environment, seed,
+                                           upload_month, wait_for_execution)
 from streamflow_local.views import ingest_rejection_since
 
 from .stack import function_names, log_offsets, peak_memory_since
@@ -85,21 +84,12 @@ def run_month(config: StackConfig, folder: Path) -> dict[str, Any]:
             "summary": {k: output.get(k) for k in ("drift_share", "retrained", "promoted", "production_version")}}
 
 
-@contextmanager
-def fixed_reference(config: StackConfig, month: str = "month_000") -> Iterator[None]:
+def fixed_reference(config: StackConfig, month: str = "month_000") -> AbstractContextManager[None]:
     """ReferenceMonth pinned to ``month`` for the timed uploads (the ingest function passes
     it to each execution), restored afterwards: the default (the champion's month) would
     measure a repeated month_001 against the month_001 champion, find no drift and skip
     the path the benchmark times."""
-    lam = _client(config, "lambda")
-    name = function_names(config)["IngestFunction"]
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**variables,
-                                                                                      "REFERENCE_MONTH": month}})
-    try:
-        yield
-    finally:
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    return function_environment(config, function_names(config)["IngestFunction"], REFERENCE_MONTH=month)
 
 
 def loop_latency(config: StackConfig, n_users: int, repeats: int = 1) -> dict[str, Any]:

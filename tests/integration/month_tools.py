@@ -4,26 +4,17 @@ month decided."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from clients import aws
+from streamflow_local.stack_client import function_environment
 
 
-@contextmanager
-def reference_mode(stack, mode: str) -> Iterator[None]:
+def reference_mode(stack, mode: str) -> AbstractContextManager[None]:
     """ReferenceMonth = ``mode`` for the uploads in the block (the ingest function passes it
     to each execution), restored afterwards — a configuration update, as an operator's
     `sam deploy --parameter-overrides ReferenceMonth=…` would make."""
-    lam = aws(stack, "lambda")
-    name = f"{stack.stack_name}-ingest"
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**variables,
-                                                                                      "REFERENCE_MONTH": mode}})
-    try:
-        yield
-    finally:
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    return function_environment(stack, f"{stack.stack_name}-ingest", REFERENCE_MONTH=mode)
 
 
 def step_output(stack, execution_arn: str, state: str) -> dict | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +33,7 @@ from streamflow.quarantine import report_key
 from streamflow.sharding import in_shard, shard_of
 from streamflow_local.config import StackConfig
 from streamflow_local.stack import deployed
-from streamflow_local.stack_client import recorded_execution, upload_month, wait_for_execution
+from streamflow_local.stack_client import function_environment, recorded_execution, upload_month, wait_for_execution
 from streamflow_local.views import executions
 from test_partitioned_loop import DECISION_KEYS, negative_watch_hours, write_parts
 
@@ -206,19 +206,10 @@ def _newest_online_month(stack: StackConfig) -> str | None:
     return item["month"]["S"] if item else None
 
 
-@contextmanager
-def publish_reads_from(stack: StackConfig, bucket: str):
+def publish_reads_from(stack: StackConfig, bucket: str) -> AbstractContextManager[None]:
     """The Publish function reads the shards' features from ``bucket`` for the block (its
     ``DATA_BUCKET``, restored after): a configuration change, as a redeploy would make."""
-    lam = aws(stack, "lambda")
-    name = f"{stack.stack_name}-publish"
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**variables,
-                                                                                      "DATA_BUCKET": bucket}})
-    try:
-        yield
-    finally:
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    return function_environment(stack, f"{stack.stack_name}-publish", DATA_BUCKET=bucket)
 
 
 def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(sharded_stack, months, monkeypatch,

@@ -121,6 +121,13 @@ def _restore_elsewhere(folder: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _features_table(dynamodb) -> None:
+    """The online table's shape: a string hash key ``user_id``, on demand."""
+    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+
+
 @pytest.fixture
 def durable_moto(tmp_path):
     from moto.core.base_backend import BackendDict
@@ -154,9 +161,7 @@ def test_a_checkpoint_keeps_s3_versions_and_bodies_and_dynamodb_items(durable_mo
     s3.put_object(Bucket="durable", Key="a.bin", Body=b"second")
     s3.put_object(Bucket="durable", Key="gone.txt", Body=b"x")
     s3.delete_object(Bucket="durable", Key="gone.txt")
-    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    _features_table(dynamodb)
     dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "score": {"N": "0.25"}})
 
     first = store.checkpoint()
@@ -186,9 +191,7 @@ def test_a_checkpoint_keeps_s3_versions_and_bodies_and_dynamodb_items(durable_mo
 def test_a_running_execution_comes_back_interrupted_with_its_history(durable_moto):
     store, client, endpoint = durable_moto
     client("s3").create_bucket(Bucket="durable")
-    client("dynamodb").create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                                    AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                                    BillingMode="PAY_PER_REQUEST")
+    _features_table(client("dynamodb"))
     requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
                   timeout=10).raise_for_status()
     sfn = client("stepfunctions")
@@ -213,9 +216,7 @@ def test_a_running_execution_comes_back_interrupted_with_its_history(durable_mot
 def test_an_execution_that_ends_between_checkpoints_is_saved_ended(durable_moto):
     store, client, endpoint = durable_moto
     client("s3").create_bucket(Bucket="durable")
-    client("dynamodb").create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                                    AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                                    BillingMode="PAY_PER_REQUEST")
+    _features_table(client("dynamodb"))
     requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
                   timeout=10).raise_for_status()
     sfn = client("stepfunctions")
@@ -237,9 +238,7 @@ def test_dynamodb_writes_are_journaled_at_once_and_folded_into_a_pickle(durable_
     store, client, _ = durable_moto
     client("s3").create_bucket(Bucket="durable")
     dynamodb = client("dynamodb")
-    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    _features_table(dynamodb)
     dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
     with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):  # refused: not journaled
         dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "9"}},
@@ -265,9 +264,7 @@ def test_a_table_is_pickled_by_a_forked_copy_and_a_failed_copy_loses_nothing(dur
     store, client, _ = durable_moto
     assert persistence.forked_compaction()
     dynamodb = client("dynamodb")
-    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    _features_table(dynamodb)
     dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
     parent, write = os.getpid(), Store._write_service
 
@@ -301,9 +298,7 @@ def test_other_services_are_checkpointed_while_a_forked_copy_pickles_a_table(dur
     store, client, _ = durable_moto
     client("s3").create_bucket(Bucket="durable")
     dynamodb = client("dynamodb")
-    dynamodb.create_table(TableName="features", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    _features_table(dynamodb)
     dynamodb.put_item(TableName="features", Item={"user_id": {"S": "u1"}, "n": {"N": "1"}})
     monkeypatch.setattr(persistence, "COMPACT_BYTES", 0)  # any journal is worth a pickle
     release = tmp_path / "release"

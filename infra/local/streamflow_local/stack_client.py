@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,20 @@ def stack_description(config: StackConfig) -> dict[str, Any]:
 def _client(config: StackConfig, service: str):
     return boto3.client(service, endpoint_url=config.aws_endpoint, region_name=config.region,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@contextmanager
+def function_environment(config: StackConfig, function: str, **changes: str) -> Iterator[None]:
+    """The deployed ``function``'s environment with ``changes`` for the block, restored after:
+    a configuration update, as a redeploy with other parameters makes (Lambda, and the local
+    executor, start new execution environments on it)."""
+    lam = _client(config, "lambda")
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=function, Environment={"Variables": {**variables, **changes}})
+    try:
+        yield
+    finally:
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
 
 
 def function_name(description: dict[str, Any], logical: str) -> str:
