@@ -34,6 +34,7 @@ import datetime
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
@@ -154,31 +155,33 @@ def _child_executions() -> None:
 _LOCK = threading.Lock()
 
 
-def children_of(backend: Any, map_run_arn: str) -> list[dict[str, Any]] | None:
-    """The recorded child executions of a map run (item order), or None if no run has that ARN."""
+def _map_run_records(backend: Any) -> Iterator[Any]:
+    """Every map run record of every execution the backend holds (the children ride on them)."""
     for execution in backend._get_executions():
         worker = getattr(execution, "exec_worker", None)
-        if worker is None:
-            continue
-        record = worker.env.map_run_record_pool_manager.get(map_run_arn)
-        if record is not None:
-            with _LOCK:
-                return sorted((dict(c) for c in record.__dict__.get("streamflow_children", [])),
-                              key=lambda c: c["index"])
+        if worker is not None:
+            yield from worker.env.map_run_record_pool_manager.get_all()
+
+
+def _children(record: Any) -> list[dict[str, Any]]:
+    with _LOCK:
+        return [dict(c) for c in record.__dict__.get("streamflow_children", [])]
+
+
+def children_of(backend: Any, map_run_arn: str) -> list[dict[str, Any]] | None:
+    """The recorded child executions of a map run (item order), or None if no run has that ARN."""
+    for record in _map_run_records(backend):
+        if record.map_run_arn == map_run_arn:
+            return sorted(_children(record), key=lambda c: c["index"])
     return None
 
 
 def child_by_arn(backend: Any, execution_arn: str) -> dict[str, Any] | None:
     """The recorded child execution with this ARN (any map run of any execution), or None."""
-    for execution in backend._get_executions():
-        worker = getattr(execution, "exec_worker", None)
-        if worker is None:
-            continue
-        for record in worker.env.map_run_record_pool_manager.get_all():
-            with _LOCK:
-                for child in record.__dict__.get("streamflow_children", []):
-                    if child["executionArn"] == execution_arn:
-                        return dict(child)
+    for record in _map_run_records(backend):
+        for child in _children(record):
+            if child["executionArn"] == execution_arn:
+                return child
     return None
 
 
