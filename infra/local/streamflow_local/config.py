@@ -25,6 +25,15 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
 @dataclass(frozen=True)
 class StackConfig:
     host: str = "127.0.0.1"
@@ -43,6 +52,16 @@ class StackConfig:
     aws_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_ENDPOINT_URL") or None)
     mlflow_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_MLFLOW_URL") or None)
     api_base_url: str | None = field(default_factory=lambda: os.environ.get("STREAMFLOW_API_URL") or None)
+    # The local executor's warm workers (executor.py, reaper.py). One idle for longer than
+    # worker_idle_s is stopped, as Lambda reclaims an idle environment (0: never). 300 s: AWS
+    # publishes no figure (environments are commonly reported reused after 5–15 idle minutes);
+    # five minutes keeps warm what the loop reuses (months uploaded one after another, the
+    # rounds of a /predict benchmark) while a finished month's shard workers are gone minutes
+    # after it. And idle workers are stopped, largest first, while the machine's
+    # MemAvailable is under memory_floor_mb (None: the larger of 2 GiB and 10 % of MemTotal;
+    # 0: never): what keeps a big month's idle shard workers from crowding out its next step.
+    worker_idle_s: float = field(default_factory=lambda: _env_float("STREAMFLOW_WORKER_IDLE_S", 300.0))
+    memory_floor_mb: int | None = field(default_factory=lambda: _env_optional_int("STREAMFLOW_MEMORY_FLOOR_MB"))
 
     @classmethod
     def on_spare_ports(cls, state_dir: Path, stack_name: str) -> "StackConfig":

@@ -8,7 +8,14 @@ a warm worker process per function configuration:
 
 * cold start on the first call, or after the function's code or configuration changed
   (the old workers finish their in-flight request and are then retired);
-* one worker per concurrent request, reused while warm;
+* one worker per concurrent request, reused while warm (the most recently used first, so
+  the surplus of a burst is the part left to idle);
+* idle workers are stopped as Lambda reclaims idle environments (``reaper.py``): one idle
+  for longer than ``StackConfig.worker_idle_s`` (default 300 s), and, while the machine's
+  available memory is under ``StackConfig.memory_floor_mb`` (default the larger of 2 GiB
+  and 10 % of it), idle ones largest first; checked by a reaper thread every few seconds
+  and before each cold start, never a worker in flight, each stop a ``worker-reaped`` line
+  in the stack's log. The next call of that function cold-starts;
 * the function's Timeout is enforced: a late worker is killed and the call fails with
   ``States.Timeout``-style "Task timed out" like Lambda;
 * OpenMP/BLAS threads are limited to the vCPUs the function's memory buys on Lambda
@@ -33,10 +40,12 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import reaper
 from .config import StackConfig
 from .cpu_share import thread_limits
 
@@ -53,6 +62,11 @@ PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYP
 # workers starting at once under the load test), and a stricter limit fails them for the
 # machine's sake, not the code's.
 INIT_PHASE_S = 10.0
+
+# How often the reaper thread looks at the idle workers: a time comparison per idle worker
+# and one read of /proc/meminfo (tens of µs), so a few seconds costs nothing, and a worker
+# idle past its limit or over the memory floor goes within that much of it.
+REAP_INTERVAL_S = 2.0
 
 
 class InvocationTimeout(Exception):
@@ -125,6 +139,8 @@ class Worker:
             ready = {"ready": False, "payload": {"errorMessage": f"init did not finish in {limit:g} s",
                                                  "errorType": "Runtime.InitTimeout"}}
         self.init_seconds = time.monotonic() - started
+        # When its last invocation ended (monotonic): what the reaper measures idleness by.
+        self.last_used = time.monotonic()
         if not ready.get("ready"):
             self.init_error = ready.get("payload") or {"errorMessage": "worker died during init",
                                                        "errorType": "Runtime.ExitError"}
@@ -162,9 +178,15 @@ class Worker:
 
 
 class LocalExecutor:
-    """Pools of warm workers, one pool per function, keyed by configuration fingerprint."""
+    """Pools of warm workers, one pool per function, keyed by configuration fingerprint.
 
-    def __init__(self, config: StackConfig):
+    ``available_memory`` (bytes, or None when unknown) and ``log`` (one line to the stack's
+    log) are parameters so that tests can make memory "low" and read what was reaped."""
+
+    def __init__(self, config: StackConfig, *,
+                 available_memory: Callable[[], int | None] = reaper.available_memory,
+                 log: Callable[[str], None] | None = None,
+                 reap_interval_s: float = REAP_INTERVAL_S):
         self.config = config
         self._lock = threading.Lock()
         self._idle: dict[str, list[Worker]] = {}
@@ -175,6 +197,17 @@ class LocalExecutor:
         # of the stack's one interpreter per /predict. The bytes are kept, so the id cannot
         # be reused; moto replaces the object when code changes.
         self._unzipped: dict[int, tuple[bytes, Path]] = {}
+        floor_mb = config.memory_floor_mb
+        floor = reaper.default_floor(reaper.total_memory()) if floor_mb is None else max(0, floor_mb) * reaper.MIB
+        self.limits = reaper.Limits(idle_s=max(0.0, config.worker_idle_s), floor=floor)
+        self._available_memory = available_memory
+        self._log_line = log or _print_line
+        self._stopping = threading.Event()
+        self._reaper: threading.Thread | None = None
+        if self.limits.idle_s > 0 or self.limits.floor > 0:
+            self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval_s,),
+                                            name="worker-reaper", daemon=True)
+            self._reaper.start()
 
     # --- code and layers ---------------------------------------------------------------
     def _unzip(self, kind: str, code: bytes) -> Path:
@@ -228,12 +261,14 @@ class LocalExecutor:
         for old in retired:
             old.stop()
         if worker is None:
+            self.reap()  # a cold start needs memory: make room first, as Lambda would
             worker = Worker(spec, self.config)
             with self._lock:
                 self.cold_starts[spec.name] = self.cold_starts.get(spec.name, 0) + 1
         return worker
 
     def _release(self, worker: Worker) -> None:
+        worker.last_used = time.monotonic()  # the hot path's one addition: no /proc reads here
         with self._lock:
             if worker.alive and self._current.get(worker.spec.name) == worker.spec.fingerprint:
                 self._idle.setdefault(worker.spec.name, []).append(worker)
@@ -242,7 +277,10 @@ class LocalExecutor:
 
     def invoke(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         """moto's contract: (response payload, errored, log tail)."""
-        spec = self.spec_for(fn)
+        return self.invoke_spec(self.spec_for(fn), event)
+
+    def invoke_spec(self, spec: FunctionSpec, event: Any) -> tuple[str, bool, str]:
+        """``invoke`` for a spec already built (tests build one without moto)."""
         worker = self._acquire(spec)
         try:
             answer = worker.invoke(event)
@@ -270,12 +308,65 @@ class LocalExecutor:
         payload, errored, _ = self.invoke(function, event)
         return payload, errored
 
+    # --- reaping idle workers ---------------------------------------------------------
+    def reap(self) -> list[tuple[Worker, reaper.Reason]]:
+        """Stop the idle workers ``reaper.choose`` picks; returns them with their reasons.
+
+        Cheap when there is nothing to do: one time comparison per idle worker and (with a
+        memory floor) one read of /proc/meminfo; each worker's RSS is read only when a worker
+        is past its idle limit or memory is low. A worker is stopped only if it is still idle
+        and unused since it was looked at: one taken by an invocation meanwhile stays."""
+        with self._lock:  # each worker with its last use as of now: the round acts on this look
+            idle = [(w, w.last_used) for pool in self._idle.values() for w in pool]
+        if not idle:
+            return []
+        now = time.monotonic()
+        limits = self.limits
+        available = self._available_memory() if limits.floor > 0 else None
+        low = available is not None and available < limits.floor
+        if not low and not (limits.idle_s > 0 and any(now - last_used > limits.idle_s for _, last_used in idle)):
+            return []
+        seen = {id(w): (w, last_used, reaper.rss(w.process.pid)) for w, last_used in idle}
+        states = [reaper.WorkerState(key, last_used, size) for key, (_, last_used, size) in seen.items()]
+        stopped: list[tuple[Worker, reaper.Reason]] = []
+        with self._lock:
+            for key, reason in reaper.choose(states, now, limits, available):
+                worker, last_used, _ = seen[key]
+                pool = self._idle.get(worker.spec.name, [])
+                if worker.last_used == last_used and any(w is worker for w in pool):
+                    pool.remove(worker)
+                    stopped.append((worker, reason))
+        for worker, reason in stopped:
+            _, last_used, size = seen[id(worker)]
+            memory = (f" available_mb={available / reaper.MIB:.0f} floor_mb={limits.floor / reaper.MIB:.0f}"
+                      if reason == "memory" and available is not None else "")
+            self._log_line(f"worker-reaped function={worker.spec.name} pid={worker.process.pid} "
+                           f"idle_s={now - last_used:.1f} rss_mb={size / reaper.MIB:.0f} reason={reason}{memory}")
+            worker.stop()
+        return stopped
+
+    def _reap_loop(self, interval_s: float) -> None:
+        """The reaper thread: an idle stack sheds its workers with no invocation arriving."""
+        while not self._stopping.wait(interval_s):
+            try:
+                self.reap()
+            except Exception as exc:  # the thread must outlive one bad round (a worker gone oddly)
+                self._log_line(f"worker-reaper round failed: {exc!r}")
+
     def shutdown(self) -> None:
+        self._stopping.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=10)
         with self._lock:
             workers = [w for pool in self._idle.values() for w in pool]
             self._idle.clear()
         for worker in workers:
             worker.stop()
+
+
+def _print_line(line: str) -> None:
+    """The stack's log is the ``serve`` process's stdout (``stack.py``)."""
+    print(line, flush=True)
 
 
 def install(executor: LocalExecutor) -> None:
