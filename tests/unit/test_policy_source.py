@@ -12,6 +12,7 @@ import yaml
 
 from streamflow.ingest import execution_input
 from streamflow.settings import POLICY_VARIABLES, PolicyNotConfigured, Settings
+from streamflow.sharding import SHARD_USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_ENV = {"DRIFT_THRESHOLD": "0.07", "PROMOTION_DELTA": "0.003", "REFERENCE_MONTH": "previous"}
@@ -70,3 +71,13 @@ def test_no_module_keeps_its_own_default_for_the_policy():
             if re.search(r"threshold|delta", line, re.I):
                 for value in defaults:
                     assert not re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", line), (path.name, line)
+
+
+def test_the_sampling_defaults_of_the_code_are_the_templates():
+    """A function deployed without these variables (a test, a hand-made stack) must shard
+    and sample as the template would: one default, held in two places, kept equal."""
+    parameters = _template()["Parameters"]
+    settings = Settings.from_env({})
+    assert settings.users_per_shard == SHARD_USERS == int(parameters["UsersPerShard"]["Default"])
+    assert settings.drift_sample_size == int(parameters["DriftSampleSize"]["Default"])
+    assert settings.train_sample_size == int(parameters["TrainSampleSize"]["Default"])

@@ -23,8 +23,8 @@ from streamflow.sharding import (
 def test_the_hash_is_stable_and_a_small_month_is_one_shard():
     assert user_hash("7590-VHVEG") == 0x85ED1A398513F985  # BLAKE2b-64: the same on every machine
     assert shard_of("7590-VHVEG", 7) == 4
-    assert shard_count(10_000) == 1 and shard_count(250_000) == 1 and shard_count(250_001) == 2
-    assert shard_count(5_000_000) == 20
+    assert shard_count(10_000) == 1 and shard_count(200_000) == 1 and shard_count(200_001) == 2
+    assert shard_count(5_000_000) == 25
     assert shard_of("7590-VHVEG", 1) == 0  # S = 1: the one-shot path
 
 

@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .sharding import SHARD_USERS
+
 # Environment variable → the template parameter that sets it (named in errors).
 POLICY_VARIABLES = {"DRIFT_THRESHOLD": "DriftThreshold", "PROMOTION_DELTA": "PromotionDelta",
                     "REFERENCE_MONTH": "ReferenceMonth"}
@@ -47,7 +49,7 @@ class Settings:
     order_table: str = ""
     allow_backfill_promotion: bool = False
     serving_prefix: str = ""  # s3://<data bucket>/serving/<model>/: the champion's scorer copies
-    users_per_shard: int = 250_000  # template parameter UsersPerShard: a bigger month is sharded
+    users_per_shard: int = SHARD_USERS  # template parameter UsersPerShard: a bigger month is sharded
     drift_sample_size: int = 50_000  # template parameter DriftSampleSize: drift of a bigger month is sampled
     train_sample_size: int = 200_000  # template parameter TrainSampleSize: training of a bigger month too
 
@@ -83,7 +85,7 @@ class Settings:
             order_table=env.get("MONTH_ORDER_TABLE", ""),
             allow_backfill_promotion=env.get("ALLOW_BACKFILL_PROMOTION", "false").strip().lower() == "true",
             serving_prefix=env.get("SERVING_PREFIX", "").strip(),
-            users_per_shard=int(env.get("USERS_PER_SHARD", "250000")),
+            users_per_shard=int(env.get("USERS_PER_SHARD", SHARD_USERS)),
             drift_sample_size=int(env.get("DRIFT_SAMPLE_SIZE", "50000")),
             train_sample_size=int(env.get("TRAIN_SAMPLE_SIZE", "200000")),
         )
