@@ -27,7 +27,7 @@ from streamflow_local.stack_client import (api_headers, data_bucket, first_user,
 from streamflow_local.persistence import CHECKPOINT_SECONDS
 from streamflow_local.stack import deployed, down, running_pid, up
 
-from clients import alias, aws
+from clients import DUPLICATE_UPLOAD, alias, aws, wait_for_ingest_log
 from external import EXTERNAL
 
 pytestmark = [pytest.mark.integration,
@@ -204,9 +204,11 @@ def test_an_execution_killed_mid_run_is_interrupted_and_resumed_once(own, folder
     # Nothing left to resume; uploading the same month again starts nothing (ingest's idempotency).
     code, _, err = streamflow("resume", "month_001")
     assert code == 1 and "not interrupted" in err
+    duplicates = len(wait_for_ingest_log(own, "month_001", DUPLICATE_UPLOAD, count=0))
     again = upload_month(own, folders[1])
     assert again.execution_name == upload.execution_name
-    time.sleep(2)
+    # Ingest logs the upload once Step Functions answered: only then is absence a result
+    wait_for_ingest_log(own, "month_001", DUPLICATE_UPLOAD, count=duplicates + 1)
     machine = stack_description(own)["outputs"]["StateMachineArn"]
     names = [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]
              if e["name"].startswith("month_001-")]

@@ -189,8 +189,9 @@ def test_each_reference_mode_picks_the_month_it_says(order_stack, data, tmp_path
 
 def test_an_earlier_month_that_fails_does_not_hold_later_ones(order_stack, tmp_path):
     """month_004 is held at the approval gate when month_005 parks at its own gate; then
-    month_004 fails (its rejection cannot be recorded: the registry is unreachable for that
-    function) and never decides: the execution status change event releases month_005."""
+    month_004 fails (its rejection cannot be recorded: that function names a model the
+    registry does not have, an error not retried, unlike an unreachable registry's) and never
+    decides: the execution status change event releases month_005."""
     sfn = aws(order_stack, "stepfunctions")
     weak = next(v.version for v in _registry(order_stack).search_model_versions(f"name='{_model()}'")
                 if v.tags.get("month") == "month_000" and v.tags.get("decision") == "promote")
@@ -202,7 +203,7 @@ def test_an_earlier_month_that_fails_does_not_hold_later_ones(order_stack, tmp_p
     _wait_for(order_stack, later.execution_arn, "AwaitEarlierMonths")
     shown = next(e for e in executions(order_stack, "month_005") if e["name"] == later.execution_name)
     assert shown["status"] == "RUNNING" and shown["waiting_for"] == ["month_004"]  # it waits …
-    with function_environment(order_stack, f"{order_stack.stack_name}-rejection", MLFLOW_TRACKING_URI="http://127.0.0.1:9"):
+    with function_environment(order_stack, f"{order_stack.stack_name}-rejection", MODEL_NAME="no_such_model"):
         sfn.send_task_failure(taskToken=pending["task_token"], error="Rejected",
                               cause=json.dumps({"by": "test", "reason": "no"}))
         failed = wait_for_execution(order_stack, held.execution_arn, timeout=900)

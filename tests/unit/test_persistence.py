@@ -107,7 +107,8 @@ RESTORE_AND_READ = textwrap.dedent("""
         events = sfn.get_execution_history(executionArn=arn)["events"]
         out["execution"] = {"status": described["status"], "error": described.get("error"),
                             "cause": described.get("cause"), "last_event": events[-1]["type"],
-                            "first_event": events[0]["type"]}
+                            "first_event": events[0]["type"],
+                            "map_runs": sfn.list_map_runs(executionArn=arn)["mapRuns"]}
     print(json.dumps(out))
     server.stop()
 """)
@@ -210,6 +211,7 @@ def test_a_running_execution_comes_back_interrupted_with_its_history(durable_mot
     assert restored["status"] == "ABORTED" and restored["error"] == persistence.INTERRUPTED_ERROR
     assert "streamflow resume month_003" in restored["cause"]
     assert (restored["first_event"], restored["last_event"]) == ("ExecutionStarted", "ExecutionAborted")
+    assert restored["map_runs"] == []  # its interpreter (and any map run in it) is gone: none, not an error
     sfn.stop_execution(executionArn=arn)
 
 

@@ -87,10 +87,17 @@ class MotoServer:
 
     def stop(self) -> None:
         """Stop accepting, close every connection (the loop ends with an empty map) and
-        let the worker threads finish what they are doing (up to 5 s)."""
+        let the worker threads finish what they are doing (up to 5 s).
+
+        The connections are closed by the loop's own thread, woken through waitress' trigger:
+        closed from here, the loop noticed only when its poll timed out (1 s), and every
+        stop, each unit test's server and each `streamflow down`, waited that second out."""
         from waitress import wasyncore
 
         self._server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(self._server._map)
+        if self._thread is not None and self._thread.is_alive():
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+            self._thread.join(timeout=10)
+        wasyncore.close_all(self._server._map)  # nothing left after the loop's own; a loop never started
         if self._thread is not None:
             self._thread.join(timeout=10)

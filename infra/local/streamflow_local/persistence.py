@@ -445,6 +445,38 @@ def _install_execution_patches() -> None:
 
     Execution.to_history_output = to_history_output
     Execution._sf_patched = True
+    _install_map_run_patches()
+
+
+def _install_map_run_patches() -> None:
+    """A restored execution has no interpreter, so none of its map runs (they live in it):
+    ListMapRuns answers none for it and DescribeMapRun looks only in executions that have
+    one. moto reads ``exec_worker.env`` of each: an AttributeError, an HTTP 500 that boto3
+    retries with backoff for seconds before it gives up (``streamflow status`` after a
+    restart waited that out for each restored execution it showed)."""
+    from moto.stepfunctions.parser.api import ResourceNotFound
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    if getattr(StepFunctionsParserBackend, "_sf_map_runs_patched", False):
+        return
+    list_map_runs = StepFunctionsParserBackend.list_map_runs
+
+    def list_map_runs_patched(self: Any, execution_arn: str) -> dict[str, Any]:
+        if self.describe_execution(execution_arn=execution_arn).exec_worker is None:
+            return {"mapRuns": []}
+        return list_map_runs(self, execution_arn)
+
+    def describe_map_run_patched(self: Any, map_run_arn: str) -> dict[str, Any]:
+        for execution in self._get_executions():
+            if execution.exec_worker is not None:
+                record = execution.exec_worker.env.map_run_record_pool_manager.get(map_run_arn)
+                if record is not None:
+                    return record.describe()
+        raise ResourceNotFound()
+
+    StepFunctionsParserBackend.list_map_runs = list_map_runs_patched
+    StepFunctionsParserBackend.describe_map_run = describe_map_run_patched
+    StepFunctionsParserBackend._sf_map_runs_patched = True
 
 
 # ---- pickling one service ----------------------------------------------------------------

@@ -145,6 +145,24 @@ SWITCH_INTERVAL_S = 0.0005
 
 def serve(config: StackConfig) -> None:
     """Run the stack until SIGTERM/SIGINT."""
+    from . import persistence
+
+    durable = persistence.enabled()
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    # The registry server first: it is the part that takes longest to answer (two processes
+    # that import MLflow), and nothing it does before a request needs the emulator, so it
+    # starts while this process imports moto and restores its state.
+    _registry_hold_file(config).unlink(missing_ok=True)
+    stop_stale_mlflow(config)
+    mlflow = start_mlflow(config, fresh=not durable)
+    try:
+        _serve(config, durable, mlflow)
+    except BaseException:
+        stop_process_group(mlflow, timeout=10)  # a start that failed; a stop after a restart is _serve's
+        raise
+
+
+def _serve(config: StackConfig, durable: bool, mlflow: subprocess.Popen) -> None:
     import boto3
 
     from botocore.exceptions import ClientError
@@ -159,8 +177,6 @@ def serve(config: StackConfig) -> None:
     # switch interval (5 ms by default) while moto's threads compute; 0.5 ms keeps that wait
     # below /predict's own time (bench/README.md, "2b. /predict under `wrk`, and where its time goes").
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    durable = persistence.enabled()
-    config.logs_dir.mkdir(parents=True, exist_ok=True)
     if not durable:
         config.stack_file.unlink(missing_ok=True)
     os.environ["MOTO_PORT"] = str(config.aws_port)  # moto's Step Functions calls Lambda here
@@ -189,9 +205,6 @@ def serve(config: StackConfig) -> None:
     if store is not None:
         checkpointer = persistence.Checkpointer(store)
         checkpointer.start()
-    _registry_hold_file(config).unlink(missing_ok=True)
-    stop_stale_mlflow(config)
-    mlflow = start_mlflow(config, fresh=not durable)
     gateway = LocalApiGateway(config, invoke=executor.invoke_function)
     gateway.serve()
     config.pid_file.write_text(str(os.getpid()))
