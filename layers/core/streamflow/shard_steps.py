@@ -58,7 +58,7 @@ from .violations import ContractError, Violation, check_sizes
 Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
 VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): the Map's output stays small
 _CHUNK = 1024 * 1024
-IO_THREADS = 4  # a SplitParts child writes its pieces (one a shard) this many at a time
+IO_THREADS = 4  # S3 calls side by side: ShardMonth's users files counted, a SplitParts child's pieces written
 
 
 def route(whole: Step, per_shard: Step, **actions: Step) -> Step:
@@ -143,7 +143,8 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """How many shards the month gets; with more than one, the items of SplitParts written (one
     per uploaded file: the children split the month, ``split_part``). Month-level rules (sizes,
     layout, files added or gone since ingest) are checked here, as the one-shot Validate checks
-    them. Reads the users files only (to count users: newlines, ≈ 10× faster than splitting)."""
+    them. Reads the users files only, to count users (newlines, ``IO_THREADS`` files at a time):
+    about a fifth of the month's bytes, and no parsing."""
     month = event["month"]
     month_index(month)
     bucket, per_shard = settings.data_bucket, settings.users_per_shard
@@ -155,7 +156,8 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     if users_upper_bound(sum(sizes[name] for name in users_files)) <= per_shard:
         return outcome  # small enough without reading it: the one-shot path
     prefix = storage.month_prefix(month)
-    users = sum(count_rows(_stream(bucket, prefix + name)) for name in users_files)
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="count") as pool:  # S3 streams side by side
+        users = sum(pool.map(lambda name: count_rows(_stream(bucket, prefix + name)), users_files))
     shards = shard_count(users, per_shard)
     outcome.update(users=users, shards=shards)
     if shards == 1:
