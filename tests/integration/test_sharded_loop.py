@@ -1,4 +1,5 @@
-"""A month bigger than UsersPerShard through the real loop: ShardMonth splits it by user,
+"""A month bigger than UsersPerShard through the real loop: ShardMonth plans the split,
+SplitParts (a Distributed Map: one child execution an uploaded file) splits it by user,
 ValidateShards (a Distributed Map: one child execution a shard) validates and featurises
 each shard, MergeShards joins them, and the month decides what the same month uploaded whole
 decides on the one-shot path; a violation in one shard rejects the month naming the shard,
@@ -30,6 +31,7 @@ from clients import MODEL, alias, aws, registry, wait_for_json
 from external import EXTERNAL
 from month_tools import step_output
 from streamflow.quarantine import report_key
+from streamflow.schema import MONTH_FILES as SHARDED_TABLES
 from streamflow.sharding import in_shard, shard_of
 from streamflow_local.config import StackConfig
 from streamflow_local.stack import deployed
@@ -122,11 +124,16 @@ def _published_as_the_whole_month(sharded: StackConfig, whole: StackConfig, exec
 def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack, tmp_path):
     champion = _finished(sharded_stack, months[0])  # sharded too: 3,000 users
     assert champion["status"] == "SUCCEEDED", champion.get("cause")
-    upload = upload_month(sharded_stack, write_parts(months[1], tmp_path))
+    folder = write_parts(months[1], tmp_path)
+    upload = upload_month(sharded_stack, folder)
     described = wait_for_execution(sharded_stack, upload.execution_arn, timeout=900)
     sharded = _decision(sharded_stack, described, "MergeShards")
     sharding = step_output(sharded_stack, upload.execution_arn, "ShardMonth")["sharding"]
     assert sharding["shards"] == SHARDS and sharding["users"] == 3000 and sharding["concurrency"] == 2
+    uploaded = list(folder.rglob("*.csv"))  # SplitParts: a child per uploaded file, each split it
+    assert sharding["parts"] == len(uploaded) > len(SHARDED_TABLES)
+    assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, "SplitParts")] == \
+        ["SUCCEEDED"] * len(uploaded)
     children = _shard_children(sharded_stack, upload.execution_arn)
     assert [c["status"] for c in children] == ["SUCCEEDED"] * SHARDS
     assert step_output(sharded_stack, upload.execution_arn, "Validate") is None  # not the one-shot path

@@ -105,7 +105,7 @@ def test_a_failed_distributed_map_names_its_failed_shards_then_fails_as_before()
             assert task["ResultPath"] == "$.error" and task["Next"] == f"{name}Caught", name
             (fallback,) = task["Catch"]
             assert fallback["Next"] == f"{name}Caught" and fallback["ResultPath"] != "$.error", name
-    assert maps == 3  # ValidateShards, PublishShards, ScoreShards
+    assert maps == 4  # SplitParts, ValidateShards, PublishShards, ScoreShards
 
 
 def _state_sets(machine: dict) -> list[dict]:

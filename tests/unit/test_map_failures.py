@@ -49,6 +49,18 @@ def test_the_key_is_what_the_step_reads_of_its_shard():
     assert "(shards/month_002/shard-00002/): ValueError: bad row" in failure_cause("ValidateShards", [failure], 1, 3)
 
 
+def test_a_split_child_names_its_uploaded_file():
+    def part(name: str, message: str = NO_SUCH_KEY) -> ShardFailure:
+        return shard_failure({"error": "NoSuchKey", "cause": _lambda_cause("NoSuchKey", message),
+                              "input": json.dumps({"month": "month_002", "table": "users.csv", "name": name,
+                                                   "index": 1, "shards": 3, "sha256": "", "execution": "e"})})
+    failures = [part("users/part-00001.csv", "gone"), part("labels/part-00000.csv", "other")]
+    assert failures[0].file == "users/part-00001.csv" and failures[0].shard is None
+    assert failure_cause("SplitParts", failures, 2, 10) == (
+        "2 of 10 parts failed: part labels/part-00000.csv (months/month_002/labels/part-00000.csv): NoSuchKey: "
+        "other; part users/part-00001.csv: NoSuchKey: gone")
+
+
 def test_a_cause_that_is_not_lambda_json_is_the_message_and_no_cause_leaves_the_error():
     timed_out = shard_failure({"error": "States.Timeout", "cause": "",
                                "input": json.dumps({"month": "month_002", "shard": 0})})

@@ -24,6 +24,7 @@ def test_children_collapse_to_counts_and_the_slowest_time():
     assert describe(summary) == "5 shards: 2 done, 2 failed, 1 running; slowest 7.2 s"
     assert describe(collapse([_child("RUNNING", None)])) == "1 shards: 0 done, 0 failed, 1 running"
     assert describe(collapse([_child("SUCCEEDED", 4.0)] * 3)) == "3 shards: 3 done, 0 failed; slowest 4.0 s"
+    assert describe(collapse([_child("SUCCEEDED", 1.0)] * 15), "SplitParts") == "15 files: 15 done, 0 failed; slowest 1.0 s"
 
 
 def test_a_map_run_is_found_by_its_label_and_joins_its_step():

@@ -36,9 +36,11 @@ def test_a_month_registers_first_waits_before_drift_and_releases_after_its_summa
     states = ASL["States"]
     assert ASL["StartAt"] == "RegisterMonth" and states["RegisterMonth"]["Next"] == "ShardMonth"
     assert states["RegisterMonth"]["Parameters"]["action"] == "register"
-    # one shard (Validate → BuildFeatures) or several (ValidateShards → MergeShards → ShardFeatures): both then wait
+    # one shard (Validate → BuildFeatures) or several (SplitParts → PartsSplit → ValidateShards → MergeShards →
+    # ShardFeatures): both then wait
     split = states[states["ShardMonth"]["Next"]]
-    assert {c["Next"] for c in split["Choices"]} | {split["Default"]} == {"Validate", "ValidateShards"}
+    assert {c["Next"] for c in split["Choices"]} | {split["Default"]} == {"Validate", "SplitParts"}
+    assert states["SplitParts"]["Next"] == "PartsSplit" and states["PartsSplit"]["Next"] == "ValidateShards"
     assert states["ValidateShards"]["Next"] == "MergeShards" and states["MergeShards"]["Next"] == "ShardFeatures"
     assert states["ShardFeatures"]["Next"] == "AwaitEarlierMonths"
     gate = states[states["BuildFeatures"]["Next"]]

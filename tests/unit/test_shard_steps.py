@@ -1,8 +1,10 @@
-"""A month validated and featurised shard by shard (the steps of ShardMonth, ValidateShards'
-children and MergeShards, against the emulator's S3): a small month stays one shard without
-being read; a bigger one, uploaded in parts, is split so that every shard is a valid month of
-its own, and the shards' features are exactly the one-shot path's (no whole-month file); a
-broken cell rejects the whole month, the report naming the shard, file, column and rule."""
+"""A month validated and featurised shard by shard (the steps of ShardMonth, SplitParts'
+children, PartsSplit, ValidateShards' children and MergeShards, against the emulator's S3):
+a small month stays one shard without being read; a bigger one, uploaded in parts, is split
+a file at a time so that every shard is a valid month of its own, and the shards' features
+are exactly the one-shot path's (no whole-month file); a broken cell rejects the whole month,
+the report naming the shard, file, column and rule; a changed or unparsable file rejects it
+naming the file."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from streamflow.sharding import (
     count_rows,
     in_shard,
     items_key,
+    parts_key,
     reshard,
     shard_folder,
     shard_of,
@@ -62,18 +65,32 @@ def _upload(s3, month: str, files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
 
 
+VALIDATE = shard_steps.route(steps.validate, shard_steps.validate_shard, shard=shard_steps.shard_month,
+                             split=shard_steps.split_part, items=shard_steps.write_shard_items)
+
+
+def _split(settings: Settings, month: str, verified: dict[str, str]) -> tuple[dict, list[dict]]:
+    """ShardMonth, each parts.json item as SplitParts' child runs it (the Task's Parameters add
+    ``action: split``), then PartsSplit: (its result, the children's results)."""
+    sharding = VALIDATE(settings, {"action": "shard", "month": month, "execution": "e1", "files": verified,
+                                   "concurrency": 2})
+    parts = json.loads(storage.get_bytes(BUCKET, sharding["parts_key"]))
+    assert sharding["parts"] == len(parts)
+    children = [VALIDATE(settings, dict(item, action="split")) for item in parts]
+    sharding = VALIDATE(settings, {"action": "items", "month": month, "execution": "e1", "sharding": sharding})
+    return sharding, children
+
+
 def _run_sharded(settings: Settings, month: str, verified: dict[str, str]) -> tuple[dict, list[dict]]:
-    """ShardMonth, then each item as ValidateShards' child runs it (ValidateShard, then
-    BuildShardFeatures when valid): (ShardMonth's result, the Map's results)."""
-    validate = shard_steps.route(steps.validate, shard_steps.validate_shard, shard=shard_steps.shard_month)
+    """The month split (``_split``), then each item as ValidateShards' child runs it
+    (ValidateShard, then BuildShardFeatures when valid): (the sharding, the Map's results)."""
     features = shard_steps.route(steps.build_month_features, shard_steps.build_shard_features,
                                  merge=shard_steps.merge_shards)
-    sharding = validate(settings, {"action": "shard", "month": month, "execution": "e1", "files": verified,
-                                   "concurrency": 2})
+    sharding, _ = _split(settings, month, verified)
     items = json.loads(storage.get_bytes(BUCKET, sharding["items_key"]))
     results = []
     for item in items:
-        result = dict(item, summary=validate(settings, item))
+        result = dict(item, summary=VALIDATE(settings, item))
         if result["summary"]["valid"]:
             result["features"] = features(settings, item)
         results.append(result)
@@ -151,14 +168,32 @@ def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(s3, month0_
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_013"))
 
 
-def test_a_file_changed_after_ingest_is_refused_before_sharding(s3, month0_files):
+def test_a_file_changed_after_ingest_is_refused_by_its_split_child(s3, month0_files):
     parts = _as_parts(month0_files)
     verified = _upload(s3, "month_014", parts)
     verified["labels/part-00001.csv"] = "0" * 64
+    sharding = shard_steps.shard_month(_settings(), {"month": "month_014", "execution": "e2", "files": verified})
+    items = json.loads(storage.get_bytes(BUCKET, sharding["parts_key"]))
+    assert [i["sha256"] for i in items if i["name"] == "labels/part-00001.csv"] == ["0" * 64]
+    results = [shard_steps.split_part(_settings(), item) for item in items]
+    assert [r["name"] for r in results if r["violations"]] == ["labels/part-00001.csv"]
+    assert max(len(json.dumps(r)) for r in results) < 100  # the Map's output stays small
     with pytest.raises(ContractError, match="labels/part-00001.csv: changed after ingest verified it"):
-        shard_steps.shard_month(_settings(), {"month": "month_014", "execution": "e2", "files": verified})
+        shard_steps.write_shard_items(_settings(), {"month": "month_014", "execution": "e2", "sharding": sharding})
     assert json.loads(storage.get_bytes(BUCKET, report_key("month_014")))["stage"] == "validate"
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_014"))
+
+
+def test_a_verified_file_gone_or_an_unverified_one_is_refused_before_splitting(s3, month0_files):
+    parts = _as_parts(month0_files)
+    verified = _upload(s3, "month_018", parts)
+    verified["users/part-00003.csv"] = verified.pop("users/part-00002.csv")
+    with pytest.raises(ContractError) as raised:
+        shard_steps.shard_month(_settings(), {"month": "month_018", "execution": "e2", "files": verified})
+    assert [(v.file, v.rule) for v in raised.value.violations] == [
+        ("users/part-00002.csv", "appeared after ingest verified the month"),
+        ("users/part-00003.csv", "changed after ingest verified it")]
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_018"))
 
 
 def test_a_missing_table_is_refused_before_sharding(s3, month0_files):
@@ -172,10 +207,28 @@ def test_a_resharded_month_leaves_no_stale_shard_files(s3, month0_files):
     verified = _upload(s3, "month_016", month0_files)
     stale = shard_folder("month_016", 2) + "users/part-00007.csv"
     s3.put_object(Bucket=BUCKET, Key=stale, Body=b"user_id\n")
-    shard_steps.shard_month(_settings(), {"month": "month_016", "files": verified})
+    sharding = shard_steps.shard_month(_settings(), {"month": "month_016", "files": verified})
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_016"))["Contents"]]
+    assert keys == [parts_key("month_016")] and sharding["parts"] == len(MONTH_FILES)  # nothing read or split yet
+    _split(_settings(), "month_016", verified)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_016"))["Contents"]]
     assert stale not in keys and items_key("month_016") in keys
-    assert len(keys) == 1 + 4 * len(MONTH_FILES)  # one part a table a shard (the month came whole)
+    assert len(keys) == 2 + 4 * len(MONTH_FILES)  # one part a table a shard (the month came whole)
+
+
+def test_every_shard_gets_every_part_header_only_where_no_row_went(s3, month0_files):
+    """A part holding one user's rows: every shard gets part-00001 of users, three of them
+    header only, and each shard still validates (its numbering has no gap)."""
+    header, first, *rest = month0_files["users.csv"].decode().splitlines(keepends=True)
+    parts = dict(_as_parts(month0_files), **{"users/part-00000.csv": (header + "".join(rest)).encode(),
+                                             "users/part-00001.csv": (header + first).encode()})
+    del parts["users/part-00002.csv"]
+    _, results = _run_sharded(_settings(), "month_019", _upload(s3, "month_019", parts))
+    assert all(r["summary"]["valid"] for r in results) and sum(r["summary"]["rows"]["users.csv"] for r in results) == 500
+    owner = shard_of(first.split(",")[0], 4)
+    for shard in range(4):
+        piece = storage.get_bytes(BUCKET, shard_folder("month_019", shard) + "users/part-00001.csv")
+        assert (piece.count(b"\n") == 2) == (shard == owner) and piece.startswith(header.encode())
 
 
 def test_route_picks_the_step_for_the_event():
@@ -221,10 +274,12 @@ def test_a_part_that_cannot_be_split_by_user_rejects_the_month_naming_it(s3, mon
     parts["usage_agg_30d/part-00002.csv"] = broken(parts["usage_agg_30d/part-00002.csv"])
     verified = _upload(s3, "month_017", parts)
     with pytest.raises(ContractError) as raised:
-        shard_steps.shard_month(_settings(), {"month": "month_017", "files": verified})
+        _split(_settings(), "month_017", verified)
     (violation,) = raised.value.violations
     assert violation.file == "usage_agg_30d/part-00002.csv" and example in violation.example
     assert "as many fields a row as its header" in violation.rule
+    report = json.loads(storage.get_bytes(BUCKET, report_key("month_017")))
+    assert [(v["file"], v["rule"]) for v in report["violations"]] == [(violation.file, violation.rule)]
 
 
 def test_a_byte_order_mark_is_not_part_of_the_header(month0_files):

@@ -299,7 +299,7 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
             table.add_row(f"[bold]{execution['name']}[/]", _styled(_shown_status(execution)),
                           _seconds(execution["seconds"]), execution["started"], _decision_cell(execution))
             for step in execution["steps"]:
-                shards = f" ({describe(step['shards'])})" if step.get("shards") else ""
+                shards = f" ({describe(step['shards'], step['state'])})" if step.get("shards") else ""
                 table.add_row(f"  {step['state']}{shards}", _styled(step["status"]), _seconds(step["seconds"]), "", "")
         console.print(table)
     from rich.markup import escape

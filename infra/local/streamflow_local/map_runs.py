@@ -1,8 +1,9 @@
 """A Distributed Map's child executions, collapsed to one line of `streamflow status`.
 
-ValidateShards runs one child execution per shard: listed one by one they would bury the
-month's own steps, so status shows the Map state's line with the shards, how many are done
-or failed, and the slowest shard's time (the one that bounds the step). The Map's
+ValidateShards runs one child execution per shard (SplitParts one per uploaded file): listed
+one by one they would bury the month's own steps, so status shows the Map state's line with
+its items, how many are done or failed, and the slowest one's time (the one that bounds the
+step). The Map's
 ``Label`` names its map runs (``…:mapRun:<machine>/<label>:<id>``), on AWS as here.
 """
 
@@ -28,9 +29,13 @@ def collapse(children: list[dict[str, Any]]) -> dict[str, Any]:
             "slowest_seconds": round(max(times), 1) if times else None}
 
 
-def describe(summary: dict[str, Any]) -> str:
-    """``3 shards: 3 done, 0 failed; slowest 4.2 s`` (running ones named when there are some)."""
-    text = f"{summary['shards']} shards: {summary['done']} done, {summary['failed']} failed"
+ITEMS = {"SplitParts": "files"}  # what a Map's items are, when not shards
+
+
+def describe(summary: dict[str, Any], state: str = "") -> str:
+    """``3 shards: 3 done, 0 failed; slowest 4.2 s`` (running ones named when there are some);
+    ``15 files: …`` for SplitParts."""
+    text = f"{summary['shards']} {ITEMS.get(state, 'shards')}: {summary['done']} done, {summary['failed']} failed"
     if summary["running"]:
         text += f", {summary['running']} running"
     if summary["slowest_seconds"] is not None:

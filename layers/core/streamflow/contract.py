@@ -165,7 +165,7 @@ def parse_table(file: str, body: bytes) -> tuple[pd.DataFrame | None, list[Viola
     if violations:
         return None, violations
     if raw.empty:
-        return None, [Violation(file, "", "must have at least one data row")]
+        return None, [Violation(file, "", NO_ROWS)]
     typed: dict[str, pd.Series] = {}
     for column in expected:
         values, problem = _parse_column(file, column, raw[column])
@@ -230,21 +230,33 @@ def _cross_table_violations(tables: dict[str, pd.DataFrame], origins: _Origins) 
     return violations
 
 
-def _parse_parts(table: str, parts: list[str], files: dict[str, bytes],
-                 origins: _Origins) -> tuple[pd.DataFrame | None, list[Violation]]:
+NO_ROWS = "must have at least one data row"
+
+
+def _parse_parts(table: str, parts: list[str], files: dict[str, bytes], origins: _Origins,
+                 header_only_parts: bool = False) -> tuple[pd.DataFrame | None, list[Violation]]:
     """A table given in parts: each part checked on its own (violations name the part),
-    then the rows together, so a user_id repeated in two parts is found too."""
+    then the rows together, so a user_id repeated in two parts is found too. With
+    ``header_only_parts`` (a shard: one part per uploaded file, most of them with rows) a
+    part may hold only its header; the table still needs a row."""
     frames: list[pd.DataFrame] = []
+    lengths: list[int] = []  # every part's rows (0 for a header-only one): where a row came from
     violations: list[Violation] = []
     for part in parts:
         frame, problems = parse_table(table, files[part])
+        if header_only_parts and [v.rule for v in problems] == [NO_ROWS]:
+            lengths.append(0)
+            continue
         violations += [Violation(part, v.column, v.rule, v.example) for v in problems]
         if frame is not None:
             frames.append(frame)
+            lengths.append(len(frame))
     if violations:
         return None, violations
+    if not frames:  # every part header-only
+        return None, [Violation(parts[0], "", NO_ROWS)]
     whole = pd.concat(frames, ignore_index=True)
-    origins.add(table, parts, [len(f) for f in frames])
+    origins.add(table, parts, lengths)
     repeated = whole[ID_COLUMN].duplicated()
     if repeated.any():
         index = int(repeated.idxmax())
@@ -254,9 +266,10 @@ def _parse_parts(table: str, parts: list[str], files: dict[str, bytes],
     return whole, []
 
 
-def check_month(files: dict[str, bytes]) -> ContractResult:
+def check_month(files: dict[str, bytes], header_only_parts: bool = False) -> ContractResult:
     """Check a whole month given as ``{file name: bytes}``: each table one CSV
-    (``users.csv``) or numbered parts (``users/part-00000.csv`` …, see ``parts``)."""
+    (``users.csv``) or numbered parts (``users/part-00000.csv`` …, see ``parts``).
+    ``header_only_parts``: a shard's check (see ``_parse_parts``)."""
     result = ContractResult()
     grouped, unknown, layout = group_files(files)
     broken = {v.file for v in layout}
@@ -273,7 +286,7 @@ def check_month(files: dict[str, bytes]) -> ContractResult:
         if grouped[name] == [name]:
             frame, problems = parse_table(name, files[name])
         else:
-            frame, problems = _parse_parts(name, grouped[name], files, origins)
+            frame, problems = _parse_parts(name, grouped[name], files, origins, header_only_parts)
         result.violations.extend(problems)
         if frame is not None:
             result.tables[name] = frame

@@ -1,14 +1,14 @@
 """Which shard failed: the cause of a sharded month's failed Distributed Map, made readable.
 
-When a child of ValidateShards, PublishShards or ScoreShards fails (its Lambda raised after
+When a child of SplitParts, ValidateShards, PublishShards or ScoreShards fails (its Lambda raised after
 its retries), the Map Run fails with ``States.ExceedToleratedFailureThreshold`` and all the
 parent execution sees is that generic cause, on AWS as in the emulator. The ``<Map>NameShards``
 Task (the Order function, ``action: map_failure``) runs from the Map's ``Catch`` and asks
 Step Functions for the children: ``ListMapRuns`` of the execution (the latest FAILED run of
 the Map's ``Label``), ``DescribeMapRun`` (how many items failed of how many),
 ``ListExecutions(mapRunArn, statusFilter=FAILED)`` (at most ``NAMED`` of them) and
-``DescribeExecution`` of each (its input names the ``month`` and ``shard``; its error and
-cause are the child's own: the Lambda's ``errorType`` and ``errorMessage``). The cause then
+``DescribeExecution`` of each (its input names the ``month`` and ``shard``, or for
+SplitParts the uploaded file's ``name``; its error and cause are the child's own: the Lambda's ``errorType`` and ``errorMessage``). The cause then
 reads, e.g.::
 
     PublishShards failed: 1 of 3 shards failed: shard 1 (shards/month_002/shard-00001/features.parquet):
@@ -34,12 +34,14 @@ from .causes import MAX_MESSAGE, one_line
 from .logs import logger
 from .settings import Settings
 from .sharding import shard_features_key, shard_folder
+from .storage import month_prefix
 
 NAMED = 3  # children described and named; the others are counted
 FIRST_MESSAGE = 150  # characters of the first shard's message (the cause stays one short line)
 OTHER_MESSAGE = 60
 # What each Map's child reads of its shard (named in the cause); ValidateShards reads its parts.
 SHARD_INPUT = {"PublishShards": shard_features_key, "ScoreShards": shard_features_key}
+ITEM_NOUN = {"SplitParts": "part"}  # what a Map's item is (a shard unless named here)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ShardFailure:
     month: str | None
     error: str
     message: str
+    file: str | None = None  # a SplitParts child's uploaded file (its items name no shard)
 
 
 def _message_of(error: str, cause: str) -> tuple[str, str]:
@@ -76,12 +79,17 @@ def shard_failure(description: dict[str, Any]) -> ShardFailure:
     shard = item.get("shard")
     error, message = _message_of(str(description.get("error") or ""), str(description.get("cause") or ""))
     return ShardFailure(shard=int(shard) if isinstance(shard, int | str) and str(shard).isdigit() else None,
-                        month=str(item["month"]) if item.get("month") else None, error=error, message=message)
+                        month=str(item["month"]) if item.get("month") else None, error=error, message=message,
+                        file=str(item["name"]) if item.get("name") else None)
 
 
 def shard_where(step: str, failure: ShardFailure) -> str:
     """``shard 1 (shards/month_002/shard-00001/features.parquet)``: the shard and its S3 key
-    (the file the step reads; ValidateShards reads the shard's folder)."""
+    (the file the step reads; ValidateShards reads the shard's folder); for a SplitParts child,
+    ``part users/part-00003.csv (months/<month>/users/part-00003.csv)``."""
+    if failure.file is not None and failure.shard is None:
+        return f"part {failure.file} ({month_prefix(failure.month)}{failure.file})" if failure.month else (
+            f"part {failure.file}")
     if failure.shard is None:
         return "a shard"
     if failure.month is None:
@@ -106,10 +114,11 @@ def failure_cause(step: str, failures: list[ShardFailure], failed: int | None = 
     ``MAX_MESSAGE`` characters: how many shards failed; the first one (in shard order) with its
     S3 key, error and message; as many others as fit (``the same`` for the same error); the
     rest counted."""
-    failures = sorted(failures, key=lambda f: (f.shard is None, f.shard or 0))
+    failures = sorted(failures, key=lambda f: (f.shard is None, f.shard or 0, f.file or ""))
     failed = max(failed or 0, len(failures))
-    head = f"{failed} of {total} shards failed" if total else (
-        f"{failed} shard failed" if failed == 1 else f"{failed} shards failed")
+    noun = ITEM_NOUN.get(step, "shard")
+    head = f"{failed} of {total} {noun}s failed" if total else (
+        f"{failed} {noun} failed" if failed == 1 else f"{failed} {noun}s failed")
     if not failures:
         return head
 
@@ -121,7 +130,8 @@ def failure_cause(step: str, failures: list[ShardFailure], failed: int | None = 
     parts = [f"{shard_where(step, first)}: {_said(first, FIRST_MESSAGE)}"]
     for failure in failures[1:]:
         same = (failure.error, failure.message) == (first.error, first.message)
-        name = f"shard {failure.shard}" if failure.shard is not None else "a shard"
+        name = (f"shard {failure.shard}" if failure.shard is not None else
+                f"part {failure.file}" if failure.file is not None else f"a {noun}")
         part = f"{name}: {'the same' if same else _said(failure, OTHER_MESSAGE)}"
         if len(text(parts + [part])) > MAX_MESSAGE:
             break

@@ -3,27 +3,31 @@
 ``ShardMonth`` (the Validate function, ``action: shard``) decides how many shards the month
 gets: ``sharding.shard_count`` of its users, ``UsersPerShard`` users a shard. One shard (every
 month up to ``UsersPerShard`` users) takes the one-shot path, unchanged: Validate, then
-BuildFeatures. With more, it re-partitions the month by ``shard_of(user_id, S)`` one uploaded
-file at a time, the next file read and the last one's parts written in threads meanwhile
-(memory: a few files, never the month), each shard a partitioned month of its
-own under ``shards/<month>/shard-NNNNN/``, and writes the items of the Distributed Map
-``ValidateShards``. Each child validates its shard (violations are returned, not raised, so
-every shard reports) and builds its features. ``MergeShards`` (the Features function,
-``action: merge``) rejects the whole month when any shard broke a rule (quarantine and
-report as the one-shot path, each violation naming its shard), else writes the month's
-bounded samples: DetectDrift and TrainChallenger read those, ScoreShards scores the
-holdout shard by shard for Compare (``compare_shards``) and PublishShards publishes each
-shard's features (``publish_steps``), so no step holds a sharded month whole and no whole-month features
-file is written: MergeShards' memory is two samples, not the month.
+BuildFeatures. With more, it checks the month-level rules and writes the items of the
+Distributed Map ``SplitParts``, one per uploaded file, without reading the data files. Each
+child (``action: split``) routes its one file's rows by ``shard_of(user_id, S)`` into part
+``index`` of its table in every shard, so no task's time grows with the month: each shard
+is a partitioned month of its own under ``shards/<month>/shard-NNNNN/``. ``PartsSplit``
+(``action: items``) rejects the month if a child found a changed or unparsable file, else
+writes the items of the Distributed Map ``ValidateShards``. Each child validates its shard
+(violations are returned, not raised, so every shard reports) and builds its features.
+``MergeShards`` (the Features function, ``action: merge``) rejects the whole month when any
+shard broke a rule (quarantine and report as the one-shot path, each violation naming its
+shard), else writes the month's bounded samples: DetectDrift and TrainChallenger read those,
+ScoreShards scores the holdout shard by shard for Compare (``compare_shards``) and
+PublishShards publishes each shard's features (``publish_steps``), so no step holds a sharded
+month whole and no whole-month features file is written: MergeShards' memory is two samples,
+not the month.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-from collections import defaultdict, deque
+import json
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from itertools import islice
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import storage
@@ -38,12 +42,15 @@ from .sharding import (
     in_shard,
     items_key,
     merge,
+    parts_key,
     reshard,
     shard_count,
     shard_features_key,
     shard_folder,
     shard_items,
     shards_prefix,
+    split_report_key,
+    split_reports_prefix,
     users_upper_bound,
 )
 from .violations import ContractError, Violation, check_sizes
@@ -51,7 +58,7 @@ from .violations import ContractError, Violation, check_sizes
 Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
 VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): the Map's output stays small
 _CHUNK = 1024 * 1024
-IO_THREADS = 4  # ShardMonth: S3 reads ahead and writes behind while it re-partitions
+IO_THREADS = 4  # S3 calls side by side: ShardMonth's users files counted, a SplitParts child's pieces written
 
 
 def route(whole: Step, per_shard: Step, **actions: Step) -> Step:
@@ -113,86 +120,31 @@ def _layout_violations(sizes: dict[str, int], tables: dict[str, list[str]], unkn
     return violations
 
 
-def _changed(name: str, body: bytes, verified: dict[str, str]) -> Violation | None:
-    """``checksums.changed_since_ingest`` for one file, so the month is hashed a file at a time."""
+def _name_violations(names: set[str], verified: dict[str, str]) -> list[Violation]:
+    """``checksums.changed_since_ingest``'s rules that need no byte of the month: a file ingest
+    did not verify, a verified one gone. Each SplitParts child checks its own file's digest."""
     if not verified:
-        return None
-    if name not in verified:
-        return Violation(name, "", "appeared after ingest verified the month")
-    if hashlib.sha256(body).hexdigest() != verified[name]:
-        return Violation(name, "", "changed after ingest verified it", f"expected sha256 {verified[name]}")
-    return None
+        return []
+    return ([Violation(name, "", "appeared after ingest verified the month") for name in sorted(names - set(verified))]
+            + [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
+               for name, digest in sorted(verified.items()) if name not in names])
 
 
-class _ShardWriter:
-    """Each uploaded file's rows, routed to their users' shards: one part per (file, shard).
-
-    A part's name is chosen here, in file order (so a shard's parts are numbered without
-    gaps, whatever order the writes end in); its PUT goes to ``pool`` and runs while the
-    next file is re-partitioned. At most ``max_pending`` writes wait: memory is about one
-    file's rows in flight, not the month."""
-
-    def __init__(self, bucket: str, month: str, shards: int, pool: Executor, max_pending: int = 0):
-        self.bucket, self.month, self.shards = bucket, month, shards
-        self.parts: dict[tuple[str, int], int] = defaultdict(int)
-        self.rows: dict[str, list[int]] = {table: [0] * shards for table in MONTH_FILES}
-        self.headers: dict[str, bytes] = {}
-        self.pool = pool
-        self.pending: deque[Future[None]] = deque()
-        self.max_pending = max_pending or 2 * shards
-
-    def add(self, table: str, name: str, body: bytes) -> Violation | None:
-        self.headers.setdefault(table, body.split(b"\n", 1)[0].rstrip(b"\r") + b"\n")
-        pieces: dict[int, list[bytes]] = defaultdict(list)
-        try:
-            counts = reshard([(table, body)], self.shards, lambda _t, n, piece: pieces[n].append(piece))
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-            return Violation(name, "", "must be a CSV file with a user_id column and as many fields a row as "
-                             "its header", str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
-        for shard, chunks in sorted(pieces.items()):
-            self._put(table, shard, b"".join(chunks))
-        for shard, count in enumerate(counts.get(table, [])):
-            self.rows[table][shard] += count
-        return None
-
-    def _put(self, table: str, shard: int, body: bytes) -> None:
-        index = self.parts[(table, shard)]
-        self.parts[(table, shard)] = index + 1
-        key = shard_folder(self.month, shard) + part_name(table, index)
-        while len(self.pending) >= self.max_pending:
-            self.pending.popleft().result()  # a failed write raises here
-        self.pending.append(self.pool.submit(storage.put_bytes, self.bucket, key, body, content_type="text/csv"))
-
-    def finish(self) -> None:
-        """A shard no row of a table reached still gets the table (its header): the shard's
-        check then names it ("must have at least one data row") instead of a missing file.
-        Returns once every part is written."""
-        for table, header in self.headers.items():
-            for shard in range(self.shards):
-                if not self.parts[(table, shard)]:
-                    self._put(table, shard, header)
-        while self.pending:
-            self.pending.popleft().result()
-
-
-def _read_ahead(pool: Executor, bucket: str, keys: list[str], ahead: int = 1) -> Iterator[bytes]:
-    """The objects' bodies in order, the next ``ahead`` downloading while one is worked on."""
-    futures: deque[Future[bytes]] = deque()
-    waiting = iter(keys)
-    for key in islice(waiting, ahead + 1):
-        futures.append(pool.submit(storage.get_bytes, bucket, key))
-    while futures:
-        body = futures.popleft().result()
-        following = next(waiting, None)
-        if following is not None:
-            futures.append(pool.submit(storage.get_bytes, bucket, following))
-        yield body
+def part_items(month: str, tables: dict[str, list[str]], shards: int, verified: dict[str, str],
+               execution: str) -> list[dict[str, Any]]:
+    """SplitParts' items: one per uploaded file, ``index`` its place in its table (a table
+    uploaded whole is index 0), so the shards' parts are numbered as the upload's, without gaps."""
+    return [{"month": month, "table": table, "name": name, "index": index, "shards": shards,
+             "sha256": verified.get(name, ""), "execution": execution}
+            for table in MONTH_FILES for index, name in enumerate(tables[table])]
 
 
 def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    """How many shards the month gets; with more than one, the month split into them and the
-    Distributed Map's items written. Month-level rules (sizes, layout, checksums since
-    ingest) are checked here, as the one-shot Validate checks them."""
+    """How many shards the month gets; with more than one, the items of SplitParts written (one
+    per uploaded file: the children split the month, ``split_part``). Month-level rules (sizes,
+    layout, files added or gone since ingest) are checked here, as the one-shot Validate checks
+    them. Reads the users files only, to count users (newlines, ``IO_THREADS`` files at a time):
+    about a fifth of the month's bytes, and no parsing."""
     month = event["month"]
     month_index(month)
     bucket, per_shard = settings.data_bucket, settings.users_per_shard
@@ -204,35 +156,91 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     if users_upper_bound(sum(sizes[name] for name in users_files)) <= per_shard:
         return outcome  # small enough without reading it: the one-shot path
     prefix = storage.month_prefix(month)
-    users = sum(count_rows(_stream(bucket, prefix + name)) for name in users_files)
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="count") as pool:  # S3 streams side by side
+        users = sum(pool.map(lambda name: count_rows(_stream(bucket, prefix + name)), users_files))
     shards = shard_count(users, per_shard)
     outcome.update(users=users, shards=shards)
     if shards == 1:
         return outcome
+    verified = event.get("files") or {}
     violations = _layout_violations(sizes, tables, unknown, layout, settings.max_file_bytes)
+    violations += _name_violations(set(sizes), verified)
     if violations:
         _reject(settings, month, violations, event.get("execution"))
     _delete_prefix(bucket, shards_prefix(month))  # a run before this one may have split it otherwise
-    verified = event.get("files") or {}
-    files = [(table, name) for table in MONTH_FILES for name in tables[table]]
-    # S3 reads ahead and writes behind in threads while this one re-partitions (pandas): the
-    # emulator or S3 serves them meanwhile, so the step is not its reads + CPU + writes in a row
-    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="shard-io") as pool:
-        writer = _ShardWriter(bucket, month, shards, pool)
-        bodies = _read_ahead(pool, bucket, [prefix + name for _, name in files])
-        for (table, name), body in zip(files, bodies):
-            problem = _changed(name, body, verified) or (None if violations else writer.add(table, name, body))
-            if problem:
-                violations.append(problem)
-        violations += [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
-                       for name, digest in sorted(verified.items()) if name not in sizes]
-        if violations:
-            _reject(settings, month, violations, event.get("execution"))
-        writer.finish()
-    items = [dict(item, execution=event.get("execution", "")) for item in shard_items(month, shards)]
+    items = part_items(month, tables, shards, verified, event.get("execution") or "")
+    storage.put_json(bucket, parts_key(month), items)
+    logger.info("month to split", extra={"users": users, "shards": shards, "parts": len(items)})
+    return {**outcome, "parts": len(items), "parts_key": parts_key(month)}
+
+
+def _split_violation(exc: Exception, name: str) -> Violation:
+    return Violation(name, "", "must be a CSV file with a user_id column and as many fields a row as its header",
+                     str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+
+
+def split_part(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """One SplitParts child: one uploaded file's rows routed to their users' shards, written as
+    part ``index`` of its table in EVERY shard (header only where no row went), so each shard
+    has every table, numbered without gaps. A changed file or one that does not parse is
+    reported (``split_report_key``), not raised, so every file reports; the output is tiny."""
+    month, table, name = event["month"], event["table"], event["name"]
+    index, shards = int(event["index"]), int(event["shards"])
+    month_index(month)
+    bucket = settings.data_bucket
+    body = storage.get_bytes(bucket, storage.month_prefix(month) + name)
+    expected = event.get("sha256") or ""
+    violation: Violation | None = None
+    pieces: dict[int, list[bytes]] = defaultdict(list)
+    counts: list[int] = [0] * shards
+    if expected and hashlib.sha256(body).hexdigest() != expected:
+        violation = Violation(name, "", "changed after ingest verified it", f"expected sha256 {expected}")
+    else:
+        try:
+            counts = reshard([(table, body)], shards, lambda _t, n, piece: pieces[n].append(piece)).get(table, counts)
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+            violation = _split_violation(exc, name)
+    if violation is not None:
+        storage.put_json(bucket, split_report_key(month, table, index), [violation_json(violation)])
+        logger.warning(f"{name} of {month} not split: {violation}")
+        return {"name": name, "rows": 0, "violations": 1}
+    header = body.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0].rstrip(b"\r") + b"\n"
+    del body
+    with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="split-io") as pool:
+        writes = [pool.submit(storage.put_bytes, bucket, shard_folder(month, n) + part_name(table, index),
+                              b"".join(pieces.pop(n, [])) or header, content_type="text/csv") for n in range(shards)]
+        for write in writes:
+            write.result()  # a failed write fails the child (the Map names it)
+    logger.info("part split", extra={"file": name, "rows": sum(counts), "shards": shards})
+    return {"name": name, "rows": sum(counts), "violations": 0}
+
+
+def violation_json(v: Violation) -> dict[str, str]:
+    return {"file": v.file, "column": v.column, "rule": v.rule, "example": v.example}
+
+
+REPORTS_READ = 50  # PartsSplit reads at most this many children's reports (each one violation)
+
+
+def write_shard_items(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """PartsSplit, after SplitParts: a child's violation rejects the month (quarantine, the
+    report naming file and rule); else ValidateShards' items, and ShardMonth's result with
+    their key. Its time is a listing of the children's reports, not the month."""
+    month, bucket = event["month"], settings.data_bucket
+    month_index(month)
+    sharding = dict(event["sharding"])
+    reports = sorted(_keys(bucket, split_reports_prefix(month)))
+    if reports:
+        violations = [Violation(v["file"], v["column"], v["rule"], v.get("example", ""))
+                      for key in reports[:REPORTS_READ] for v in json.loads(storage.get_bytes(bucket, key))]
+        if len(reports) > REPORTS_READ:
+            violations.append(Violation(f"{len(reports) - REPORTS_READ} more files", "", "not split: see the "
+                                        f"reports under s3://{bucket}/{split_reports_prefix(month)}"))
+        _reject(settings, month, violations, event.get("execution"))
+    items = [dict(item, execution=event.get("execution") or "") for item in shard_items(month, int(sharding["shards"]))]
     storage.put_json(bucket, items_key(month), items)
-    logger.info("month sharded", extra={"users": users, "shards": shards, "rows": writer.rows})
-    return {**outcome, "items_key": items_key(month)}
+    logger.info("month sharded", extra={"shards": sharding["shards"], "parts": sharding.get("parts")})
+    return {**sharding, "items_key": items_key(month)}
 
 
 def _shard_files(bucket: str, month: str, shard: int) -> dict[str, bytes]:
@@ -250,7 +258,7 @@ def validate_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
     month, shard = event["month"], int(event["shard"])
     month_index(month)
-    result = check_month(_shard_files(settings.data_bucket, month, shard))
+    result = check_month(_shard_files(settings.data_bucket, month, shard), header_only_parts=True)
     summary = ShardSummary(shards=[shard], rows={name: int(len(frame)) for name, frame in result.tables.items()},
                            violations=[{"shard": shard, "file": v.file, "column": v.column, "rule": v.rule,
                                         "example": v.example} for v in result.violations[:VIOLATIONS_PER_SHARD]])
@@ -266,7 +274,7 @@ def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     from .samples import label_counts
 
     month, shard = event["month"], int(event["shard"])
-    result = check_month(_shard_files(settings.data_bucket, month, shard))
+    result = check_month(_shard_files(settings.data_bucket, month, shard), header_only_parts=True)
     if not result.ok:  # ValidateShard passed it: the shard changed since
         raise ContractError(f"{month} shard {shard}", result.violations)
     frame = build_features(result.tables)

@@ -132,6 +132,21 @@ def items_key(month: str) -> str:
     return f"{shards_prefix(month)}items.json"
 
 
+def parts_key(month: str) -> str:
+    """SplitParts' items (one per uploaded file), read by its ItemReader."""
+    return f"{shards_prefix(month)}parts.json"
+
+
+def split_reports_prefix(month: str) -> str:
+    """Where a SplitParts child that found violations reports them (only such a child writes)."""
+    return f"{shards_prefix(month)}split-violations/"
+
+
+def split_report_key(month: str, table: str, index: int) -> str:
+    """``shards/<month>/split-violations/users/part-00003.json``: one uploaded file's report."""
+    return f"{split_reports_prefix(month)}{table.removesuffix('.csv')}/part-{index:05d}.json"
+
+
 def shard_features_key(month: str, shard: int) -> str:
     return f"{shard_folder(month, shard)}features.parquet"
 
