@@ -24,6 +24,7 @@ STATE_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "TrainChallenger": ("TrainFunction",), "Compare": ("CompareFunction",), "Promote": ("PromoteFunction",),
     "Summary": ("SummaryFunction",), "ShardMonth": ("ValidateFunction",), "MergeShards": ("FeaturesFunction",),
     # A Distributed Map's line: the largest peak among the functions its child executions run.
+    "SplitParts": ("ValidateFunction",), "PartsSplit": ("ValidateFunction",),
     "ValidateShards": ("ValidateFunction", "FeaturesFunction"),
     "PublishShards": ("PublishFunction",), "MarkMonthPublished": ("PublishFunction",),
     "ScoreShards": ("CompareFunction",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.loop import PART_USERS, STATE_FUNCTIONS, folder_bytes, seed_parts
@@ -33,3 +34,21 @@ def test_the_scale_table_names_the_largest_task_of_each_month_size_and_their_rat
     loops = [loop(100_000, 300.0, 517.0, None), loop(1_000_000, 611.0, 250.0)]
     assert largest_task_mb({e["users"]: e for e in loops}) == {100_000: 517.0, 1_000_000: 611.0}
     assert "largest task: 100,000: 517 MB, 1,000,000: 611 MB (largest / smallest 1.18)" in table({"loop": loops})
+
+
+def test_every_distributed_map_of_the_pipeline_has_its_line_in_the_scale_table():
+    """A Map the benchmark does not know has no peak memory, and the table drops it (SplitParts did)."""
+    asl = json.loads((Path(__file__).resolve().parents[2] / "infra" / "statemachine" / "pipeline.asl.json").read_text())
+
+    def maps(states: dict) -> set[str]:
+        found = set()
+        for name, state in states.items():
+            if state["Type"] == "Map":
+                found.add(name)
+            for branch in state.get("Branches", []):
+                found |= maps(branch["States"])
+        return found
+
+    pipeline_maps = maps(asl["States"])
+    assert {"SplitParts", "ValidateShards", "PublishShards", "ScoreShards"} <= pipeline_maps
+    assert pipeline_maps <= set(STATE_FUNCTIONS)
