@@ -77,8 +77,25 @@ def changed_since_ingest(files: dict[str, bytes], verified: dict[str, str] | Non
     from the execution input): a file replaced between ingest and the step that reads it."""
     if not verified:
         return []
-    violations = [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
-                  for name, digest in sorted(verified.items())
+    violations = [changed_file(name, digest) for name, digest in sorted(verified.items())
                   if name not in files or hashlib.sha256(files[name]).hexdigest() != digest]
-    violations += [Violation(name, "", "appeared after ingest verified the month") for name in sorted(set(files) - set(verified))]
+    violations += [unverified_file(name) for name in sorted(set(files) - set(verified))]
     return violations
+
+
+def added_or_gone(names: set[str], verified: dict[str, str] | None) -> list[Violation]:
+    """``changed_since_ingest``'s rules that need no byte of the month (a sharded month's
+    ShardMonth: each SplitParts child checks its own file's digest with ``changed_file``)."""
+    if not verified:
+        return []
+    return ([unverified_file(name) for name in sorted(names - set(verified))]
+            + [changed_file(name, digest) for name, digest in sorted(verified.items()) if name not in names])
+
+
+def changed_file(name: str, digest: str) -> Violation:
+    """A file gone or different from the SHA-256 ingest verified."""
+    return Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
+
+
+def unverified_file(name: str) -> Violation:
+    return Violation(name, "", "appeared after ingest verified the month")

@@ -32,9 +32,7 @@ def rejection_report(month: str, stage: str, violations: list[Violation], execut
         "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "execution": execution,
         "message": "; ".join(str(v) for v in violations[:20]),
-        "violations": [
-            {"file": v.file, "column": v.column, "rule": v.rule, "example": v.example} for v in violations
-        ],
+        "violations": [v.to_json() for v in violations],
         "quarantined": moved,
     }
 

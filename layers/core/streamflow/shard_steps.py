@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import storage
+from . import checksums, storage
 from .logs import logger
 from .parts import folder_of, group_files, part_name
 from .quarantine import quarantine_month, report_key
@@ -120,16 +120,6 @@ def _layout_violations(sizes: dict[str, int], tables: dict[str, list[str]], unkn
     return violations
 
 
-def _name_violations(names: set[str], verified: dict[str, str]) -> list[Violation]:
-    """``checksums.changed_since_ingest``'s rules that need no byte of the month: a file ingest
-    did not verify, a verified one gone. Each SplitParts child checks its own file's digest."""
-    if not verified:
-        return []
-    return ([Violation(name, "", "appeared after ingest verified the month") for name in sorted(names - set(verified))]
-            + [Violation(name, "", "changed after ingest verified it", f"expected sha256 {digest}")
-               for name, digest in sorted(verified.items()) if name not in names])
-
-
 def part_items(month: str, tables: dict[str, list[str]], shards: int, verified: dict[str, str],
                execution: str) -> list[dict[str, Any]]:
     """SplitParts' items: one per uploaded file, ``index`` its place in its table (a table
@@ -164,7 +154,7 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         return outcome
     verified = event.get("files") or {}
     violations = _layout_violations(sizes, tables, unknown, layout, settings.max_file_bytes)
-    violations += _name_violations(set(sizes), verified)
+    violations += checksums.added_or_gone(set(sizes), verified)
     if violations:
         _reject(settings, month, violations, event.get("execution"))
     _delete_prefix(bucket, shards_prefix(month))  # a run before this one may have split it otherwise
@@ -194,14 +184,14 @@ def split_part(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     pieces: dict[int, list[bytes]] = defaultdict(list)
     counts: list[int] = [0] * shards
     if expected and hashlib.sha256(body).hexdigest() != expected:
-        violation = Violation(name, "", "changed after ingest verified it", f"expected sha256 {expected}")
+        violation = checksums.changed_file(name, expected)
     else:
         try:
             counts = reshard([(table, body)], shards, lambda _t, n, piece: pieces[n].append(piece)).get(table, counts)
         except (KeyError, ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
             violation = _split_violation(exc, name)
     if violation is not None:
-        storage.put_json(bucket, split_report_key(month, table, index), [violation_json(violation)])
+        storage.put_json(bucket, split_report_key(month, table, index), [violation.to_json()])
         logger.warning(f"{name} of {month} not split: {violation}")
         return {"name": name, "rows": 0, "violations": 1}
     header = body.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0].rstrip(b"\r") + b"\n"
@@ -213,10 +203,6 @@ def split_part(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
             write.result()  # a failed write fails the child (the Map names it)
     logger.info("part split", extra={"file": name, "rows": sum(counts), "shards": shards})
     return {"name": name, "rows": sum(counts), "violations": 0}
-
-
-def violation_json(v: Violation) -> dict[str, str]:
-    return {"file": v.file, "column": v.column, "rule": v.rule, "example": v.example}
 
 
 REPORTS_READ = 50  # PartsSplit reads at most this many children's reports (each one violation)
@@ -231,7 +217,7 @@ def write_shard_items(settings: Settings, event: dict[str, Any]) -> dict[str, An
     sharding = dict(event["sharding"])
     reports = sorted(_keys(bucket, split_reports_prefix(month)))
     if reports:
-        violations = [Violation(v["file"], v["column"], v["rule"], v.get("example", ""))
+        violations = [Violation.from_json(v)
                       for key in reports[:REPORTS_READ] for v in json.loads(storage.get_bytes(bucket, key))]
         if len(reports) > REPORTS_READ:
             violations.append(Violation(f"{len(reports) - REPORTS_READ} more files", "", "not split: see the "
@@ -260,8 +246,8 @@ def validate_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     month_index(month)
     result = check_month(_shard_files(settings.data_bucket, month, shard), header_only_parts=True)
     summary = ShardSummary(shards=[shard], rows={name: int(len(frame)) for name, frame in result.tables.items()},
-                           violations=[{"shard": shard, "file": v.file, "column": v.column, "rule": v.rule,
-                                        "example": v.example} for v in result.violations[:VIOLATIONS_PER_SHARD]])
+                           violations=[{"shard": shard, **v.to_json()}
+                                       for v in result.violations[:VIOLATIONS_PER_SHARD]])
     if result.violations:
         logger.warning(f"shard {shard} of {month} breaks the data contract: {result.summary(3)}")
     return {"valid": result.ok, "violation_count": len(result.violations), **summary.to_json()}
@@ -324,7 +310,7 @@ def shard_violations(results: list[dict[str, Any]]) -> list[Violation]:
     found: list[Violation] = []
     for result in sorted(results, key=lambda r: int(r["shard"])):
         for v in result.get("summary", {}).get("violations", []):
-            found.append(Violation(in_shard(int(v["shard"]), v["file"]), v["column"], v["rule"], v.get("example", "")))
+            found.append(Violation.from_json({**v, "file": in_shard(int(v["shard"]), v["file"])}))
     return found
 
 

@@ -18,6 +18,15 @@ class Violation:
     rule: str
     example: str = ""
 
+    def to_json(self) -> dict[str, str]:
+        """As reports and a Map's results carry it (``_REJECTION.json``, a shard's summary)."""
+        return {"file": self.file, "column": self.column, "rule": self.rule, "example": self.example}
+
+    @classmethod
+    def from_json(cls, value: dict[str, str]) -> "Violation":
+        """``to_json``'s inverse; other keys (a shard's ``shard``) are ignored."""
+        return cls(value["file"], value["column"], value["rule"], value.get("example", ""))
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.column}" if self.column else self.file
         tail = f" (e.g. {self.example})" if self.example else ""
