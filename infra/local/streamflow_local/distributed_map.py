@@ -155,8 +155,9 @@ def _child_executions() -> None:
 _LOCK = threading.Lock()
 
 
-def _map_run_records(backend: Any) -> Iterator[Any]:
-    """Every map run record of every execution the backend holds (the children ride on them)."""
+def map_run_records(backend: Any) -> Iterator[Any]:
+    """Every map run record of every execution the backend holds (the children ride on them);
+    a restored execution has none (no interpreter: its map runs lived in it)."""
     for execution in backend._get_executions():
         worker = getattr(execution, "exec_worker", None)
         if worker is not None:
@@ -170,7 +171,7 @@ def _children(record: Any) -> list[dict[str, Any]]:
 
 def children_of(backend: Any, map_run_arn: str) -> list[dict[str, Any]] | None:
     """The recorded child executions of a map run (item order), or None if no run has that ARN."""
-    for record in _map_run_records(backend):
+    for record in map_run_records(backend):
         if record.map_run_arn == map_run_arn:
             return sorted(_children(record), key=lambda c: c["index"])
     return None
@@ -178,7 +179,7 @@ def children_of(backend: Any, map_run_arn: str) -> list[dict[str, Any]] | None:
 
 def child_by_arn(backend: Any, execution_arn: str) -> dict[str, Any] | None:
     """The recorded child execution with this ARN (any map run of any execution), or None."""
-    for record in _map_run_records(backend):
+    for record in map_run_records(backend):
         for child in _children(record):
             if child["executionArn"] == execution_arn:
                 return child

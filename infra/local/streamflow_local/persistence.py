@@ -457,6 +457,8 @@ def _install_map_run_patches() -> None:
     from moto.stepfunctions.parser.api import ResourceNotFound
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+    from .distributed_map import map_run_records
+
     if getattr(StepFunctionsParserBackend, "_sf_map_runs_patched", False):
         return
     list_map_runs = StepFunctionsParserBackend.list_map_runs
@@ -467,11 +469,9 @@ def _install_map_run_patches() -> None:
         return list_map_runs(self, execution_arn)
 
     def describe_map_run_patched(self: Any, map_run_arn: str) -> dict[str, Any]:
-        for execution in self._get_executions():
-            if execution.exec_worker is not None:
-                record = execution.exec_worker.env.map_run_record_pool_manager.get(map_run_arn)
-                if record is not None:
-                    return record.describe()
+        for record in map_run_records(self):
+            if record.map_run_arn == map_run_arn:
+                return record.describe()
         raise ResourceNotFound()
 
     StepFunctionsParserBackend.list_map_runs = list_map_runs_patched
