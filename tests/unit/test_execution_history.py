@@ -15,7 +15,7 @@ import requests
 
 from aws_endpoint import moto_endpoint
 from streamflow_local.config import StackConfig
-from streamflow_local.stack_client import execution_history, execution_steps
+from streamflow_local.stack_client import execution_history, execution_steps, wait_for_execution
 
 STATES = 600  # Pass states in a chain: two events each, 1,200+ events in all
 
@@ -73,6 +73,21 @@ def test_steps_of_a_long_execution_are_all_there(run):
     steps = execution_steps(config, arn)
     assert [s["state"] for s in steps] == names
     assert all(s["status"] == "DONE" for s in steps)
+
+
+def test_waiting_reads_the_history_only_for_someone_who_hears_the_steps(run, monkeypatch):
+    """The history costs the emulator ≈ 20 times a DescribeExecution: a wait nobody hears
+    the steps of (the benchmark's, the tests') must not read it while the month runs."""
+    from streamflow_local import stack_client
+
+    _, arn, config, names = run
+    reads = []
+    real = stack_client.execution_history
+    monkeypatch.setattr(stack_client, "execution_history", lambda c, a: reads.append(a) or real(c, a))
+    assert wait_for_execution(config, arn)["status"] == "SUCCEEDED" and reads == []
+    heard = []
+    assert wait_for_execution(config, arn, on_step=heard.append)["status"] == "SUCCEEDED"
+    assert reads == [arn] and [s["state"] for s in heard] == names
 
 
 def test_a_caught_map_failure_shows_the_map_failed(monkeypatch):

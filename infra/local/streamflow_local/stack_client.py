@@ -252,7 +252,11 @@ def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float =
     """Poll until the execution ends; ``on_step`` hears each state (a step of
     ``execution_steps``) as it starts. While the
     execution does not exist, ``not_started`` may end the wait with its answer (a month
-    rejected at ingest never gets one)."""
+    rejected at ingest never gets one).
+
+    The history is read only for ``on_step``: through the emulator it costs ≈ 20 times a
+    ``DescribeExecution`` (≈ 44 against 2 ms for a 10k month's 83 events), CPU the
+    execution being watched shares."""
     sfn = _client(config, "stepfunctions")
     deadline = time.monotonic() + timeout
     seen = 0
@@ -264,14 +268,13 @@ def wait_for_execution(config: StackConfig, execution_arn: str, timeout: float =
             answer = not_started() if not_started else None
             if answer is not None:
                 return answer
-        if description is not None:
+        if description is not None and on_step is not None:
             steps = execution_steps(config, execution_arn)
             for step in steps[seen:]:
-                if on_step:
-                    on_step(step)
+                on_step(step)
             seen = len(steps)
-            if description["status"] in TERMINAL:
-                return description
+        if description is not None and description["status"] in TERMINAL:
+            return description
         if time.monotonic() > deadline:
             raise TimeoutError(f"execution {execution_arn} did not finish in {timeout:.0f} s")
         time.sleep(0.25)
