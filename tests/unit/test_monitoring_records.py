@@ -190,6 +190,50 @@ def test_a_snapshot_is_written_as_evidently_writes_it(bucket):
     assert body[ours] == body[theirs] and len(body[ours]) > 1000
 
 
+def test_facts_added_to_a_stored_snapshot_give_the_document_evidently_models_would(bucket):
+    """A later step merges its values into the month's stored JSON without Evidently's
+    models; the document must be the one the models' merge gives (read, merge, ``.dict()``)."""
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.legacy.utils import NumpyEncoder
+    from evidently.metrics import DriftedColumnsCount, MeanValue
+    from evidently.ui.storage.local.base import SnapshotModel
+    from pydantic.v1 import parse_obj_as
+
+    uri = monitoring.workspace_uri(bucket)
+    reference = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5, "b": [0.0, 1.0] * 10})
+    current = pd.DataFrame({"a": [5.0, 6.0, 7.0, 8.0] * 5, "b": [1.0, 0.0, 1.0, 1.0] * 5})
+    definition = DataDefinition(numerical_columns=["a", "b"])
+    drift_run = Report([DriftedColumnsCount(), MeanValue(column="a")]).run(
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+        reference_data=Dataset.from_pandas(reference, data_definition=definition))
+    monitoring.record(uri, {"month": "month_003", "drift_share": 0.5, "decision": None}, drift_run, replace=True)
+    state = monitoring._state(uri)
+    stored = monitoring._stored_document(state, "month_003")
+    assert stored["metadata"]["drift_widgets"] == str(len(drift_run.to_snapshot_model().widgets))
+    values = {"challenger_auc": 0.8, "drift_share": 0.5}
+    loop = Report([MeanValue(column=c) for c in values]).run(
+        current_data=Dataset.from_pandas(pd.DataFrame([values]),
+                                         data_definition=DataDefinition(numerical_columns=list(values))))
+    ours = monitoring.merged_document(stored, loop.to_snapshot_model().dict(), int(stored["metadata"]["drift_widgets"]))
+
+    base, model = parse_obj_as(SnapshotModel, stored), loop.to_snapshot_model()
+    kept = {k: v for k, v in base.metric_results.items()
+            if not v.metric_value_location.metric.params.get("type", "").endswith(":MeanValue")}
+    model.metric_results = {**kept, **model.metric_results}
+    model.top_level_metrics = [m for m in base.top_level_metrics if m in kept] + model.top_level_metrics
+    model.widgets = list(base.widgets[:int(stored["metadata"]["drift_widgets"])]) + list(model.widgets)
+
+    def as_json(document):
+        return json.loads(json.dumps(document, cls=NumpyEncoder))
+
+    assert as_json(ours) == as_json(model.dict())
+    assert len(ours["metric_results"]) == len(kept) + 2 and len(kept) >= 1  # the drift count kept, MeanValue('a') not
+    state.write_document(monitoring.project_id(), monitoring.snapshot_id("month_003"), ours)
+    read_back = state.read_snapshot(monitoring.project_id(), monitoring.snapshot_id("month_003"))
+    assert set(read_back.metric_results) == set(ours["metric_results"])  # Evidently reads what was written
+
+
 def test_a_failed_write_is_logged_and_does_not_fail_the_month(monkeypatch, caplog):
     monkeypatch.setenv(monitoring.WORKSPACE_ENV, "nosuchprotocol://nowhere")
     monitoring.record_safely("any", {"month": "month_001", "decision": "promote"})

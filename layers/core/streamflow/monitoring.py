@@ -119,7 +119,11 @@ def _state_class():
         against the emulator)."""
 
         def write_snapshot(self, project_id, snapshot_id, snapshot) -> None:
-            text = json.dumps(snapshot.dict(), cls=NumpyEncoder)
+            self.write_document(project_id, snapshot_id, snapshot.dict())
+
+        def write_document(self, project_id, snapshot_id, document: dict[str, Any]) -> None:
+            """A snapshot given as its document (``SnapshotModel.dict()``, or JSON read back)."""
+            text = json.dumps(document, cls=NumpyEncoder)
             self.location.makedirs(self._snapshot_dir(project_id))
             with self.location.open(self._snapshot_path(project_id, snapshot_id), "w") as f:
                 f.write(text)
@@ -200,13 +204,39 @@ def ensure_project(uri: str, write_dashboard: bool = False):
     return state
 
 
-def _stored_facts(state, month: str):
-    """(facts, the stored snapshot) of a month already in the workspace, or ({}, None)."""
+def _stored_document(state, month: str) -> dict[str, Any] | None:
+    """The month's stored snapshot as its JSON document, or None when there is none. Read as
+    plain JSON: a step that adds its facts only copies the drift run's metrics and widgets
+    across, so Evidently's models (≈ 0.1 s to parse and again to serialise at 10k) are not
+    needed for them."""
     try:
-        stored = state.read_snapshot(project_id(), snapshot_id(month))
+        with state.location.open(state._snapshot_path(project_id(), snapshot_id(month))) as handle:
+            return json.load(handle)
     except FileNotFoundError:
-        return {}, None
-    return _parsed(dict(stored.metadata)), stored
+        return None
+
+
+def _stored_facts(state, month: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(facts, the stored snapshot's document) of a month already in the workspace, or ({}, None)."""
+    stored = _stored_document(state, month)
+    return ({}, None) if stored is None else (_parsed(dict(stored["metadata"])), stored)
+
+
+def _is_loop_value(result: dict[str, Any]) -> bool:
+    """A metric result of the loop's own values (a ``MeanValue``), not of the drift run."""
+    params = ((result.get("metric_value_location") or {}).get("metric") or {}).get("params") or {}
+    return str(params.get("type", "")).endswith(":MeanValue")
+
+
+def merged_document(base: dict[str, Any], loop: dict[str, Any], drift_widgets: int) -> dict[str, Any]:
+    """The loop's values (``loop``, a snapshot document) over an earlier one of the month
+    (``base``): its drift metrics and its first ``drift_widgets`` widgets (the drift run's)
+    kept, its loop values replaced."""
+    kept = {k: v for k, v in base["metric_results"].items() if not _is_loop_value(v)}
+    return {**loop,
+            "metric_results": {**kept, **loop["metric_results"]},
+            "top_level_metrics": [m for m in base["top_level_metrics"] if m in kept] + list(loop["top_level_metrics"]),
+            "widgets": list(base["widgets"][:drift_widgets]) + list(loop["widgets"])}
 
 
 def record(uri: str, facts: dict[str, Any], drift_snapshot=None, replace: bool = False) -> dict[str, Any]:
@@ -229,19 +259,14 @@ def record(uri: str, facts: dict[str, Any], drift_snapshot=None, replace: bool =
         timestamp=month_timestamp(month), tags=tags(merged), metadata=metadata(merged),
         name=f"{month}: {merged.get('decision') or 'in progress'}",
     )
-    model = run.to_snapshot_model()
-    base = drift_snapshot.to_snapshot_model() if drift_snapshot is not None else stored
-    if base is not None:  # the drift run's metrics and widgets stay in the month's entry
-        kept = {k: v for k, v in base.metric_results.items()
-                if not v.metric_value_location.metric.params.get("type", "").endswith(":MeanValue")}
-        drift_widgets = len(base.widgets) if drift_snapshot is not None else int(merged.get("drift_widgets") or 0)
-        model.metric_results = {**kept, **model.metric_results}
-        model.top_level_metrics = [m for m in base.top_level_metrics if m in kept] + model.top_level_metrics
-        model.widgets = list(base.widgets[:drift_widgets]) + list(model.widgets)
-        if drift_snapshot is not None:
-            merged["drift_widgets"] = drift_widgets
-            model.metadata = metadata(merged)
-    state.write_snapshot(project_id(), snapshot_id(month), model)
+    document = run.to_snapshot_model().dict()
+    if drift_snapshot is not None:  # the drift run's metrics and widgets go into the month's entry
+        base = drift_snapshot.to_snapshot_model().dict()
+        merged["drift_widgets"] = len(base["widgets"])
+        document = merged_document(base, {**document, "metadata": metadata(merged)}, merged["drift_widgets"])
+    elif stored is not None:  # and stay there when a later step adds its facts
+        document = merged_document(stored, document, int(merged.get("drift_widgets") or 0))
+    state.write_document(project_id(), snapshot_id(month), document)
     return merged
 
 
