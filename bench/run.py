@@ -18,9 +18,15 @@ from streamflow_local.config import PROJECT_ROOT, StackConfig
 ALL = ("floor", "loop", "predict", "coldstart", "package", "persist")
 
 
-def floor_in_subprocess(n_users: int) -> dict[str, Any]:
+def timed_runs(n_users: int, asked: int | None) -> int:
+    """How many times to time the loop and its floor at a size: ``asked``, else 3 up to
+    100,000 users (medians: this machine is shared) and once above."""
+    return asked if asked is not None else (3 if n_users <= 100_000 else 1)
+
+
+def floor_in_subprocess(n_users: int, repeats: int = 1) -> dict[str, Any]:
     """Each floor in its own process, so its peak memory is its own."""
-    done = subprocess.run([sys.executable, "-m", "bench.floor", str(n_users)], cwd=PROJECT_ROOT,
+    done = subprocess.run([sys.executable, "-m", "bench.floor", str(n_users), str(repeats)], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, check=True, timeout=3600)
     return json.loads(done.stdout[done.stdout.index("{"):])
 
@@ -28,10 +34,11 @@ def floor_in_subprocess(n_users: int) -> dict[str, Any]:
 def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, rounds: int = 3,
         concurrency: int = 4, repeats: int = 3, config: StackConfig | None = None,
         batch_size: int = 1000, persist_repeats: int = 1, load_tool: str | None = None,
-        parameters: dict[str, str] | None = None) -> dict[str, Any]:
+        parameters: dict[str, str] | None = None, loop_repeats: int | None = None) -> dict[str, Any]:
     """``config``: an already running, deployed stack to use (else a private one is started,
     with the template's ``parameters`` overridden, e.g. ``UsersPerShard``).
-    ``load_tool``: ``wrk`` or ``python`` for /predict (default: wrk if installed)."""
+    ``load_tool``: ``wrk`` or ``python`` for /predict (default: wrk if installed).
+    ``loop_repeats``: timed months (and floors) per size, medians reported (``timed_runs``)."""
     from .coldstart import coldstart_benchmark
     from .loop import loop_latency
     from .package import package_sizes
@@ -48,7 +55,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
     took = results.setdefault("bench_seconds", {})
     clock = time.perf_counter()
     if "floor" in only:
-        results["floor"] = [floor_in_subprocess(n) for n in sizes]
+        results["floor"] = [floor_in_subprocess(n, timed_runs(n, loop_repeats)) for n in sizes]
         took["floor"] = round(time.perf_counter() - clock, 1)
     if {"loop", "predict", "coldstart"} & set(only):
         from contextlib import nullcontext
@@ -68,7 +75,7 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                     with (nullcontext(stack) if index == 0 or config is not None
                           else bench_stack(parameters=parameters)) as target:
                         target.apply_client_env()
-                        outcome = loop_latency(target, n, repeats=1)
+                        outcome = loop_latency(target, n, repeats=timed_runs(n, loop_repeats))
                     stack.apply_client_env()
                     outcome["bench_seconds"] = round(time.perf_counter() - started, 1)
                     outcome["own_stack"] = index > 0 and config is None
@@ -145,6 +152,10 @@ def table(results: dict[str, Any]) -> str:
             steps = " ".join(f"{k}={v:.2f}" for k, v in floor.get("steps", {}).items())
             add(f"   {n:>9,} {_fmt(loop.get('seconds'), 1):>8} {_fmt(floor.get('seconds'), 2):>8} "
                 f"{_fmt(ratio, 1):>10}   {steps}")
+            loop_runs = [run["seconds"] for run in loops.get(n, {}).get("runs", [])]
+            if len(loop_runs) > 1 or len(floor.get("runs", [])) > 1:  # the medians' spread
+                add(f"   {'':>9} runs: loop {' '.join(_fmt(s, 2) for s in loop_runs) or '-'} s, "
+                    f"floor {' '.join(_fmt(s, 2) for s in floor.get('runs', [])) or '-'} s")
         if loops:
             add("")
             add("4. Scale: each step's wall time (s) / peak memory of its worker (MB)")
@@ -254,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="load generator for /predict (default: wrk if installed, else Python)")
     parser.add_argument("--persist-repeats", type=int, default=1,
                         help="persistence on/off pairs per size (alternating; medians)")
+    parser.add_argument("--loop-repeats", type=int, default=None,
+                        help="timed months and floors per size, medians reported (default 3 up to "
+                             "100,000 users, else 1)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<time>.json)")
     parser.add_argument("--table", type=Path, default=None, help="print the table of an existing JSON file")
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
@@ -271,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(parameters) != len(args.parameter):
         parser.error("--parameter takes NAME=VALUE")
     results = run(sizes, only, duration=args.duration, rounds=args.rounds, concurrency=args.concurrency,
-                  persist_repeats=args.persist_repeats, load_tool=args.load_tool, parameters=parameters)
+                  persist_repeats=args.persist_repeats, load_tool=args.load_tool, parameters=parameters,
+                  loop_repeats=args.loop_repeats)
     out = args.out or PROJECT_ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
