@@ -48,6 +48,9 @@
   of the floor of a 10k month). A definition's syntax tree is kept (the last
   ``PARSED_DEFINITIONS_KEPT`` texts) and only the evaluation program is built from it
   each time, so no execution shares a component another one evaluates.
+* ``StartExecution`` without a ``name`` (the AWS CLI's ``start-execution`` without
+  ``--name``) gets a UUID on AWS; moto 5.2.5's interpreter named it ``None``, so a second such
+  start failed with ``ExecutionAlreadyExists``. A UUID is given here.
 * Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
   and its child executions are listed and described (input, error, cause); see
   ``distributed_map.py``.
@@ -87,6 +90,7 @@ def install() -> None:
     _lambda_rule_targets()
     _paged_execution_history()
     _parsed_definitions_kept()
+    _generated_execution_names()
     _states_error_names_at_run_time()
     from . import distributed_map, moto_fast_reads
 
@@ -216,6 +220,19 @@ def _plain_json_batch_writes() -> None:
         original(self, request)
 
     DynamoHandler.parse_parameters = parse_parameters
+
+
+def _generated_execution_names() -> None:
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution
 
 
 PARSED_DEFINITIONS_KEPT = 16
