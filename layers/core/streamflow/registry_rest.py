@@ -97,8 +97,9 @@ def load_pipeline(uri: str, model_name: str, version: str, trusted_types: list[s
 # Pipelines already loaded in this process, by the SHA-256 of their skops file (and the
 # allow-list): a warm Compare (or ScoreShards child) meets last month's challenger again as
 # this month's champion, and loading one is skops rebuilding some hundreds of NumPy arrays
-# (≈ 0.06 s of a 0.1 s load of the 10k model here, the rest is the fetch). Keyed by content, a registry that was reset (version numbers reused) cannot
-# hand back a stale model. Models are only read (predict_proba), never changed.
+# (≈ 0.06 s of a 0.1 s load of the 10k model here, the rest is the fetch). Keyed by
+# content, a registry that was reset (version numbers reused) cannot hand back a stale
+# model. Models are only read (predict_proba), never changed.
 PIPELINES_KEPT = 4
 _pipelines: OrderedDict[tuple[str, tuple[str, ...]], Any] = OrderedDict()
 
