@@ -24,7 +24,7 @@ pytestmark = [
 
 def test_every_benchmark_runs_once_at_a_tiny_size():
     results = run([1500], only=("floor", "loop", "predict", "coldstart"), duration=0.5, rounds=1,
-                  concurrency=2, repeats=1, config=None, batch_size=100)
+                  concurrency=2, repeats=1, config=None, batch_size=100, loop_repeats=1)
 
     floor = results["floor"][0]
     assert floor["users"] == 1500 and set(floor["steps"]) == {"contract", "features", "drift", "train", "evaluate"}
