@@ -272,3 +272,46 @@ def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(s
     shown = " ".join(capsys.readouterr().out.split())
     print(f"\ncause: {cause}\nstreamflow status: …{shown[-500:]}")
     assert code == 1 and f"month_002: FAILED: {cause}" in shown
+
+
+PAYLOAD_SLACK = 2048  # bytes: month names, counts and keys may differ by a few digits, not per shard
+
+
+def largest_payload(stack: StackConfig, execution_arn: str) -> tuple[int, str]:
+    """The largest input, output or parameters (bytes of JSON) of any event of the execution's
+    history, and which event it was: what AWS limits to 256 KiB a state."""
+    from streamflow_local.stack_client import execution_history
+
+    largest = (0, "")
+    for event in execution_history(stack, execution_arn):
+        for key, details in event.items():
+            if not key.endswith("EventDetails") or not isinstance(details, dict):
+                continue
+            for field in ("input", "output", "parameters"):
+                if isinstance(details.get(field), str):
+                    size = len(details[field].encode())
+                    if size > largest[0]:
+                        largest = (size, f"{event['type']} {details.get('name', '')} {field}".strip())
+    return largest
+
+
+def test_the_state_does_not_grow_with_the_shards_or_the_files(sharded_stack, tmp_path):
+    """Two sharded months through the whole loop, 2 shards of 2 parts a table and 6 shards of
+    6 parts a table: the largest state payload of the second is the first's, within a small
+    constant. The Maps' results and the verified files' digests live in S3, not in the state,
+    so a month of S = 500 shards and 600 uploaded files stays under AWS's 256 KiB."""
+    from streamflow.partitioned_month import write_partitioned_month
+
+    largest: dict[int, tuple[int, str]] = {}
+    for month, shards in ((3, 2), (4, 6)):
+        folder = write_partitioned_month(tmp_path, month, n_users=shards * USERS_PER_SHARD, parts=shards)
+        upload = upload_month(sharded_stack, folder)
+        description = wait_for_execution(sharded_stack, upload.execution_arn, timeout=900)
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        assert step_output(sharded_stack, upload.execution_arn, "ShardMonth")["sharding"]["shards"] == shards
+        for label in ("ValidateShards", "PublishShards", "ScoreShards"):  # every Map ran, a child a shard
+            assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, label)] == \
+                ["SUCCEEDED"] * shards, label
+        largest[shards] = largest_payload(sharded_stack, upload.execution_arn)
+    print(f"\nlargest state payload: {largest}")
+    assert largest[6][0] <= largest[2][0] + PAYLOAD_SLACK, largest
