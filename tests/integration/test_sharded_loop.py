@@ -154,8 +154,10 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
     assert drift["measured_users"] == {"reference": DRIFT_SAMPLE, "current": DRIFT_SAMPLE, "sample_size": DRIFT_SAMPLE}
     assert abs(sharded["drift_share"] - whole["drift_share"]) <= 1 / drift["columns"] + 1e-4
     _compare_is_exact(sharded_stack, upload.execution_arn, sharded["auc"])
-    scored = step_output(sharded_stack, upload.execution_arn, "ScoreShards")["scored"]
-    assert sorted(s["shard"] for s in scored) == list(range(SHARDS))  # ScoreShards' children, then Compare
+    assert "scored" not in step_output(sharded_stack, upload.execution_arn, "ScoreShards")  # not in the state:
+    scored = [_record(sharded_stack, "month_001", n, "scored") for n in range(SHARDS)]  # each child's, in S3
+    assert [(s["shard"], s["execution"]) for s in scored] == [(n, upload.execution_name) for n in range(SHARDS)]
+    assert {(s["challenger"], s["champion"]) for s in scored} == {(versions_compared(sharded_stack, upload))}
     assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, "ScoreShards")] == \
         ["SUCCEEDED"] * SHARDS
     lines = [json.loads(line) for line in (sharded_stack.logs_dir / "sfshard-compare.log").read_text().splitlines()
@@ -164,6 +166,21 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
               and line.get("execution") == upload.execution_name]
     assert len(merged) == 1 and merged[0]["shards"] == SHARDS  # Compare used the pairs, scored nothing again
     _published_as_the_whole_month(sharded_stack, stack, upload.execution_arn)
+
+
+def _record(stack: StackConfig, month: str, shard: int, step: str) -> dict:
+    """A Map child's record (``shard_records``: shards/<month>/shard-NNNNN/<step>.json)."""
+    from streamflow.shard_records import record_key
+    from streamflow_local.stack_client import data_bucket
+
+    body = aws(stack, "s3").get_object(Bucket=data_bucket(stack), Key=record_key(month, shard, step))["Body"]
+    return json.loads(body.read())
+
+
+def versions_compared(stack: StackConfig, upload) -> tuple[str, str | None]:
+    """(challenger, champion) as Compare saw them."""
+    output = step_output(stack, upload.execution_arn, "Compare")
+    return str(output["challenger"]["version"]), output["compare"]["prod_version"]
 
 
 def _compare_is_exact(stack: StackConfig, execution_arn: str, auc: dict) -> None:
