@@ -4,9 +4,10 @@ Each child of the Distributed Map scores the challenger and the champion on ONE 
 holdout users and writes that shard's (score_challenger, score_champion, label) rows to
 ``shards/<month>/shard-NNNNN/compare_pairs.parquet`` (9 to 17 bytes a holdout user) and
 the versions it used to ``scored.json`` beside it (``shard_records``: the Map keeps no
-results in the state): memory is one shard, and the shards are scored in parallel. Compare then reads the pairs and computes
-both AUCs exactly (``auc_merge``: the concatenated pairs are the whole holdout's), and decides
-and logs ``[COMPARE]`` as on the one-shot path.
+results in the state): memory is one shard, and the shards are scored in parallel. Compare
+then reads the records and the pairs and computes both AUCs exactly (``auc_merge``: the
+concatenated pairs are the whole holdout's), and decides and logs ``[COMPARE]`` as on the
+one-shot path.
 
 The pairs are used only for the versions they were scored with: if the champion moved (or
 the challenger is another) since the shards were scored, ``merged_aucs`` answers None and

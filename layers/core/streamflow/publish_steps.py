@@ -3,10 +3,11 @@
 Each child of the Distributed Map writes ONE shard's users (its
 ``shards/<month>/shard-NNNNN/features.parquet``) to the online table: memory is one shard,
 whatever the month's size, and no whole-month features file is needed. Its count goes to
-``shard-NNNNN/published.json`` (``shard_records``), not into the execution's state. A retried or re-run
-shard writes the same items again (a put of the same key and value): idempotent. Only when
-every shard is written does ``MarkMonthPublished`` (the same function, ``action: mark``)
-record the month as the online table's month, once, as the one-shot path does after its
+``shard-NNNNN/published.json`` (``shard_records``), not into the execution's state. A
+retried or re-run shard writes the same items again (a put of the same key and value):
+idempotent. Only when every shard is written does ``MarkMonthPublished`` (the same
+function, ``action: mark``) add up the records and record the month as the online table's
+month, once, as the one-shot path does after its
 single write; a month older than the one online writes nothing (``month_order.may_publish``,
 asked by each shard, so a newer month's items are never overwritten).
 """
