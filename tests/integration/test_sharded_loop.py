@@ -154,8 +154,10 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
     assert drift["measured_users"] == {"reference": DRIFT_SAMPLE, "current": DRIFT_SAMPLE, "sample_size": DRIFT_SAMPLE}
     assert abs(sharded["drift_share"] - whole["drift_share"]) <= 1 / drift["columns"] + 1e-4
     _compare_is_exact(sharded_stack, upload.execution_arn, sharded["auc"])
-    scored = step_output(sharded_stack, upload.execution_arn, "ScoreShards")["scored"]
-    assert sorted(s["shard"] for s in scored) == list(range(SHARDS))  # ScoreShards' children, then Compare
+    assert "scored" not in step_output(sharded_stack, upload.execution_arn, "ScoreShards")  # not in the state:
+    scored = [_record(sharded_stack, "month_001", n, "scored") for n in range(SHARDS)]  # each child's, in S3
+    assert [(s["shard"], s["execution"]) for s in scored] == [(n, upload.execution_name) for n in range(SHARDS)]
+    assert {(s["challenger"], s["champion"]) for s in scored} == {(versions_compared(sharded_stack, upload))}
     assert [c["status"] for c in _shard_children(sharded_stack, upload.execution_arn, "ScoreShards")] == \
         ["SUCCEEDED"] * SHARDS
     lines = [json.loads(line) for line in (sharded_stack.logs_dir / "sfshard-compare.log").read_text().splitlines()
@@ -164,6 +166,21 @@ def test_a_sharded_month_decides_as_the_whole_month(stack, months, sharded_stack
               and line.get("execution") == upload.execution_name]
     assert len(merged) == 1 and merged[0]["shards"] == SHARDS  # Compare used the pairs, scored nothing again
     _published_as_the_whole_month(sharded_stack, stack, upload.execution_arn)
+
+
+def _record(stack: StackConfig, month: str, shard: int, step: str) -> dict:
+    """A Map child's record (``shard_records``: shards/<month>/shard-NNNNN/<step>.json)."""
+    from streamflow.shard_records import record_key
+    from streamflow_local.stack_client import data_bucket
+
+    body = aws(stack, "s3").get_object(Bucket=data_bucket(stack), Key=record_key(month, shard, step))["Body"]
+    return json.loads(body.read())
+
+
+def versions_compared(stack: StackConfig, upload) -> tuple[str, str | None]:
+    """(challenger, champion) as Compare saw them."""
+    output = step_output(stack, upload.execution_arn, "Compare")
+    return str(output["challenger"]["version"]), output["compare"]["prod_version"]
 
 
 def _compare_is_exact(stack: StackConfig, execution_arn: str, auc: dict) -> None:
@@ -272,3 +289,46 @@ def test_a_failed_publish_shard_fails_the_month_naming_the_shard_and_its_error(s
     shown = " ".join(capsys.readouterr().out.split())
     print(f"\ncause: {cause}\nstreamflow status: …{shown[-500:]}")
     assert code == 1 and f"month_002: FAILED: {cause}" in shown
+
+
+PAYLOAD_SLACK = 2048  # bytes: month names, counts and keys may differ by a few digits, not per shard
+
+
+def largest_payload(stack: StackConfig, execution_arn: str) -> tuple[int, str]:
+    """The largest input, output or parameters (bytes of JSON) of any event of the execution's
+    history, and which event it was: what AWS limits to 256 KiB a state."""
+    from streamflow_local.stack_client import execution_history
+
+    largest, state = (0, ""), ""
+    for event in execution_history(stack, execution_arn):
+        state = (event.get("stateEnteredEventDetails") or {}).get("name", state)  # the latest state entered
+        for key, details in event.items():
+            if not key.endswith("EventDetails") or not isinstance(details, dict):
+                continue
+            for field in ("input", "output", "parameters"):
+                if isinstance(details.get(field), str) and len(details[field].encode()) > largest[0]:
+                    largest = (len(details[field].encode()), f"{event['type']} ({state}) {field}")
+    return largest
+
+
+def test_the_state_does_not_grow_with_the_shards_or_the_files(sharded_stack, tmp_path):
+    """Two sharded months through the whole loop, 2 shards of 2 parts a table and 6 shards of
+    6 parts a table: the largest state payload of the second is the first's, within a small
+    constant. The Maps' results and the verified files' digests live in S3, not in the state,
+    so a month of S = 500 shards and 600 uploaded files stays under AWS's 256 KiB."""
+    from streamflow.partitioned_month import write_partitioned_month
+
+    largest: dict[int, tuple[int, str]] = {}
+    for month, shards in ((3, 2), (4, 6)):
+        folder = write_partitioned_month(tmp_path, month, n_users=shards * USERS_PER_SHARD, parts=shards)
+        with function_environment(sharded_stack, f"{sharded_stack.stack_name}-ingest", DRIFT_THRESHOLD="0.0"):
+            upload = upload_month(sharded_stack, folder)  # threshold 0: retrained, so ScoreShards runs
+            description = wait_for_execution(sharded_stack, upload.execution_arn, timeout=900)
+        largest[shards] = largest_payload(sharded_stack, upload.execution_arn)
+        print(f"\n{shards} shards, {shards * len(SHARDED_TABLES)} files: largest state payload {largest[shards]}")
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        assert step_output(sharded_stack, upload.execution_arn, "ShardMonth")["sharding"]["shards"] == shards
+        for label in ("SplitParts", "ValidateShards", "PublishShards", "ScoreShards"):  # every Map ran
+            children = _shard_children(sharded_stack, upload.execution_arn, label)
+            assert [c["status"] for c in children] == ["SUCCEEDED"] * len(children) and len(children) >= shards
+    assert largest[6][0] <= largest[2][0] + PAYLOAD_SLACK, largest

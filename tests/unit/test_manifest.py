@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from streamflow import storage
-from streamflow.checksums import full_object_sha256
+from streamflow.checksums import full_object_sha256, read_verified, verified_key
 from streamflow.generator import build_manifest
 from streamflow.ingest import ManifestError, MonthUpload, check_manifest, start_month_execution
 from streamflow.manifest import POLICY_ALIASES, POLICY_KEYS, json_schema, manifest_for_folder, parse
@@ -234,7 +234,9 @@ def test_an_accepted_month_starts_one_execution_with_the_stacks_policy(s3, machi
     execution = boto3.client("stepfunctions").describe_execution(executionArn=result["execution_arn"])
     payload = json.loads(execution["input"])
     assert payload["threshold"] == 0.3 and payload["delta"] == 0.01 and payload["reference_month"] == "month_000"
-    assert payload["files"] == {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
+    assert "files" not in payload  # the digests are in S3: the state does not grow with the files
+    assert payload["files_key"] == verified_key(MONTH, result["execution"])
+    assert read_verified(BUCKET, payload) == {name: hashlib.sha256(body).hexdigest() for name, body in FILES.items()}
     assert start_month_execution(_settings(state_machine_arn=machine), upload)["duplicate"]
 
 

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from streamflow.checksums import verified_key
 from streamflow.ingest import execution_input
 from streamflow.manifest import (
     Manifest,
@@ -206,18 +207,18 @@ def _settings(**changes) -> Settings:
     return Settings(**{**base.__dict__, **changes})
 
 
-def test_the_execution_input_is_the_stacks_policy_and_the_verified_files():
-    payload = execution_input(_settings(), MONTH, "month_005-abc", {}, {"z.csv": "2" * 64, "a.csv": "1" * 64})
-    assert payload == {"month": MONTH, "execution": "month_005-abc", "files": {"a.csv": "1" * 64, "z.csv": "2" * 64},
+def test_the_execution_input_is_the_stacks_policy_and_the_verified_files_key():
+    payload = execution_input(_settings(), MONTH, "month_005-abc", {}, "verified/month_005/month_005-abc.json")
+    assert payload == {"month": MONTH, "execution": "month_005-abc", "files_key": "verified/month_005/month_005-abc.json",
                        "reference_month": "previous", "threshold": 0.25, "delta": 0.5, "require_approval": True,
                        "approval_timeout_seconds": 90}
-    assert list(payload["files"]) == ["a.csv", "z.csv"]
+    assert verified_key(MONTH, "month_005-abc") == payload["files_key"]  # the month's and the execution's
 
 
-def test_allowed_overrides_replace_the_stacks_policy_and_no_verified_files_is_an_empty_map():
+def test_allowed_overrides_replace_the_stacks_policy_and_no_verified_files_is_no_key():
     payload = execution_input(_settings(), MONTH, "n", {"threshold": 0.9, "require_approval": False})
     assert payload["threshold"] == 0.9 and payload["require_approval"] is False and payload["delta"] == 0.5
-    assert payload["files"] == {}
+    assert "files_key" not in payload and "files" not in payload
 
 
 # --- streamflow manifest <folder> -----------------------------------------------------------------

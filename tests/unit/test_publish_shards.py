@@ -6,11 +6,14 @@ month older than the one online writes nothing."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from aws_endpoint import create_table, s3_bucket_in_env
 from streamflow import publish_steps, shard_steps, steps, storage
 from streamflow.month_order import newest_online_month
+from streamflow.shard_records import PUBLISHED, ShardRecordMissing, record_key
 from streamflow.settings import Settings
 from test_shard_steps import _as_parts, _run_sharded, _upload
 
@@ -59,12 +62,15 @@ def test_a_sharded_month_is_published_shard_by_shard_as_the_whole_month(endpoint
 
     sharded = _settings(TABLES["sharded"])
     sharding, results = _run_sharded(sharded, "month_004", _upload(endpoint, "month_004", _as_parts(month0_files)))
-    shard_steps.merge_shards(sharded, {"month": "month_004", "execution": "e1", "shards": results})
+    shard_steps.merge_shards(sharded, {"month": "month_004", "execution": "e1", "shards": len(results)})
     assert storage.object_size(BUCKET, storage.features_key("month_004")) is None
-    outputs = [publish(sharded, {"month": "month_004", "shard": r["shard"], "shards": 4}) for r in results]
+    items = [{"month": "month_004", "shard": r["shard"], "shards": 4, "execution": "e1"} for r in results]
+    outputs = [publish(sharded, item) for item in items]
     assert newest_online_month(sharded) == "month_003"  # not marked by a shard
-    assert publish(sharded, {"month": "month_004", "shard": 0, "shards": 4}) == outputs[0]  # a retry: same items
-    marked = publish(sharded, {"action": "mark", "month": "month_004", "execution": "e1", "shards": outputs})
+    assert publish(sharded, items[0]) == outputs[0]  # a retry: same items
+    assert [json.loads(storage.get_bytes(BUCKET, record_key("month_004", n, PUBLISHED))) for n in range(4)] == [
+        dict(output, execution="e1") for output in outputs]  # each shard's record, read by the mark
+    marked = publish(sharded, {"action": "mark", "month": "month_004", "execution": "e1", "shards": 4})
     assert marked == {"table": TABLES["sharded"], "online_items": 500, "shards": 4}
     assert newest_online_month(sharded) == "month_004"
 
@@ -74,9 +80,9 @@ def test_a_sharded_month_is_published_shard_by_shard_as_the_whole_month(endpoint
         assert by_shard[user]["features"] == item["features"]
         assert by_shard[user]["month"] == {"S": "month_004"}
 
-    older = publish(sharded, {"month": "month_002", "shard": 1, "shards": 4})  # older than month_004
-    assert older == {"shard": 1, "online_items": 0, "skipped": True}
-    skipped = publish(sharded, {"action": "mark", "month": "month_002", "shards": [older]})
+    older = [publish(sharded, {"month": "month_002", "shard": n, "shards": 2}) for n in range(2)]  # < month_004
+    assert older[1] == {"shard": 1, "online_items": 0, "skipped": True}
+    skipped = publish(sharded, {"action": "mark", "month": "month_002", "shards": 2})
     assert skipped["skipped"] and skipped["newest_online_month"] == "month_004"
     assert newest_online_month(sharded) == "month_004"
 
@@ -86,3 +92,19 @@ def test_the_shards_outputs_add_up():
     assert publish_steps.published_total([{"online_items": 0, "skipped": True}] * 2) == (0, True)
     assert publish_steps.published_total([{"online_items": 0, "skipped": True}, {"online_items": 2}]) == (2, False)
     assert publish_steps.published_total([]) == (0, False)
+
+
+def test_a_shard_without_its_record_fails_the_mark_naming_the_shard(endpoint):
+    """The Map said every child succeeded: a record missing (or another execution's) is an
+    error that names the shard, never a shard left out of the total."""
+    settings, publish = _settings(TABLES["sharded"]), _publish()
+    for shard in range(3):
+        storage.put_json(BUCKET, record_key("month_007", shard, PUBLISHED),
+                         {"shard": shard, "online_items": 5, "execution": "e7"})
+    assert publish(settings, {"action": "mark", "month": "month_007", "execution": "e7", "shards": 3})[
+        "online_items"] == 15
+    with pytest.raises(ShardRecordMissing, match=r"shard 3 of month_007 left no published record "
+                                                 r"\(shards/month_007/shard-00003/published.json\)"):
+        publish(settings, {"action": "mark", "month": "month_007", "execution": "e7", "shards": 4})
+    with pytest.raises(ShardRecordMissing, match="shard 0 of month_007: .* written by execution e7, not e8"):
+        publish(settings, {"action": "mark", "month": "month_007", "execution": "e8", "shards": 3})

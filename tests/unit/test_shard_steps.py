@@ -122,7 +122,7 @@ def test_sharded_features_are_the_one_shot_features(s3, month0_files):
         users = storage.read_frame(BUCKET, result["features"]["features_key"]).index
         assert len(users) > 0 and {shard_of(u, 4) for u in users} == {result["shard"]}
         assert result["summary"]["rows"]["users.csv"] == len(users)
-    merged = shard_steps.merge_shards(settings, {"month": "month_012", "execution": "e1", "shards": results})
+    merged = shard_steps.merge_shards(settings, {"month": "month_012", "execution": "e1", "shards": 4})
     assert merged["valid"] and merged["shards"] == 4 and merged["users"] == 500
     assert merged["rows"] == {table: 500 for table in MONTH_FILES}
     shards = pd.concat(storage.read_frame(BUCKET, r["features"]["features_key"]) for r in results)
@@ -137,7 +137,7 @@ def test_merge_drops_a_features_file_a_one_shot_run_of_the_month_left(s3, month0
     settings = _settings()
     _, results = _run_sharded(settings, "month_014", _upload(s3, "month_014", _as_parts(month0_files)))
     storage.write_features(BUCKET, "month_014", storage.read_frame(BUCKET, results[0]["features"]["features_key"]))
-    shard_steps.merge_shards(settings, {"month": "month_014", "execution": "e2", "shards": results})
+    shard_steps.merge_shards(settings, {"month": "month_014", "execution": "e1", "shards": len(results)})
     assert storage.object_size(BUCKET, storage.features_key("month_014")) is None
 
 
@@ -157,7 +157,7 @@ def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(s3, month0_
     assert [r["shard"] for r in results if not r["summary"]["valid"]] == [shard]
     assert all("features" in r for r in results if r["shard"] != shard)
     with pytest.raises(ContractError) as raised:
-        shard_steps.merge_shards(_settings(), {"month": "month_013", "execution": "e1", "shards": results})
+        shard_steps.merge_shards(_settings(), {"month": "month_013", "execution": "e1", "shards": len(results)})
     where = in_shard(shard, "usage_agg_30d/part-00000.csv")
     assert f"{where}:watch_hours_30d: must not be negative" in str(raised.value)
     report = json.loads(storage.get_bytes(BUCKET, report_key("month_013")))
@@ -287,3 +287,28 @@ def test_a_byte_order_mark_is_not_part_of_the_header(month0_files):
     reshard([("users.csv", b"\xef\xbb\xbf" + month0_files["users.csv"])], 2,
             lambda table, shard, body: pieces.setdefault(shard, body))
     assert all(body.startswith(b"user_id,") for body in pieces.values()) and len(pieces) == 2
+
+
+def test_the_verified_digests_are_read_from_the_key_ingest_wrote(s3, month0_files):
+    """The execution input carries ``files_key``, not the digests: ShardMonth and Validate read
+    them from S3 and refuse exactly what they refused inline; a key that is gone is an error."""
+    from botocore.exceptions import ClientError
+    from streamflow.checksums import put_verified
+
+    verified = _upload(s3, "month_019", _as_parts(month0_files))
+    verified["users/part-00003.csv"] = verified.pop("users/part-00002.csv")
+    key = put_verified(BUCKET, "month_019", "month_019-abc", verified)
+    assert key == "verified/month_019/month_019-abc.json"
+    with pytest.raises(ContractError) as by_key:
+        shard_steps.shard_month(_settings(), {"month": "month_019", "execution": "e3", "files_key": key})
+    assert [(v.file, v.rule) for v in by_key.value.violations] == [
+        ("users/part-00002.csv", "appeared after ingest verified the month"),
+        ("users/part-00003.csv", "changed after ingest verified it")]
+
+    whole = _upload(s3, "month_022", month0_files)
+    key = put_verified(BUCKET, "month_022", "month_022-abc", dict(whole, **{"labels.csv": "0" * 64}))
+    with pytest.raises(ContractError, match="labels.csv: changed after ingest verified it"):
+        steps.validate(_settings(), {"month": "month_022", "files_key": key})
+    _upload(s3, "month_022", month0_files)  # again: the rejection quarantined it
+    with pytest.raises(ClientError):  # the digests gone: never a month checked without them
+        steps.validate(_settings(), {"month": "month_022", "files_key": "verified/month_022/gone.json"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from aws_endpoint import s3_bucket_in_env
-from streamflow import month_reads, shard_steps, steps, storage
+from streamflow import month_reads, shard_records, shard_steps, steps, storage
 from streamflow.samples import bottom_k, label_counts, training_sample, training_users
 from streamflow.settings import Settings
 from streamflow.split import split_by_user
@@ -38,7 +38,7 @@ def months(s3, month0_files):
     steps.validate(settings, {"month": "month_020", "files": _upload(s3, "month_020", month0_files)})
     whole = steps.build_month_features(settings, {"month": "month_020"})
     _, results = _run_sharded(settings, "month_021", _upload(s3, "month_021", _as_parts(month0_files)))
-    merged = shard_steps.merge_shards(settings, {"month": "month_021", "execution": "e1", "shards": results})
+    merged = shard_steps.merge_shards(settings, {"month": "month_021", "execution": "e1", "shards": len(results)})
     return whole, merged["features"]
 
 
@@ -136,19 +136,30 @@ def test_the_auc_merged_from_score_shards_pairs_is_the_one_shot_auc(months):
     frame = storage.read_features(BUCKET, "month_020")
     champion, challenger = train(training_users(frame).iloc[:150]), train(training_users(frame))
     models = {compare_shards.CHALLENGER: challenger, compare_shards.CHAMPION: champion}
-    scored = []
-    for shard in range(sharded["shards"]):
+    shards = sharded["shards"]
+
+    def record(shard: int, champion: str | None) -> None:  # what a ScoreShards child writes
+        shard_records.write(BUCKET, "month_021", shard, shard_records.SCORED, "e1",
+                            {"pairs_key": compare_shards.pairs_key("month_021", shard), "challenger": "7",
+                             "champion": champion})
+
+    for shard in range(shards):
         holdout = split_by_user(storage.read_frame(BUCKET, f"shards/month_021/shard-{shard:05d}/features.parquet"))[1]
-        key = compare_shards.pairs_key("month_021", shard)
-        storage.write_frame(BUCKET, key, compare_shards.shard_pairs(holdout, models))
-        scored.append({"shard": shard, "pairs_key": key, "challenger": "7", "champion": "3"})
+        storage.write_frame(BUCKET, compare_shards.pairs_key("month_021", shard),
+                            compare_shards.shard_pairs(holdout, models))
+        record(shard, "3")
     holdout = split_by_user(frame)[1]
-    new_auc, prod_auc = compare_shards.merged_aucs(BUCKET, scored, "7", "3")
+    new_auc, prod_auc = compare_shards.merged_aucs(BUCKET, "month_021", shards, "e1", "7", "3")
     assert new_auc == evaluate_auc(challenger, holdout) and prod_auc == evaluate_auc(champion, holdout)
-    assert compare_shards.merged_aucs(BUCKET, scored, "7", "4") is None  # the champion moved since
-    assert compare_shards.merged_aucs(BUCKET, scored[:-1] + [None], "7", "3") is None  # a shard missing
-    first_only = [dict(s, champion=None) for s in scored]  # no champion when they were scored
-    assert compare_shards.merged_aucs(BUCKET, first_only, "7", None) == (new_auc, None)
+    assert compare_shards.merged_aucs(BUCKET, "month_021", shards, "e1", "7", "4") is None  # the champion moved
+    record(1, "4")  # one shard scored by another champion: Compare scores the holdout itself
+    assert compare_shards.merged_aucs(BUCKET, "month_021", shards, "e1", "7", "3") is None
+    for shard in range(shards):  # no champion when they were scored
+        record(shard, None)
+    assert compare_shards.merged_aucs(BUCKET, "month_021", shards, "e1", "7", None) == (new_auc, None)
+    storage.delete(BUCKET, shard_records.record_key("month_021", 2, shard_records.SCORED))
+    with pytest.raises(shard_records.ShardRecordMissing, match="shard 2 of month_021 left no scored record"):
+        compare_shards.merged_aucs(BUCKET, "month_021", shards, "e1", "7", None)  # a shard missing: an error
 
 
 def test_a_shards_scoring_records_no_promotion_metric():

@@ -24,8 +24,8 @@ month processed shard by shard:
 Not patched (not used by the pipeline; see docs/architecture.md): ``ItemBatcher`` and
 ``ExecutionType: EXPRESS`` are refused by moto's parser, an integer
 ``ToleratedFailurePercentage`` does not parse (write ``5.0``), and ``ResultWriter`` writes
-only the manifest (no ``SUCCEEDED_0.json``), so the pipeline keeps shard results small and
-in the Map's output.
+only the manifest (no ``SUCCEEDED_0.json``), so the pipeline's children write their own
+records to S3 (``streamflow.shard_records``) and its Maps keep no results in the state.
 """
 
 from __future__ import annotations

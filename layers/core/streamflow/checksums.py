@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from . import storage
 from .violations import Violation
@@ -72,9 +74,36 @@ def object_digest(bucket: str, key: str, expected_sha256: str, expected_size: in
     return ObjectDigest(size, stream_sha256(bucket, key), "streamed")
 
 
+VERIFIED_PREFIX = "verified/"
+
+
+def verified_key(month: str, execution: str) -> str:
+    """``verified/<month>/<execution>.json``: the digests ingest verified for that execution
+    (its name is the month and the manifest's hash, so a key holds one content, written once)."""
+    return f"{VERIFIED_PREFIX}{month}/{execution}.json"
+
+
+def put_verified(bucket: str, month: str, execution: str, verified: dict[str, str]) -> str:
+    """Ingest keeps the verified digests (name → SHA-256 hex) in S3, not in the execution's
+    input: that input, and so every state, would grow ≈ 100 bytes a file (600 parts: 60 KB)."""
+    key = verified_key(month, execution)
+    storage.put_json(bucket, key, dict(sorted(verified.items())))
+    return key
+
+
+def read_verified(bucket: str, event: dict[str, Any]) -> dict[str, str] | None:
+    """The digests ingest verified for this execution: its ``files_key`` read from S3 (a key
+    that is gone raises: the checks are never skipped silently), or an inline ``files`` (an
+    execution started before the key), or None when the event has neither."""
+    key = event.get("files_key")
+    if key:
+        return json.loads(storage.get_bytes(bucket, key))
+    return event.get("files")
+
+
 def changed_since_ingest(files: dict[str, bytes], verified: dict[str, str] | None) -> list[Violation]:
     """Files that differ from the SHA-256 ingest verified (``verified``: name → hex digest,
-    from the execution input): a file replaced between ingest and the step that reads it."""
+    ``read_verified``): a file replaced between ingest and the step that reads it."""
     if not verified:
         return []
     violations = [changed_file(name, digest) for name, digest in sorted(verified.items())

@@ -2,10 +2,12 @@
 
 Each child of the Distributed Map scores the challenger and the champion on ONE shard's
 holdout users and writes that shard's (score_challenger, score_champion, label) rows to
-``shards/<month>/shard-NNNNN/compare_pairs.parquet`` (9 to 17 bytes a holdout user): memory
-is one shard, and the shards are scored in parallel. Compare then reads the pairs and computes
-both AUCs exactly (``auc_merge``: the concatenated pairs are the whole holdout's), and decides
-and logs ``[COMPARE]`` as on the one-shot path.
+``shards/<month>/shard-NNNNN/compare_pairs.parquet`` (9 to 17 bytes a holdout user) and
+the versions it used to ``scored.json`` beside it (``shard_records``: the Map keeps no
+results in the state): memory is one shard, and the shards are scored in parallel. Compare
+then reads the records and the pairs and computes both AUCs exactly (``auc_merge``: the
+concatenated pairs are the whole holdout's), and decides and logs ``[COMPARE]`` as on the
+one-shot path.
 
 The pairs are used only for the versions they were scored with: if the champion moved (or
 the challenger is another) since the shards were scored, ``merged_aucs`` answers None and
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import storage
+from . import shard_records, storage
 from .logs import logger
 from .schema import TARGET, month_index
 from .settings import Settings
@@ -52,8 +54,10 @@ def score_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     key = pairs_key(month, shard)
     storage.write_frame(settings.data_bucket, key, pairs)
     logger.info("shard scored", extra={"shard": shard, "holdout_users": len(pairs)})
-    return {"shard": shard, "pairs_key": key, "holdout_users": int(len(pairs)), "challenger": challenger,
-            "champion": champion}
+    outcome = {"shard": shard, "pairs_key": key, "holdout_users": int(len(pairs)), "challenger": challenger,
+               "champion": champion}
+    shard_records.write(settings.data_bucket, month, shard, shard_records.SCORED, event.get("execution"), outcome)
+    return outcome
 
 
 def shard_pairs(holdout: pd.DataFrame, models: dict[str, Any]) -> pd.DataFrame:
@@ -70,17 +74,19 @@ def shard_pairs(holdout: pd.DataFrame, models: dict[str, Any]) -> pd.DataFrame:
 
 
 def scored_with(scored: list[dict[str, Any]], challenger: str, champion: str | None) -> bool:
-    """Every shard was scored, by these two versions (a pure check of the Map's output)."""
+    """Every shard was scored, by these two versions (a pure check of the shards' records)."""
     return bool(scored) and all(s and str(s.get("challenger")) == str(challenger) and s.get("champion") == champion
                                 for s in scored)
 
 
-def merged_aucs(bucket: str, scored: list[dict[str, Any]], challenger: str,
+def merged_aucs(bucket: str, month: str, shards: int, execution: str | None, challenger: str,
                 champion: str | None) -> tuple[float, float | None] | None:
     """(challenger's AUC, champion's AUC or None) from the shards' pairs, exact; None when the
-    pairs were not scored by these versions (the caller scores the holdout itself)."""
+    pairs were not scored by these versions (the caller scores the holdout itself). Each shard's
+    record (``scored.json``) is read from S3; a missing one is an error naming the shard."""
     from .auc_merge import ScorePairs
 
+    scored = shard_records.read_all(bucket, month, shards, shard_records.SCORED, execution)
     if not scored_with(scored, challenger, champion):
         return None
     pairs = {CHALLENGER: ScorePairs(), CHAMPION: ScorePairs()}

@@ -94,14 +94,16 @@ def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = Fal
 
 
 def execution_input(settings: Settings, month: str, name: str, overrides: dict[str, Any],
-                    verified: dict[str, str] | None = None) -> dict[str, Any]:
+                    files_key: str | None = None) -> dict[str, Any]:
     """Policy from the template parameters; a manifest's only with AllowManifestOverrides.
-    ``files`` (name → SHA-256 ingest verified) lets Validate refuse bytes changed since."""
+    ``files_key``: where the verified digests are (name → SHA-256, ``checksums.put_verified``),
+    which ShardMonth and Validate read to refuse bytes changed since; a key, not the digests,
+    so the state is the same size whatever the number of files."""
     settings.require_policy()
     return {
         "month": month,
         "execution": name,
-        "files": dict(sorted((verified or {}).items())),
+        **({"files_key": files_key} if files_key else {}),
         "reference_month": settings.reference_month,
         "threshold": float(settings.drift_threshold),
         "delta": float(settings.promotion_delta),
@@ -137,8 +139,9 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
             return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
         accepted = check_manifest(upload, body, settings.allow_manifest_overrides)
         name = execution_name(upload.month, body)
-        payload = execution_input(settings, upload.month, name, accepted.overrides,
-                                  {n: d.sha256 for n, d in accepted.digests.items()})
+        files_key = checksums.put_verified(upload.bucket, upload.month, name,
+                                           {n: d.sha256 for n, d in accepted.digests.items()})
+        payload = execution_input(settings, upload.month, name, accepted.overrides, files_key)
         return _start(settings, upload.month, name, payload, accepted)
     except ManifestError as exc:
         return _reject(upload, exc.violations, str(exc))

@@ -10,7 +10,8 @@ child (``action: split``) routes its one file's rows by ``shard_of(user_id, S)``
 is a partitioned month of its own under ``shards/<month>/shard-NNNNN/``. ``PartsSplit``
 (``action: items``) rejects the month if a child found a changed or unparsable file, else
 writes the items of the Distributed Map ``ValidateShards``. Each child validates its shard
-(violations are returned, not raised, so every shard reports) and builds its features.
+(violations are reported, not raised, so every shard reports) and builds its features, each
+result written as a record in S3 (``shard_records``), not returned into the state.
 ``MergeShards`` (the Features function, ``action: merge``) rejects the whole month when any
 shard broke a rule (quarantine and report as the one-shot path, each violation naming its
 shard), else writes the month's bounded samples: DetectDrift and TrainChallenger read those,
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import checksums, storage
+from . import checksums, shard_records, storage
 from .logs import logger
 from .parts import folder_of, group_files, part_name
 from .quarantine import quarantine_month, report_key
@@ -56,7 +57,7 @@ from .sharding import (
 from .violations import ContractError, Violation, check_sizes
 
 Step = Callable[[Settings, dict[str, Any]], dict[str, Any]]
-VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): the Map's output stays small
+VIOLATIONS_PER_SHARD = 20  # what a shard reports (its count is exact): its record stays small
 _CHUNK = 1024 * 1024
 IO_THREADS = 4  # S3 calls side by side: ShardMonth's users files counted, a SplitParts child's pieces written
 
@@ -152,7 +153,7 @@ def shard_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     outcome.update(users=users, shards=shards)
     if shards == 1:
         return outcome
-    verified = event.get("files") or {}
+    verified = checksums.read_verified(bucket, event) or {}
     violations = _layout_violations(sizes, tables, unknown, layout, settings.max_file_bytes)
     violations += checksums.added_or_gone(set(sizes), verified)
     if violations:
@@ -250,7 +251,9 @@ def validate_shard(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                                        for v in result.violations[:VIOLATIONS_PER_SHARD]])
     if result.violations:
         logger.warning(f"shard {shard} of {month} breaks the data contract: {result.summary(3)}")
-    return {"valid": result.ok, "violation_count": len(result.violations), **summary.to_json()}
+    outcome = {"valid": result.ok, "violation_count": len(result.violations), **summary.to_json()}
+    shard_records.write(settings.data_bucket, month, shard, shard_records.VALIDATED, event.get("execution"), outcome)
+    return outcome
 
 
 def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +270,10 @@ def build_shard_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     key = shard_features_key(month, shard)
     storage.write_frame(settings.data_bucket, key, frame)
     labels = label_counts(frame) if TARGET in frame else None  # every user's: the month's churn rate
-    return {"features_key": key, "users": int(len(frame)), "label_counts": labels,
-            **_write_shard_samples(settings, month, shard, frame)}
+    outcome = {"features_key": key, "users": int(len(frame)), "label_counts": labels,
+               **_write_shard_samples(settings, month, shard, frame)}
+    shard_records.write(settings.data_bucket, month, shard, shard_records.FEATURES, event.get("execution"), outcome)
+    return outcome
 
 
 def _write_shard_samples(settings: Settings, month: str, shard: int, frame: Any) -> dict[str, Any]:
@@ -325,12 +330,28 @@ def churn_rate(results: list[dict[str, Any]]) -> float | None:
     return round(churned / users, 4) if users else None
 
 
+def shard_results(settings: Settings, month: str, shards: int, execution: str | None) -> list[dict[str, Any]]:
+    """What ValidateShards' children reported (``shard_records``, not the state): per shard its
+    ``summary`` and, when the month is valid, its ``features``. A record missing is an error
+    naming the shard (the Map said every child succeeded)."""
+    bucket = settings.data_bucket
+    summaries = shard_records.read_all(bucket, month, shards, shard_records.VALIDATED, execution)
+    results = [{"shard": s["shard"], "summary": s} for s in summaries]
+    if not any(s.get("violations") for s in summaries):
+        built = shard_records.read_all(bucket, month, shards, shard_records.FEATURES, execution)
+        for result, features in zip(results, built):
+            result["features"] = features
+    return results
+
+
 def merge_shards(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """The shards' verdicts, merged: any violation rejects the whole month; else the month's
     samples, and what Validate and BuildFeatures return on the one-shot path (``validation``,
-    with ``features`` in it: ``shards`` and ``shards_prefix`` instead of a features file)."""
+    with ``features`` in it: ``shards`` and ``shards_prefix`` instead of a features file).
+    ``shards`` is the count (``$.sharding.shards``): the results are read from S3."""
     month = event["month"]
-    results = sorted(event["shards"], key=lambda r: int(r["shard"]))
+    month_index(month)
+    results = shard_results(settings, month, int(event["shards"]), event.get("execution"))
     violations = shard_violations(results)
     if violations:
         _reject(settings, month, violations, event.get("execution"))

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from . import alias_moves, lease, month_order, monitoring, online_store, registry, storage
-from .checksums import changed_since_ingest
+from .checksums import changed_since_ingest, read_verified
 from .logs import logger
 from .ordering import resolve_reference
 from .promotion import STALE_MONTH, is_stale_month, promotion_decision, should_retrain
@@ -83,7 +83,8 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     result = None
     if not violations:
         files = storage.read_month_files(settings.data_bucket, month)
-        violations = changed_since_ingest(files, event.get("files"))  # replaced after ingest checked it
+        # replaced after ingest checked it (the digests ingest verified, from S3)
+        violations = changed_since_ingest(files, read_verified(settings.data_bucket, event))
         if not violations:
             result = check_month(files)
             violations = result.violations
@@ -245,18 +246,20 @@ def train_challenger(settings: Settings, event: dict[str, Any]) -> dict[str, Any
 
 
 def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
-                  champion: str | None) -> tuple[float, float | None]:
+                  champion: str | None, pairs: bool = False) -> tuple[float, float | None]:
     """(challenger's AUC, champion's AUC or None) on the month's holdout users: one features
-    file, or shard by shard for a sharded month (the ScoreShards Map's pairs, ``compare_shards``,
-    else ``month_reads.holdout_aucs``: exact either way)."""
+    file, or shard by shard for a sharded month (with ``pairs``, Compare after the ScoreShards
+    Map: its pairs, ``compare_shards``; else ``month_reads.holdout_aucs``: exact either way)."""
     from .month_reads import holdout_aucs
 
-    if event.get("scored"):  # ScoreShards' pairs (a sharded month), when scored by these versions
+    shards = int((event.get("sharding") or {}).get("shards") or 1)
+    if pairs and shards > 1:  # ScoreShards' pairs (a sharded month), when scored by these versions
         from .compare_shards import merged_aucs
 
-        merged = merged_aucs(settings.data_bucket, event["scored"], challenger, champion)
+        merged = merged_aucs(settings.data_bucket, event["month"], shards, event.get("execution"), challenger,
+                             champion)
         if merged is not None:
-            logger.info("holdout AUCs from the shards' pairs", extra={"shards": len(event["scored"])})
+            logger.info("holdout AUCs from the shards' pairs", extra={"shards": shards})
             return merged
         logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
@@ -277,7 +280,7 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     delta = float(event["delta"] if "delta" in event else settings.require_policy().promotion_delta)
     challenger = event["challenger"]["version"]
     prod_version, champion_month = champion_and_month(settings)
-    new_auc, prod_auc = _holdout_aucs(settings, event, challenger, prod_version)
+    new_auc, prod_auc = _holdout_aucs(settings, event, challenger, prod_version, pairs=True)
     decision = promotion_decision(new_auc, prod_auc, delta, month, champion_month, settings.allow_backfill_promotion)
     promote = decision == "promote"
     if decision == STALE_MONTH:
