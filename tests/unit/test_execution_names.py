@@ -1,6 +1,7 @@
-"""An execution started without a name gets one of its own, as on AWS (the AWS CLI's
-``start-execution`` without ``--name``): moto's interpreter named every such execution
-``None``, so the second start of a state machine failed with ``ExecutionAlreadyExists``."""
+"""Step Functions in the emulator as a client nobody here wrote meets it (the AWS CLI found
+both): an execution started without a name gets one of its own, as on AWS (moto's
+interpreter named every such execution ``None``, so the second start failed with
+``ExecutionAlreadyExists``), and the interpreter's errors carry their codes."""
 
 from __future__ import annotations
 
@@ -36,3 +37,43 @@ def test_executions_started_without_a_name_are_each_named_and_run():
     assert [d["status"] for d in described] == ["SUCCEEDED", "SUCCEEDED"]
     assert all(UUID.match(d["name"]) and d["executionArn"].endswith(":" + d["name"]) for d in described)
     assert [json.loads(d["output"]) for d in described] == [{"n": 1}, {"n": 2}]
+
+
+def test_the_interpreters_errors_carry_their_codes():
+    """What the AWS CLI and boto3's modelled exceptions go by: the error code."""
+    import pytest
+
+    with moto_endpoint() as url:
+        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                      timeout=10).raise_for_status()
+        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        with pytest.raises(sfn.exceptions.InvalidDefinition) as refused:
+            sfn.create_state_machine(name="broken", roleArn="arn:aws:iam::123456789012:role/r",
+                                     definition=json.dumps({"StartAtt": "P", "States": {}}))
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "StartAtt" in refused.value.response["Error"]["Message"]
+        machine = sfn.create_state_machine(
+            name="fine", roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+            sfn.start_execution(stateMachineArn=machine, input="{not json")
+
+
+def test_an_unknown_map_run_is_not_found_not_a_server_error():
+    """DescribeMapRun of an ARN no execution has (the durable stack's patch of it raised
+    moto's ``ResourceNotFound`` without the message it requires: an HTTP 500, retried)."""
+    import pytest
+
+    from streamflow_local import persistence
+
+    persistence._install_map_run_patches()
+    with moto_endpoint() as url:
+        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                      timeout=10).raise_for_status()
+        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        arn = "arn:aws:states:us-east-1:123456789012:mapRun:machine/Label:0c4c1d3e-0000-4000-8000-000000000000"
+        with pytest.raises(sfn.exceptions.ResourceNotFound) as missing:
+            sfn.describe_map_run(mapRunArn=arn)
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400 and arn in str(missing.value)

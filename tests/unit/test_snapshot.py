@@ -170,3 +170,22 @@ def test_a_redeploy_keeps_what_the_loop_set_on_a_function():
     from streamflow_local.deploy import RUNTIME_VARIABLES
 
     assert CHAMPION_ENV in RUNTIME_VARIABLES
+
+
+def test_an_input_from_before_the_digests_moved_to_s3_is_resumed_with_their_key():
+    """An execution interrupted before ingest wrote the verified digests to S3 carries them
+    inline; ShardMonth reads ``$.files_key``, so the resumed run gets the key instead."""
+    written = []
+
+    def put_verified(month, execution, files):
+        written.append((month, execution, files))
+        return f"verified/{month}/{execution}.json"
+
+    old = json.dumps({"month": "month_004", "execution": "month_004-0123456789abcdef",
+                      "files": {"users.csv": "ab" * 32}, "threshold": 0.3})
+    upgraded = json.loads(resume.with_files_key(old, put_verified))
+    assert upgraded == {"month": "month_004", "execution": "month_004-0123456789abcdef", "threshold": 0.3,
+                        "files_key": "verified/month_004/month_004-0123456789abcdef.json"}
+    assert written == [("month_004", "month_004-0123456789abcdef", {"users.csv": "ab" * 32})]
+    current = json.dumps({"month": "month_005", "execution": "e", "files_key": "verified/month_005/e.json"})
+    assert resume.with_files_key(current, put_verified) == current and len(written) == 1

@@ -51,6 +51,12 @@
 * ``StartExecution`` without a ``name`` (the AWS CLI's ``start-execution`` without
   ``--name``) gets a UUID on AWS; moto 5.2.5's interpreter named it ``None``, so a second such
   start failed with ``ExecutionAlreadyExists``. A UUID is given here.
+* The errors of moto's Step Functions interpreter (``InvalidDefinition``,
+  ``InvalidExecutionInput``, ``TaskDoesNotExist``, … in ``moto.stepfunctions.parser.api``)
+  name themselves in a ``code`` attribute, but the class they derive from answers with its
+  ``TYPE``, which they leave empty: the answer's error code was blank (the AWS CLI printed
+  "An error occurred ()", and boto3's ``client.exceptions.InvalidDefinition`` never
+  matched). Each one's ``TYPE`` and ``STATUS`` are set from its own code and status here.
 * Distributed Map: a failed item fails the Map Run (``States.ExceedToleratedFailureThreshold``)
   and its child executions are listed and described (input, error, cause); see
   ``distributed_map.py``.
@@ -91,6 +97,7 @@ def install() -> None:
     _paged_execution_history()
     _parsed_definitions_kept()
     _generated_execution_names()
+    _interpreter_error_codes()
     _states_error_names_at_run_time()
     from . import distributed_map, moto_fast_reads
 
@@ -233,6 +240,18 @@ def _generated_execution_names() -> None:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
     StepFunctionsParserBackend.start_execution = start_execution
+
+
+def _interpreter_error_codes() -> None:
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser import api
+
+    for value in vars(api).values():
+        if isinstance(value, type) and issubclass(value, AWSError) and not value.TYPE:
+            code = getattr(value, "code", None)
+            if isinstance(code, str) and code:
+                value.TYPE = code
+                value.STATUS = int(getattr(value, "status_code", 400) or 400)
 
 
 PARSED_DEFINITIONS_KEPT = 16

@@ -472,7 +472,7 @@ def _install_map_run_patches() -> None:
         for record in map_run_records(self):
             if record.map_run_arn == map_run_arn:
                 return record.describe()
-        raise ResourceNotFound()
+        raise ResourceNotFound(f"Map Run Does Not Exist: {map_run_arn}")
 
     StepFunctionsParserBackend.list_map_runs = list_map_runs_patched
     StepFunctionsParserBackend.describe_map_run = describe_map_run_patched

@@ -13,7 +13,9 @@ interrupted run registered stays in the registry, undecided). Nothing resumes by
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,5 +81,30 @@ def resume(config: StackConfig, month: str) -> Resumed:
                               "it was not interrupted; nothing to resume")
     base = original_name(newest["name"])
     name = f"{base}_resume{max(attempt(e['name']) for e in listed) + 1}"
-    started = sfn.start_execution(stateMachineArn=machine, name=name, input=description["input"])
+    execution_input = with_files_key(description["input"], lambda m, e, files: _put_verified(config, m, e, files))
+    started = sfn.start_execution(stateMachineArn=machine, name=name, input=execution_input)
     return Resumed(month=month, interrupted=newest["name"], execution_name=name, execution_arn=started["executionArn"])
+
+
+def with_files_key(execution_input: str, put_verified: Callable[[str, str, dict[str, str]], str]) -> str:
+    """The input to resume with. One written before ingest kept the verified digests in S3
+    carries them inline (``files``) and no ``files_key``, which ShardMonth now reads: the
+    digests are written where ingest writes them (``put_verified(month, execution, files)``
+    → key) and the key replaces them. Any other input is returned as it was."""
+    data = json.loads(execution_input)
+    if "files_key" in data or "files" not in data:
+        return execution_input
+    files = data.pop("files") or {}
+    return json.dumps({**data, "files_key": put_verified(data["month"], data["execution"], files)})
+
+
+def _put_verified(config: StackConfig, month: str, execution: str, files: dict[str, str]) -> str:
+    from streamflow.checksums import verified_key
+
+    from .stack_client import data_bucket
+
+    key = verified_key(month, execution)
+    _client(config, "s3").put_object(Bucket=data_bucket(config), Key=key,
+                                     Body=json.dumps(dict(sorted(files.items()))).encode(),
+                                     ContentType="application/json")
+    return key
