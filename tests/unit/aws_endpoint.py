@@ -38,6 +38,19 @@ def endpoint_env(endpoint: str) -> dict[str, str]:
 
 
 @contextmanager
+def state_machines_endpoint() -> Iterator[tuple[str, Any]]:
+    """``moto_endpoint`` with moto's Step Functions interpreter on (executions run, as in the
+    stack); (its URL, a Step Functions client of it)."""
+    import requests
+
+    with moto_endpoint() as url:
+        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                      timeout=10).raise_for_status()
+        yield url, boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@contextmanager
 def moto_endpoint_in_env() -> Iterator[str]:
     """A moto server, with this process's environment pointing at it (as a Lambda's would)
     while the block runs; the environment is restored afterwards."""

@@ -9,11 +9,9 @@ import json
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-import requests
 
-from aws_endpoint import moto_endpoint
+from aws_endpoint import state_machines_endpoint
 from streamflow_local.config import StackConfig
 from streamflow_local.stack_client import execution_history, execution_steps, wait_for_execution
 
@@ -22,11 +20,7 @@ STATES = 600  # Pass states in a chain: two events each, 1,200+ events in all
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    with moto_endpoint() as url:
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
-                      timeout=10).raise_for_status()
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    with state_machines_endpoint() as (url, sfn):
         names = [f"Step{i:03d}" for i in range(STATES)]
         states = {name: ({"Type": "Pass", "Next": names[i + 1]} if i + 1 < STATES else {"Type": "Pass", "End": True})
                   for i, name in enumerate(names)}

@@ -9,20 +9,14 @@ import json
 import re
 import time
 
-import boto3
-import requests
 
-from aws_endpoint import moto_endpoint
+from aws_endpoint import state_machines_endpoint
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def test_executions_started_without_a_name_are_each_named_and_run():
-    with moto_endpoint() as url:
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
-                      timeout=10).raise_for_status()
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    with state_machines_endpoint() as (_, sfn):
         machine = sfn.create_state_machine(
             name="unnamed", roleArn="arn:aws:iam::123456789012:role/r",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
@@ -43,11 +37,7 @@ def test_the_interpreters_errors_carry_their_codes():
     """What the AWS CLI and boto3's modelled exceptions go by: the error code."""
     import pytest
 
-    with moto_endpoint() as url:
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
-                      timeout=10).raise_for_status()
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    with state_machines_endpoint() as (_, sfn):
         with pytest.raises(sfn.exceptions.InvalidDefinition) as refused:
             sfn.create_state_machine(name="broken", roleArn="arn:aws:iam::123456789012:role/r",
                                      definition=json.dumps({"StartAtt": "P", "States": {}}))
@@ -68,11 +58,7 @@ def test_an_unknown_map_run_is_not_found_not_a_server_error():
     from streamflow_local import persistence
 
     persistence._install_map_run_patches()
-    with moto_endpoint() as url:
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
-                      timeout=10).raise_for_status()
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    with state_machines_endpoint() as (_, sfn):
         arn = "arn:aws:states:us-east-1:123456789012:mapRun:machine/Label:0c4c1d3e-0000-4000-8000-000000000000"
         with pytest.raises(sfn.exceptions.ResourceNotFound) as missing:
             sfn.describe_map_run(mapRunArn=arn)

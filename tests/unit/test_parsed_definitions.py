@@ -10,11 +10,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
-import requests
 
-from aws_endpoint import moto_endpoint
+from aws_endpoint import state_machines_endpoint
 from streamflow_local import moto_patches
 
 # A Choice on the input, so two executions of one definition must take different paths.
@@ -49,11 +47,7 @@ def grammar_runs(monkeypatch):
 
 
 def test_executions_of_one_definition_parse_it_once_and_each_evaluates_its_own_program(grammar_runs):
-    with moto_endpoint() as url:
-        requests.post(f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
-                      timeout=10).raise_for_status()
-        sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    with state_machines_endpoint() as (_, sfn):
         machine = sfn.create_state_machine(name=f"kept-{time.time_ns()}", definition=DEFINITION,
                                            roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
         inputs = [{"n": n} for n in (1, 50, 2, 99)]
