@@ -120,14 +120,7 @@ def _reject(upload: MonthUpload, violations: list[Violation], reason: str) -> di
 
 
 def _manifest_body(upload: MonthUpload) -> bytes | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return storage.get_bytes(upload.bucket, upload.manifest_key)
-    except ClientError as exc:
-        if storage.is_missing(exc):
-            return None
-        raise
+    return storage.get_bytes_if_present(upload.bucket, upload.manifest_key)
 
 
 def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, Any]:

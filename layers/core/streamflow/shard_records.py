@@ -56,14 +56,8 @@ def checked(record: dict[str, Any] | None, month: str, shard: int, step: str, ex
 
 
 def _get(bucket: str, key: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return json.loads(storage.get_bytes(bucket, key))
-    except ClientError as exc:
-        if storage.is_missing(exc):
-            return None
-        raise
+    body = storage.get_bytes_if_present(bucket, key)
+    return None if body is None else json.loads(body)
 
 
 def read_all(bucket: str, month: str, shards: list[int] | int, step: str, execution: str | None) -> list[dict[str, Any]]:

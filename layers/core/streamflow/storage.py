@@ -63,6 +63,18 @@ def is_missing(exc: Exception) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
+def get_bytes_if_present(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such object (any other error raises)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return get_bytes(bucket, key)
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
 def object_size(bucket: str, key: str) -> int | None:
     """Size of an object, or None when it is not there."""
     from botocore.exceptions import ClientError
