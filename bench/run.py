@@ -31,6 +31,43 @@ def floor_in_subprocess(n_users: int, repeats: int = 1) -> dict[str, Any]:
     return json.loads(done.stdout[done.stdout.index("{"):])
 
 
+class FloorBeside:
+    """A floor process (``bench.floor N --serve``, its data made once) asked for one timed run
+    right before each timed month: the loop and its floor then share the machine's load of
+    the moment, which on this shared machine moves more between minutes than within one."""
+
+    def __init__(self, n_users: int) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.floor", str(n_users), "--serve"],
+                                        cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._expect("ready")
+
+    def _expect(self, what: str) -> str:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # a library may print before the floor's own lines
+            if line.startswith(what):
+                return line
+        raise RuntimeError(f"the floor process ended before printing {what!r} (exit {self.process.wait()})")
+
+    def run_once(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        self._expect("{")
+
+    def summary(self) -> dict[str, Any]:
+        """The floor's figures over its runs (the process ends)."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        summary = json.loads(self._expect('{"users"'))
+        self.process.wait(timeout=60)
+        return summary
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, rounds: int = 3,
         concurrency: int = 4, repeats: int = 3, config: StackConfig | None = None,
         batch_size: int = 1000, persist_repeats: int = 1, load_tool: str | None = None,
@@ -54,7 +91,9 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
     }
     took = results.setdefault("bench_seconds", {})
     clock = time.perf_counter()
-    if "floor" in only:
+    beside = "floor" in only and "loop" in only  # each timed month right after a floor run
+    results["floor_beside"] = beside
+    if "floor" in only and not beside:
         results["floor"] = [floor_in_subprocess(n, timed_runs(n, loop_repeats)) for n in sizes]
         took["floor"] = round(time.perf_counter() - clock, 1)
     if {"loop", "predict", "coldstart"} & set(only):
@@ -75,7 +114,15 @@ def run(sizes: list[int], only: tuple[str, ...] = ALL, duration: float = 10.0, r
                     with (nullcontext(stack) if index == 0 or config is not None
                           else bench_stack(parameters=parameters)) as target:
                         target.apply_client_env()
-                        outcome = loop_latency(target, n, repeats=timed_runs(n, loop_repeats))
+                        floor = FloorBeside(n) if beside else None
+                        try:
+                            outcome = loop_latency(target, n, repeats=timed_runs(n, loop_repeats),
+                                                   before_each=floor.run_once if floor else None)
+                            if floor:
+                                results.setdefault("floor", []).append(floor.summary())
+                        finally:
+                            if floor:
+                                floor.close()
                     stack.apply_client_env()
                     outcome["bench_seconds"] = round(time.perf_counter() - started, 1)
                     outcome["own_stack"] = index > 0 and config is None
@@ -156,6 +203,9 @@ def table(results: dict[str, Any]) -> str:
             if len(loop_runs) > 1 or len(floor.get("runs", [])) > 1:  # the medians' spread
                 add(f"   {'':>9} runs: loop {' '.join(_fmt(s, 2) for s in loop_runs) or '-'} s, "
                     f"floor {' '.join(_fmt(s, 2) for s in floor.get('runs', [])) or '-'} s")
+            if results.get("floor_beside") and len(loop_runs) == len(floor.get("runs", [])) > 1:
+                add(f"   {'':>9} each run / the floor timed right before it: "
+                    + " ".join(_fmt(run / alone, 2) for run, alone in zip(loop_runs, floor["runs"])))
         if loops:
             add("")
             add("4. Scale: each step's wall time (s) / peak memory of its worker (MB)")

@@ -52,3 +52,12 @@ def test_every_distributed_map_of_the_pipeline_has_its_line_in_the_scale_table()
     pipeline_maps = maps(asl["States"])
     assert {"SplitParts", "ValidateShards", "PublishShards", "ScoreShards"} <= pipeline_maps
     assert pipeline_maps <= set(STATE_FUNCTIONS)
+
+
+def test_with_the_floor_timed_beside_each_run_the_table_gives_each_runs_ratio_to_its_own_floor():
+    loop = {"users": 10_000, "runs": [{"seconds": 4.0}, {"seconds": 6.0}, {"seconds": 5.0}],
+            "median": {"seconds": 5.0, "steps": []}}
+    floor = {"users": 10_000, "seconds": 2.5, "runs": [2.0, 3.0, 2.5], "steps": {}}
+    beside = table({"loop": [loop], "floor": [floor], "floor_beside": True})
+    assert "each run / the floor timed right before it: 2.00 2.00 2.00" in beside
+    assert "each run / the floor" not in table({"loop": [loop], "floor": [floor]})
