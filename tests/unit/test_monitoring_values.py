@@ -68,7 +68,7 @@ def test_a_months_page_shows_each_value_as_a_counter_not_a_histogram(tmp_path):
     shown = {c["label"]: c["value"] for w in model.widgets for c in w.params["counters"]}
     assert shown == {"drift_share": "0.4", "drift_threshold": "0.3", "challenger_auc": "0.8412",
                      "champion_auc": "0.8", "promotion_delta": "0.01", "promotion_bar": "0.81",
-                     **{f"rows_{table}": "3,000" for table in monitoring.ROW_TABLES}, "timeline_promoted": "1"}
+                     **{table: "3,000" for table in monitoring.ROW_TABLES}, "timeline_promoted": "1"}
     linked = [m for w in model.widgets for m in w.linked_metrics]
     assert sorted(linked) == sorted(model.metric_results) and len(model.metric_results) == len(shown)
     stored = monitoring._stored_document(state, "month_001")

@@ -7,8 +7,11 @@ Promote write it again with what they measured and decided; months rejected at i
 Validate, and refused promotions, are added from the records they leave in the bucket
 (``sync_rejections``, run by ``streamflow ui``). The snapshot id is
 derived from the month, so each write replaces the month's entry instead of adding one.
-The loop's own values (AUCs, decision, rows) are ``MeanValue`` metrics of a one-row dataset:
-built-in metrics, so Evidently's stock UI plots them. A failed write never fails the month.
+The loop's own values (AUCs, decision, rows) are ``MeanValue`` results, as a Report of a
+one-row dataset would give them: a built-in metric, so Evidently's stock UI plots them. They
+are made by the metric's own calculation without running the Report (``loop_document``): its
+``MeanValue`` draws a plotly histogram per value, most of a record's cost; the month's page
+shows them as counters. A failed write never fails the month.
 """
 
 from __future__ import annotations
@@ -233,7 +236,7 @@ _VALUE_ROWS = (
     ("Drift: share of drifted columns, retraining threshold", ("drift_share", "drift_threshold")),
     ("AUC on the month's held-out users (promotion_bar = champion + delta)",
      ("challenger_auc", "champion_auc", "promotion_delta", "promotion_bar")),
-    ("Rows per table", tuple(f"rows_{table}" for table in ROW_TABLES)),
+    ("Rows per table (rows_<table>)", tuple(f"rows_{table}" for table in ROW_TABLES)),
     ("Decision (its bar on the timeline)", tuple(f"timeline_{kind}" for kind in TIMELINE)),
 )
 
@@ -264,7 +267,8 @@ def loop_document(merged: dict[str, Any]) -> dict[str, Any]:
         shown = [column for column in columns if column in values]
         if shown:
             widget = counter(title=title, size=WidgetSize.FULL,
-                             counters=[CounterData(label=column, value=_shown(values[column])) for column in shown])
+                             counters=[CounterData(label=column.removeprefix("rows_"), value=_shown(values[column]))
+                                       for column in shown])
             for column in shown:
                 link_metric(widget, fingerprints[column])
             widgets.append(widget)
