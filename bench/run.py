@@ -24,10 +24,24 @@ def timed_runs(n_users: int, asked: int | None) -> int:
     return asked if asked is not None else (3 if n_users <= 100_000 else 1)
 
 
+def floor_environment() -> dict[str, str]:
+    """The floor process's environment: its numeric libraries get the threads the loop's
+    TrainChallenger gets (the vCPUs its memory buys, ``cpu_share``; training is the step that
+    threads). With a thread per core, OpenMP's threads spin against anything else on this
+    two-core machine: floors of 3–15 s against 1.8–2.4 s with one thread at load 2.5 (train
+    0.36–9.2 s against 0.33 s), while on a quiet machine one thread costs ≈ 0.06 s."""
+    from streamflow_local.cpu_share import thread_limits
+    from streamflow_local.template import Stack, load_template
+
+    stack = Stack(load_template(PROJECT_ROOT / "template.yaml"), name="floor", region="us-east-1")
+    memory = int(stack.function_properties("TrainFunction").get("MemorySize", 128))
+    return {**os.environ, **thread_limits(memory, {}, os.cpu_count() or 1)}
+
+
 def floor_in_subprocess(n_users: int, repeats: int = 1) -> dict[str, Any]:
     """Each floor in its own process, so its peak memory is its own."""
     done = subprocess.run([sys.executable, "-m", "bench.floor", str(n_users), str(repeats)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, check=True, timeout=3600)
+                          capture_output=True, text=True, check=True, timeout=3600, env=floor_environment())
     return json.loads(done.stdout[done.stdout.index("{"):])
 
 
@@ -38,7 +52,8 @@ class FloorBeside:
 
     def __init__(self, n_users: int) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "bench.floor", str(n_users), "--serve"],
-                                        cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                        cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=floor_environment())
         self._expect("ready")
 
     def _expect(self, what: str) -> str:
