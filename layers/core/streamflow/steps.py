@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from . import alias_moves, lease, month_order, monitoring, online_store, registry, storage
+from . import alias_moves, checked_tables, lease, month_order, monitoring, online_store, registry, storage
 from .checksums import changed_since_ingest, read_verified
 from .logs import logger
 from .ordering import resolve_reference
@@ -94,8 +94,11 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                      extra={"violations": [str(v) for v in violations[:20]]})
         raise ContractError(month, violations)
     rows = {name: int(len(frame)) for name, frame in result.tables.items()}
-    logger.info("month valid", extra={"rows": rows})
-    return {"valid": True, "users": rows["users.csv"], "rows": rows}
+    checked = None
+    if event.get("execution"):  # BuildFeatures builds from these tables (checked_tables)
+        checked = checked_tables.write(settings.data_bucket, month, event["execution"], result.tables)
+    logger.info("month valid", extra={"rows": rows, "checked_tables": checked})
+    return {"valid": True, "users": rows["users.csv"], "rows": rows, "checked_tables": checked}
 
 
 def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
@@ -103,9 +106,18 @@ def build_month_features(settings: Settings, event: dict[str, Any]) -> dict[str,
     from .features import build_features
     from .month_reads import drift_sample_key
 
-    month = event["month"]
-    frame = build_features(_load_checked_month(settings, month))
+    month, execution = event["month"], event.get("execution")
+    month_index(month)  # raises on a name that is not month_NNN
+    tables = checked_tables.read(settings.data_bucket, month, execution) if execution else None
+    if tables is None:
+        if execution:
+            logger.info("no tables checked by Validate for this execution: checking the month's files again",
+                        extra={"execution": execution})
+        tables = _load_checked_month(settings, month)
+    frame = build_features(tables)
     key = storage.write_features(settings.data_bucket, month, frame)
+    if execution:
+        checked_tables.delete(settings.data_bucket, month, execution)
     # A sample MergeShards left from a sharded run of this month would outlive these features.
     storage.delete(settings.data_bucket, drift_sample_key(month))
     logger.info("features built", extra={"features_key": key, "users": int(len(frame))})
