@@ -48,3 +48,27 @@ def test_an_alias_move_is_recorded_in_the_history_and_plain_tags(sqlite_registry
     assert [e["action"] for e in json.loads(tags[alias_history.HISTORY_TAG])] == ["set", "removed"]
     assert (tags["production_action"], tags["production_by"], tags["production_reason"]) == (
         "removed", "ops", "removed by hand")
+
+
+def test_two_moves_on_one_version_read_it_once_and_leave_the_tags_two_single_moves_leave(sqlite_uri, tmp_path,
+                                                                                          monkeypatch):
+    mlflow_client = MlflowClient(tracking_uri=sqlite_uri, registry_uri=sqlite_uri)
+    one_by_one, together = (str(mlflow_client.create_model_version(MODEL, source=str(tmp_path / name), run_id=None)
+                                .version) for name in ("a", "b"))
+    at = "2026-12-01T05:00:00+00:00"
+    moves = [alias_history.AliasMove(registry.PRODUCTION, "removed", "e-7", "month_004 won", at, {"replaced_by": "9"}),
+             alias_history.AliasMove(registry.PREVIOUS, "set", "e-7", "month_004 won", at)]
+    for move in moves:
+        alias_history.record_alias_move(sqlite_uri, MODEL, one_by_one, move.alias, move.action, move.by, move.reason,
+                                        move.at, **move.details)
+    reads = []
+    original = MlflowClient.get_model_version
+    monkeypatch.setattr(MlflowClient, "get_model_version", lambda self, *a: reads.append(a) or original(self, *a))
+    alias_history.record_alias_moves(sqlite_uri, MODEL, together, moves)
+    assert len(reads) == 1
+    monkeypatch.undo()
+    assert (mlflow_client.get_model_version(MODEL, together).tags
+            == mlflow_client.get_model_version(MODEL, one_by_one).tags)
+    history = json.loads(mlflow_client.get_model_version(MODEL, together).tags[alias_history.HISTORY_TAG])
+    assert [(e["alias"], e["action"]) for e in history] == [("Production", "removed"), ("Previous", "set")]
+    assert history[0]["replaced_by"] == "9"

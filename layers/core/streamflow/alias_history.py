@@ -8,6 +8,7 @@ plain tags (``production_action``, ``production_at``, ...) that the MLflow UI sh
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import registry
@@ -34,16 +35,41 @@ def appended_history(current: str, entry: dict[str, Any]) -> str:
     return encoded
 
 
+@dataclass(frozen=True)
+class AliasMove:
+    """One alias moved onto (``set``) or off (``removed``) a version, by whom, when and why."""
+
+    alias: str
+    action: str
+    by: str
+    reason: str
+    at: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self) -> dict[str, Any]:
+        return {"alias": self.alias, "action": self.action, "at": self.at, "by": self.by, "reason": self.reason,
+                **{k: v for k, v in self.details.items() if v is not None}}
+
+    def plain_tags(self) -> dict[str, str]:
+        prefix = self.alias.lower()
+        return {f"{prefix}_{key}": str(value)[:TAG_VALUE_LIMIT]
+                for key, value in (("action", self.action), ("at", self.at), ("by", self.by), ("reason", self.reason))}
+
+
+def record_alias_moves(tracking_uri: str, model_name: str, version: str, moves: list[AliasMove]) -> None:
+    """Append the moves, in order, to one version's history and plain tags: one read of the
+    version and one write per tag, however many moves (a crowning takes Production off the
+    old champion and gives it Previous: two moves, the history read and written once)."""
+    mlflow_client = registry.client(tracking_uri)
+    history = mlflow_client.get_model_version(model_name, version).tags.get(HISTORY_TAG, "[]")
+    plain: dict[str, str] = {}
+    for move in moves:
+        history = appended_history(history, move.entry())
+        plain.update(move.plain_tags())
+    registry.set_version_tags(mlflow_client, model_name, version, {HISTORY_TAG: history, **plain})
+
+
 def record_alias_move(tracking_uri: str, model_name: str, version: str, alias: str, action: str,
                       by: str, reason: str, at: str, **details: Any) -> None:
     """Append who moved which alias onto/off this version, when and why, to its tags."""
-    mlflow_client = registry.client(tracking_uri)
-    current = mlflow_client.get_model_version(model_name, version).tags.get(HISTORY_TAG, "[]")
-    entry = {"alias": alias, "action": action, "at": at, "by": by, "reason": reason,
-             **{k: v for k, v in details.items() if v is not None}}
-    prefix = alias.lower()
-    registry.set_version_tags(mlflow_client, model_name, version, {
-        HISTORY_TAG: appended_history(current, entry),
-        **{f"{prefix}_{key}": str(value)[:TAG_VALUE_LIMIT]
-           for key, value in (("action", action), ("at", at), ("by", by), ("reason", reason))},
-    })
+    record_alias_moves(tracking_uri, model_name, version, [AliasMove(alias, action, by, reason, at, details)])

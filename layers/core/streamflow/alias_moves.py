@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import alias_history, champion_pin, lease, registry, served_model
+from .alias_history import AliasMove
 from .logs import logger
 from .promotion import rollback_target
 from .registry import PREVIOUS, PRODUCTION, STAGING
@@ -58,8 +59,9 @@ def crown(settings: Settings, version: str, by: str, reason: str, **details: Any
     current = registry.alias_version(uri, name, PRODUCTION)
     if current and current != version:
         registry.move_alias(uri, name, PREVIOUS, current)
-        alias_history.record_alias_move(uri, name, current, PRODUCTION, "removed", by, reason, at, replaced_by=version)
-        alias_history.record_alias_move(uri, name, current, PREVIOUS, "set", by, reason, at)
+        alias_history.record_alias_moves(uri, name, current, [
+            AliasMove(PRODUCTION, "removed", by, reason, at, {"replaced_by": version}),
+            AliasMove(PREVIOUS, "set", by, reason, at)])
     registry.move_alias(uri, name, PRODUCTION, version)
     alias_history.record_alias_move(uri, name, version, PRODUCTION, "set", by, reason, at, replaced=current, **details)
     if registry.alias_version(uri, name, STAGING) == version:
@@ -84,9 +86,9 @@ def _rollback(settings: Settings, by: str, reason: str) -> AliasChange:
     scorer = _copy_scorer(settings, target)
     registry.move_alias(uri, name, PRODUCTION, target)
     registry.delete_alias(uri, name, PREVIOUS)
-    alias_history.record_alias_move(uri, name, target, PREVIOUS, "removed", by, reason, at)
-    alias_history.record_alias_move(uri, name, target, PRODUCTION, "set", by, f"rollback: {reason}", at,
-                               rolled_back_from=current)
+    alias_history.record_alias_moves(uri, name, target, [
+        AliasMove(PREVIOUS, "removed", by, reason, at),
+        AliasMove(PRODUCTION, "set", by, f"rollback: {reason}", at, {"rolled_back_from": current})])
     if current:
         alias_history.record_alias_move(uri, name, current, PRODUCTION, "removed", by, f"rollback: {reason}", at,
                                    rolled_back_to=target)
