@@ -131,7 +131,7 @@ _experiment_ids: dict[str, str] = {}
 
 def _start_run(mlflow, tracking_uri: str, tags: dict):
     """``mlflow.start_run`` in the ``EXPERIMENT`` (looked up once per process and URI; looked
-    up again if the run cannot be created there), the run's tags set as it is created."""
+    up again if that id is missing or deleted), the run's tags set as it is created."""
     from mlflow.exceptions import MlflowException
 
     run_name, tags = f"train-{tags.get('month', '')}", {key: str(value) for key, value in tags.items()}
@@ -139,7 +139,9 @@ def _start_run(mlflow, tracking_uri: str, tags: dict):
     if cached is not None:
         try:
             return mlflow.start_run(experiment_id=cached, run_name=run_name, tags=tags)
-        except MlflowException:
+        except MlflowException as exc:
+            if exc.error_code not in MISSING_CODES:  # e.g. unreachable: not worth a second try
+                raise
             _experiment_ids.pop(tracking_uri, None)
     experiment_id = mlflow.set_experiment(EXPERIMENT).experiment_id
     _experiment_ids[tracking_uri] = experiment_id
