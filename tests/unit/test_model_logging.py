@@ -38,6 +38,39 @@ def test_the_logged_signature_is_that_of_every_training_row(trained, tmp_path, m
     assert logged.to_dict() == infer_signature(example, model.predict_proba(example)[:, 1]).to_dict()
 
 
+def test_a_version_is_created_with_its_tags(trained, tmp_path, monkeypatch):
+    """No reader ever sees the new version without its ``month`` (one call, not one per tag);
+    the run and the logged model hold what ``log_model(registered_model_name=…)`` left."""
+    import json
+
+    from mlflow import MlflowClient
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    model, example = trained
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    created = []
+    real = SqlAlchemyStore.create_model_version
+    monkeypatch.setattr(SqlAlchemyStore, "create_model_version",
+                        lambda self, *a, **k: created.append(real(self, *a, **k)) or created[-1])
+    tags = {"month": "month_002", "val_auc": 0.75, "reference_month": "none"}
+    for _ in range(2):  # the registered model created, then found
+        registered = registry.log_challenger(uri, MODEL, model, example, params={"train_rows": len(example)},
+                                             metrics={"val_auc": 0.75}, tags=tags, scorer=checked(model, None))
+    expected = {key: str(value) for key, value in tags.items()}
+    assert [dict(version.tags) for version in created] == [expected, expected]
+    client = MlflowClient(uri, uri)
+    version = client.get_model_version(MODEL, registered.version)
+    assert version.tags == expected and version.run_id == registered.run_id
+    run = client.get_run(registered.run_id)
+    assert run.data.params == {"train_rows": str(len(example))} and run.data.metrics == {"val_auc": 0.75}
+    assert expected.items() <= run.data.tags.items() and run.info.run_name == "train-month_002"
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    listed = json.loads(logged.tags["mlflow.modelVersions"])
+    assert [(entry["name"], str(entry["version"])) for entry in listed] == [(MODEL, registered.version)]
+    assert logged.source_run_id == registered.run_id and [m.key for m in logged.metrics] == ["val_auc"]
+
+
 def test_a_pipeline_is_loaded_once_per_file_content(trained, monkeypatch):
     model, example = trained
     trusted = registry.SKOPS_TRUSTED_TYPES
