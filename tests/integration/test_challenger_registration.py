@@ -6,10 +6,6 @@ tag made 31 of them a month)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
@@ -20,8 +16,7 @@ from streamflow.generator import generate_month, month_csv_bytes
 from streamflow.scorer_export import checked
 from streamflow.split import split_by_user
 from streamflow.training import model_input, train
-from streamflow_local.config import free_port
-from streamflow_local.stack import stop_process_group
+from mlflow_server import plain_mlflow_server
 
 MODEL = "challenger_registration"
 MOST_CALLS = 20  # a month after the first (experiment and registered model known)
@@ -29,32 +24,8 @@ MOST_CALLS = 20  # a month after the first (experiment and registered model know
 
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_REGISTRY_URI", None)
-    log = open(folder / "mlflow.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None, (folder / "mlflow.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+    with plain_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
-    finally:
-        stop_process_group(process, timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

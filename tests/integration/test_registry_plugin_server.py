@@ -8,13 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
-from streamflow_local.config import free_port
-from streamflow_local.stack import stop_process_group
+from mlflow_server import plain_mlflow_server
 
 from tests.registry_plugin_layer import registry_plugin_path
 
@@ -29,32 +26,8 @@ def plugin(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory):
-    """A real ``mlflow server``: SQLite registry, artifacts served from a local folder."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # no job runner, as the stack's registry (stack.registry_server_env)
-    log = open(folder / "mlflow.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None, (folder / "mlflow.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+    with plain_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
-    finally:
-        stop_process_group(process, timeout=10)
-        log.close()
 
 
 CALLS = r"""
