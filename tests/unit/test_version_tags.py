@@ -72,3 +72,12 @@ def test_two_moves_on_one_version_read_it_once_and_leave_the_tags_two_single_mov
     history = json.loads(mlflow_client.get_model_version(MODEL, together).tags[alias_history.HISTORY_TAG])
     assert [(e["alias"], e["action"]) for e in history] == [("Production", "removed"), ("Previous", "set")]
     assert history[0]["replaced_by"] == "9"
+
+
+def test_aliases_move_and_go_without_fetching_the_registered_model(sqlite_registry):
+    uri, version = sqlite_registry
+    registry.move_alias(uri, MODEL, registry.STAGING, version)
+    assert registry.alias_version(uri, MODEL, registry.STAGING) == version
+    registry.delete_alias(uri, MODEL, registry.STAGING)
+    registry.delete_alias(uri, MODEL, registry.STAGING)  # already gone: no error
+    assert registry.alias_version(uri, MODEL, registry.STAGING) is None

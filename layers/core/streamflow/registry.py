@@ -58,6 +58,15 @@ def client(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+def _registry_client(mlflow_client):
+    """The registry client ``MlflowClient``'s model calls end in, past their prompt check: a
+    GET of the whole registered model (its versions included) before each alias or tag
+    write, one more round trip per call for a model that is never a prompt (see
+    ``set_version_tags``). MLflow is pinned; the public client is the fallback if it moves."""
+    registry_client = getattr(mlflow_client, "_get_registry_client", None)
+    return registry_client() if registry_client else mlflow_client
+
+
 def set_version_tags(mlflow_client, model_name: str, version: str, tags: dict) -> None:
     """Set each tag on a model version.
 
@@ -67,8 +76,7 @@ def set_version_tags(mlflow_client, model_name: str, version: str, tags: dict) -
     registry client that method calls next (MLflow is pinned; the public call is the
     fallback if that ever moves).
     """
-    registry_client = getattr(mlflow_client, "_get_registry_client", None)
-    set_tag = registry_client().set_model_version_tag if registry_client else mlflow_client.set_model_version_tag
+    set_tag = _registry_client(mlflow_client).set_model_version_tag
     for key, value in tags.items():
         set_tag(model_name, version, key, str(value))
 
@@ -248,7 +256,7 @@ def tag_version(tracking_uri: str, model_name: str, version: str, tags: dict) ->
 
 
 def move_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
-    client(tracking_uri).set_registered_model_alias(model_name, alias, version)
+    _registry_client(client(tracking_uri)).set_registered_model_alias(model_name, alias, version)
 
 
 def delete_alias(tracking_uri: str, model_name: str, alias: str) -> None:
@@ -256,7 +264,7 @@ def delete_alias(tracking_uri: str, model_name: str, alias: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        client(tracking_uri).delete_registered_model_alias(model_name, alias)
+        _registry_client(client(tracking_uri)).delete_registered_model_alias(model_name, alias)
     except MlflowException as exc:
         if exc.error_code not in MISSING_CODES:
             raise
