@@ -28,7 +28,7 @@ def floor_environment() -> dict[str, str]:
     """The floor process's environment: its numeric libraries get the threads the loop's
     TrainChallenger gets (the vCPUs its memory buys, ``cpu_share``; training is the step that
     threads). With a thread per core, OpenMP's threads spin against anything else on this
-    two-core machine: floors of 3–15 s against 1.8–2.4 s with one thread at load 2.5 (train
+    two-core machine: floors of 1.8–14.6 s against 1.8–2.4 s with one thread at load 2.5 (train
     0.36–9.2 s against 0.33 s), while on a quiet machine one thread costs ≈ 0.06 s."""
     from streamflow_local.cpu_share import thread_limits
     from streamflow_local.template import Stack, load_template
