@@ -96,8 +96,12 @@ class MotoServer:
 
         self._server.task_dispatcher.shutdown(timeout=5)
         if self._thread is not None and self._thread.is_alive():
-            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
-            self._thread.join(timeout=10)
+            try:
+                self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+            except OSError:  # the trigger is closed already: the loop is ending; what is left closes below
+                pass
+            else:
+                self._thread.join(timeout=10)
         wasyncore.close_all(self._server._map)  # nothing left after the loop's own; a loop never started
         if self._thread is not None:
             self._thread.join(timeout=10)
