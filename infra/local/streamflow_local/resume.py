@@ -99,12 +99,11 @@ def with_files_key(execution_input: str, put_verified: Callable[[str, str, dict[
 
 
 def _put_verified(config: StackConfig, month: str, execution: str, files: dict[str, str]) -> str:
-    from streamflow.checksums import verified_key
+    from streamflow.checksums import verified_document, verified_key
 
     from .stack_client import data_bucket
 
     key = verified_key(month, execution)
-    _client(config, "s3").put_object(Bucket=data_bucket(config), Key=key,
-                                     Body=json.dumps(dict(sorted(files.items()))).encode(),
+    _client(config, "s3").put_object(Bucket=data_bucket(config), Key=key, Body=verified_document(files),
                                      ContentType="application/json")
     return key

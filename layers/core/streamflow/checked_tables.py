@@ -45,18 +45,9 @@ def write(bucket: str, month: str, execution: str, tables: dict[str, pd.DataFram
 
 def read(bucket: str, month: str, execution: str) -> dict[str, pd.DataFrame] | None:
     """The tables Validate wrote for this execution, or None when any of them is missing."""
-    def one(file: str) -> pd.DataFrame | None:
-        body = storage.get_bytes_if_present(bucket, table_key(month, execution, file))
-        if body is None:
-            return None
-        import io
-
-        import pandas as pd
-
-        return pd.read_parquet(io.BytesIO(body))
-
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        frames = dict(zip(MONTH_FILES, pool.map(one, MONTH_FILES)))
+        frames = dict(zip(MONTH_FILES, pool.map(
+            lambda file: storage.read_frame_if_present(bucket, table_key(month, execution, file)), MONTH_FILES)))
     return None if any(frame is None for frame in frames.values()) else frames  # type: ignore[return-value]
 
 

@@ -83,11 +83,16 @@ def verified_key(month: str, execution: str) -> str:
     return f"{VERIFIED_PREFIX}{month}/{execution}.json"
 
 
+def verified_document(verified: dict[str, str]) -> bytes:
+    """The object at ``verified_key``: the digests (name → SHA-256 hex) as JSON, by name."""
+    return json.dumps(dict(sorted(verified.items()))).encode()
+
+
 def put_verified(bucket: str, month: str, execution: str, verified: dict[str, str]) -> str:
     """Ingest keeps the verified digests (name → SHA-256 hex) in S3, not in the execution's
     input: that input, and so every state, would grow ≈ 100 bytes a file (600 parts: 60 KB)."""
     key = verified_key(month, execution)
-    storage.put_json(bucket, key, dict(sorted(verified.items())))
+    storage.put_bytes(bucket, key, verified_document(verified), content_type="application/json")
     return key
 
 

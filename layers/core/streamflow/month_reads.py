@@ -46,17 +46,6 @@ def shard_count(features: Mapping[str, Any] | None) -> int:
     return int((features or {}).get("shards") or 1)
 
 
-def _stored(bucket: str, key: str) -> pd.DataFrame | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return storage.read_frame(bucket, key)
-    except ClientError as exc:
-        if storage.is_missing(exc):
-            return None
-        raise
-
-
 def drift_frame(bucket: str, month: str, k: int, features: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The rows drift measures of ``month``: its stored bottom-k sample when it has one of at
     least ``k`` rows or of every user (a sharded month), else its features, whole up to ``k``
@@ -65,7 +54,7 @@ def drift_frame(bucket: str, month: str, k: int, features: Mapping[str, Any] | N
     from .samples import bottom_k, drift_sample, merge_bottom_k
 
     if features is None or shard_count(features) > 1:
-        stored = _stored(bucket, drift_sample_key(month))
+        stored = storage.read_frame_if_present(bucket, drift_sample_key(month))
         every_user = features is not None and stored is not None and len(stored) >= int(features.get("users") or 0)
         if stored is not None and (len(stored) >= k or every_user):
             return bottom_k(stored, k)

@@ -65,7 +65,6 @@ def registry_call(fn, *args, **kwargs):
 def _load_checked_month(settings: Settings, month: str):
     from .contract import check_month
 
-    month_index(month)  # raises on a name that is not month_NNN
     result = check_month(storage.read_month_files(settings.data_bucket, month))
     if not result.ok:
         raise ContractError(month, result.violations)

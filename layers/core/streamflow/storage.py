@@ -115,9 +115,19 @@ def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:
 
 
 def read_frame(bucket: str, key: str) -> pd.DataFrame:
+    return _frame(get_bytes(bucket, key))
+
+
+def read_frame_if_present(bucket: str, key: str) -> pd.DataFrame | None:
+    """The Parquet object as a frame, or None when there is no such object."""
+    body = get_bytes_if_present(bucket, key)
+    return None if body is None else _frame(body)
+
+
+def _frame(body: bytes) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.read_parquet(io.BytesIO(get_bytes(bucket, key)))
+    return pd.read_parquet(io.BytesIO(body))
 
 
 def write_features(bucket: str, month: str, frame: pd.DataFrame) -> str:
