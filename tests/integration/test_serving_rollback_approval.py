@@ -91,7 +91,7 @@ def test_rollback_moves_production_back_and_the_api_follows_at_once(stack, month
     assert history[-1]["alias"] == "Production" and history[-1]["action"] == "set"
     assert "rollback: test: bad champion" == history[-1]["reason"] and history[-1]["rolled_back_from"] == production
     demoted = registry(stack).get_model_version(MODEL, production).tags
-    assert demoted["production_action"] == "removed" and demoted["production_reason"].startswith("rollback")
+    assert demoted["production"].startswith("removed ") and ": rollback: test: bad champion" in demoted["production"]
     entry = monitoring_entry(stack, demoted["month"])  # the dashboard's timeline shows it
     assert entry["decision"] == "rolled_back" and entry["production_version"] == previous
 

@@ -46,8 +46,22 @@ def test_an_alias_move_is_recorded_in_the_history_and_plain_tags(sqlite_registry
                                         reason=f"{action} by hand", at="2026-11-30T16:00:00+00:00")
     tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL, version).tags
     assert [e["action"] for e in json.loads(tags[alias_history.HISTORY_TAG])] == ["set", "removed"]
-    assert (tags["production_action"], tags["production_by"], tags["production_reason"]) == (
-        "removed", "ops", "removed by hand")
+    assert tags["production"] == "removed 2026-11-30T16:00:00+00:00 by ops: removed by hand"
+    assert not any(name.startswith("production_") for name in tags)
+
+
+def test_a_move_replaces_the_per_field_tags_of_before_with_the_sentence(sqlite_registry):
+    uri, version = sqlite_registry
+    mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    before = {"production_action": "set", "production_at": "2026-11-01T00:00:00+00:00", "production_by": "e-1",
+              "production_reason": "month_001 won", "previous_action": "set"}
+    registry.tag_version(uri, MODEL, version, before)
+    alias_history.record_alias_move(uri, MODEL, version, registry.PRODUCTION, "removed", by="e-2",
+                                    reason="month_002 won", at="2026-12-01T00:00:00+00:00")
+    tags = mlflow_client.get_model_version(MODEL, version).tags
+    assert tags["production"] == "removed 2026-12-01T00:00:00+00:00 by e-2: month_002 won"
+    assert not any(name.startswith("production_") for name in tags)
+    assert tags["previous_action"] == "set"  # another alias's tag: not this move's to touch
 
 
 def test_two_moves_on_one_version_read_it_once_and_leave_the_tags_two_single_moves_leave(sqlite_uri, tmp_path,

@@ -81,6 +81,11 @@ def set_version_tags(mlflow_client, model_name: str, version: str, tags: dict) -
         set_tag(model_name, version, key, str(value))
 
 
+def delete_version_tag(mlflow_client, model_name: str, version: str, key: str) -> None:
+    """Delete a model version's tag, past the same prompt check as ``set_version_tags``."""
+    _registry_client(mlflow_client).delete_model_version_tag(model_name, version, key)
+
+
 def log_challenger(
     tracking_uri: str,
     model_name: str,

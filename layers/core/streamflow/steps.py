@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import alias_moves, checked_tables, lease, month_order, monitoring, online_store, registry, storage
@@ -299,19 +300,23 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                     "(AllowBackfillPromotion=false)")
     logger.info(f"[COMPARE] new_auc={_round(new_auc)} prod_auc={_round(prod_auc)} delta={delta} promote={promote}",
                 extra={"challenger_version": challenger, "production_version": prod_version})
-    registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
-        "decision": decision,
-        "decision_champion_month": champion_month or "none",
-        "decision_new_auc": _round(new_auc),
-        "decision_prod_auc": _round(prod_auc),
-        "decision_prod_version": prod_version or "none",
-        "decision_delta": delta,
-        "decision_execution": event.get("execution", ""),
-    })
     outcome = {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
                "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
-    monitoring.record_safely(settings.data_bucket,
-                             monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
+    # The monitoring record goes to S3 while the decision's tags go to the registry: two
+    # services, neither waiting on the other (the record never raises; a tag error does).
+    # The execution is on the version already: TrainChallenger's ``execution`` tag.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        recorded = beside.submit(monitoring.record_safely, settings.data_bucket,
+                                 monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
+        registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
+            "decision": decision,
+            "decision_champion_month": champion_month or "none",
+            "decision_new_auc": _round(new_auc),
+            "decision_prod_auc": _round(prod_auc),
+            "decision_prod_version": prod_version or "none",
+            "decision_delta": delta,
+        })
+        recorded.result()
     return outcome
 
 
