@@ -12,13 +12,14 @@ from pathlib import Path
 
 import requests
 from streamflow_local.config import free_port
-from streamflow_local.stack import stop_process_group
+from streamflow_local.stack import REGISTRY_SERVER_OPTIONS, stop_process_group
 
 
 @contextmanager
 def plain_mlflow_server(folder: Path) -> Iterator[str]:
     """A real ``mlflow server`` (SQLite registry, artifacts served from ``folder``), its URI.
-    No job runner, as the stack's registry (``stack.registry_server_env``)."""
+    Served and set up as the stack's registry (``stack.REGISTRY_SERVER_OPTIONS``; no job
+    runner: ``stack.registry_server_env``)."""
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -27,7 +28,7 @@ def plain_mlflow_server(folder: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+         "--workers", "1", *REGISTRY_SERVER_OPTIONS], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

@@ -75,6 +75,12 @@ def test_a_challenger_is_logged_and_registered_in_few_calls(mlflow_uri, trained,
     assert (registry.load_version(mlflow_uri, MODEL, registered.version).predict_proba(example.head(20))
             == model.predict_proba(example.head(20))).all()
     assert registry.scorer_json(mlflow_uri, MODEL, registered.version) == scorer.to_json().encode()
+    gets = []
+    real_get = registry_rest._get
+    monkeypatch.setattr(registry_rest, "_get", lambda url, *a, **k: gets.append(url) or real_get(url, *a, **k))
+    assert registry_rest.scorer_json(mlflow_uri, MODEL, registered.version) == scorer.to_json().encode()
+    monkeypatch.undo()
+    assert len(gets) == 3, gets  # the download URI, MLmodel, the scorer: no presigned-URL attempts
     assert registry_rest.load_scorer(mlflow_uri, MODEL, registered.version) is not None
     registry.move_alias(mlflow_uri, MODEL, registry.PRODUCTION, registered.version)
     assert registry.alias_version_tags(mlflow_uri, MODEL) == (registered.version, version.tags)

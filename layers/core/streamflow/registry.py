@@ -235,9 +235,14 @@ def load_version(tracking_uri: str, model_name: str, version: str):
 
 
 def scorer_json(tracking_uri: str, model_name: str, version: str) -> bytes | None:
-    """The ``tree_scorer.json`` logged with a version, through MLflow's client (so any server
-    and any credentials MLflow itself reads); None when the version was logged without one.
-    Promote copies it to where the API reads it (``champion_pin``)."""
+    """The ``tree_scorer.json`` logged with a version (plain REST when it can, else MLflow's
+    client: any server and any credentials MLflow itself reads); None when the version was
+    logged without one. Promote copies it to where the API reads it (``champion_pin``)."""
+    if registry_rest.plain_http(tracking_uri):
+        try:
+            return registry_rest.scorer_json(tracking_uri, model_name, version)
+        except Exception:  # noqa: BLE001 - MLflow's client answers (or raises) instead
+            pass
     import yaml
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 

@@ -66,20 +66,29 @@ def _artifacts(uri: str, model_name: str, version: str) -> tuple[str, dict[str, 
     return artifacts, yaml.safe_load(_get(f"{artifacts}/MLmodel"))["flavors"]["sklearn"]
 
 
+def scorer_json(uri: str, model_name: str, version: str) -> bytes | None:
+    """The version's ``tree_scorer.json`` through the server's artifact proxy: three GETs
+    (MLflow's artifact repository makes five: it asks for a presigned URL of each file
+    first, which this server refuses); None when the version was logged without one.
+    Raises when the registry answers otherwise (the caller then asks MLflow's client)."""
+    from .scorer import FILE_NAME
+
+    artifacts, flavor = _artifacts(uri, model_name, version)
+    paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
+    path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
+    return None if path is None else _get(f"{artifacts}/{urllib.parse.quote(path)}")
+
+
 def load_scorer(uri: str, model_name: str, version: str):
     """The version's logged ``TreeScorer`` (plain JSON), or None when it has none or the
     registry is not a plain HTTP server (callers then load the pipeline)."""
-    from .scorer import FILE_NAME, TreeScorer
+    from .scorer import TreeScorer
 
     if not plain_http(uri):
         return None
     try:
-        artifacts, flavor = _artifacts(uri, model_name, version)
-        paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
-        path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
-        if path is None:
-            return None
-        return TreeScorer.from_json(_get(f"{artifacts}/{urllib.parse.quote(path)}"))
+        body = scorer_json(uri, model_name, version)
+        return None if body is None else TreeScorer.from_json(body)
     except Exception:  # noqa: BLE001 - no scorer: the pipeline serves
         return None
 
