@@ -218,8 +218,9 @@ def test_a_scorer_that_disagrees_with_the_model_is_not_built(model, scorer, monk
 def test_a_disagreement_on_the_callers_rows_alone_is_enough(model, scorer):
     """Rows the caller passes (the training example) are checked beside the probe rows."""
     class Shifted(TreeScorer):
-        def probability(self, row):
-            return super().probability(row) + (1e-6 if row.get("skips_7d") == 12345 else 0.0)
+        def probabilities(self, rows):
+            return {key: p + (1e-6 if rows[key].get("skips_7d") == 12345 else 0.0)
+                    for key, p in super().probabilities(rows).items()}
 
     shifted = Shifted.from_dict(scorer.to_dict())
     assert agrees_with(shifted, model)
