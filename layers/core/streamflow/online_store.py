@@ -151,8 +151,8 @@ def write_threads(endpoint: str | None) -> int:
     cores as the functions: a second request in flight keeps the client and the emulator
     both busy and takes a core from the work running beside the write (drift → train →
     compare, beside PublishOnlineFeatures). Measured side by side (``bench/README.md`` §1f):
-    the 10k loop 0.2 s shorter with one in flight; a 100k month's write 1.1 s longer, which
-    at that size is the longest branch."""
+    the 10k loop's ratio to its floor 2.14 with one in flight against 2.25 with four; the
+    price is at 100k, where the write is the longest branch and took ≈ 1.9 s longer."""
     if not endpoint:
         return WRITE_THREADS
     host = urlsplit(endpoint).hostname or ""
