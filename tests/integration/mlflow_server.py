@@ -28,7 +28,8 @@ def plain_mlflow_server(folder: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
          "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", *REGISTRY_SERVER_OPTIONS], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+         "--workers", "1", *REGISTRY_SERVER_OPTIONS],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

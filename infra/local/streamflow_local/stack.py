@@ -90,8 +90,9 @@ def registry_server_env(config: StackConfig) -> dict[str, str]:
 # MLflow's Flask app under gunicorn, not its default FastAPI app under uvicorn: the same
 # REST API and UI, ≈ 2 ms less a call (a version-tag write 7.9–10.9 ms against 9.4–13.4 ms, a
 # read 4.8–6.3 ms against 6.1–12.5 ms, alternated; bench/README.md §1f), and a promoting
-# month makes ≈ 50 calls. The FastAPI app adds only MLflow's GenAI endpoints (trace ingestion, jobs), which the
-# registry does not use. A request may take as long as a Lambda (900 s): a large artifact.
+# month makes ≈ 50 calls. The FastAPI app adds only MLflow's GenAI endpoints (trace
+# ingestion, jobs), which the registry does not use. A request may take as long as a Lambda
+# (900 s): a large artifact.
 REGISTRY_SERVER_OPTIONS = ("--gunicorn-opts", "--timeout 900 --log-level warning")
 
 

@@ -80,7 +80,8 @@ def record_alias_moves(tracking_uri: str, model_name: str, version: str, moves: 
     plain: dict[str, str] = {}
     for move in moves:
         history = appended_history(history, move.entry())
-        plain.update([move.plain_tag()])
+        alias, sentence = move.plain_tag()
+        plain[alias] = sentence
     registry.set_version_tags(mlflow_client, model_name, version, {HISTORY_TAG: history, **plain})
     for name in replaced_field_tags(tags, moves):
         registry.delete_version_tag(mlflow_client, model_name, version, name)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from . import alias_moves, checked_tables, lease, month_order, monitoring, online_store, registry, storage
@@ -165,9 +166,11 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         from .month_reads import drift_frame
 
         k = settings.drift_sample_size
-        current = drift_frame(settings.data_bucket, month, k, event.get("features") or {})
+        with ThreadPoolExecutor(max_workers=1) as beside:  # the reference is read while the month is
+            reference_read = beside.submit(drift_frame, settings.data_bucket, reference_month, k)
+            current = drift_frame(settings.data_bucket, month, k, event.get("features") or {})
         try:
-            reference = drift_frame(settings.data_bucket, reference_month, k)
+            reference = reference_read.result()
         except ClientError as exc:
             if not storage.is_missing(exc):
                 raise
@@ -275,11 +278,30 @@ def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
             return merged
         logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    models = {"challenger": registry_call(registry.load_version, uri, name, challenger)}
-    if champion:
-        models["champion"] = registry_call(registry.load_version, uri, name, champion)
-    aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
+    versions = {"challenger": challenger, **({"champion": champion} if champion else {})}
+    # The registry serves the two models while S3 serves the holdout: ``holdout_aucs`` reads
+    # the holdout first and takes each model only to score it.
+    with ThreadPoolExecutor(max_workers=len(versions)) as loads:
+        models = _Loaded({role: loads.submit(registry_call, registry.load_version, uri, name, version)
+                          for role, version in versions.items()})
+        aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
     return aucs["challenger"], aucs.get("champion")
+
+
+class _Loaded(Mapping):
+    """Models by role, each waited for when it is first looked up (a load's error is raised there)."""
+
+    def __init__(self, loading: dict[str, Future]) -> None:
+        self._loading = loading
+
+    def __getitem__(self, role: str) -> Any:
+        return self._loading[role].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loading)
+
+    def __len__(self) -> int:
+        return len(self._loading)
 
 
 def _round(value: float | None) -> float | None:
