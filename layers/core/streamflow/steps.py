@@ -80,10 +80,11 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
     month = event["month"]
     month_index(month)
-    violations = check_sizes(storage.month_file_sizes(settings.data_bucket, month), settings.max_file_bytes)
+    sizes = storage.month_file_sizes(settings.data_bucket, month)
+    violations = check_sizes(sizes, settings.max_file_bytes)
     result = None
     if not violations:
-        files = storage.read_month_files(settings.data_bucket, month)
+        files = storage.read_month_files(settings.data_bucket, month, sizes)
         # replaced after ingest checked it (the digests ingest verified, from S3)
         violations = changed_since_ingest(files, read_verified(settings.data_bucket, event))
         if not violations:

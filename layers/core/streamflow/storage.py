@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .aws_clients import per_endpoint
@@ -20,6 +22,7 @@ MONTHS_PREFIX = "months/"
 FEATURES_PREFIX = "features/"
 REPORTS_PREFIX = "reports/evidently/"
 RUNS_PREFIX = "runs/"
+READ_THREADS = 6  # a month's six files fetched at once (Validate)
 
 
 def month_prefix(month: str) -> str:
@@ -104,8 +107,11 @@ def month_file_sizes(bucket: str, month: str) -> dict[str, int]:
     return dict(sorted(sizes.items()))
 
 
-def read_month_files(bucket: str, month: str) -> dict[str, bytes]:
-    return {name: get_bytes(bucket, month_prefix(month) + name) for name in month_file_sizes(bucket, month)}
+def read_month_files(bucket: str, month: str, names: Iterable[str] | None = None) -> dict[str, bytes]:
+    """The month's files (``names``, or every one listed), fetched a few at a time."""
+    names = list(month_file_sizes(bucket, month) if names is None else names)
+    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(names)))) as pool:
+        return dict(zip(names, pool.map(lambda name: get_bytes(bucket, month_prefix(month) + name), names)))
 
 
 def write_frame(bucket: str, key: str, frame: pd.DataFrame) -> None:
