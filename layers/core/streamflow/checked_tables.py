@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PREFIX = "checked/"
-THREADS = len(MONTH_FILES)  # one PUT or GET per table, side by side
 
 
 def folder(month: str, execution: str) -> str:
@@ -37,7 +36,7 @@ def table_key(month: str, execution: str, file: str) -> str:
 
 def write(bucket: str, month: str, execution: str, tables: dict[str, pd.DataFrame]) -> str:
     """Every checked table of the month (keyed by its file name, as ``check_month`` gives them)."""
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=storage.MONTH_FILE_THREADS) as pool:
         list(pool.map(lambda item: storage.write_frame(bucket, table_key(month, execution, item[0]), item[1]),
                       tables.items()))
     return folder(month, execution)
@@ -45,7 +44,7 @@ def write(bucket: str, month: str, execution: str, tables: dict[str, pd.DataFram
 
 def read(bucket: str, month: str, execution: str) -> dict[str, pd.DataFrame] | None:
     """The tables Validate wrote for this execution, or None when any of them is missing."""
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=storage.MONTH_FILE_THREADS) as pool:
         frames = dict(zip(MONTH_FILES, pool.map(
             lambda file: storage.read_frame_if_present(bucket, table_key(month, execution, file)), MONTH_FILES)))
     return None if any(frame is None for frame in frames.values()) else frames  # type: ignore[return-value]

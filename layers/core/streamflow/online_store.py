@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -144,7 +143,8 @@ def _from_wire(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_threads(endpoint: str | None) -> int:
-    """BatchWriteItem calls to keep in flight for a DynamoDB ``endpoint`` (None: AWS's own).
+    """BatchWriteItem calls to keep in flight for a DynamoDB ``endpoint`` (the URL the client
+    resolved; None or empty: AWS's own).
 
     Against DynamoDB, requests wait on the network, so several in flight write faster. An
     endpoint on this machine (the local stack's emulator, LocalStack) answers on the same
@@ -161,10 +161,6 @@ def write_threads(endpoint: str | None) -> int:
     except ValueError:
         loopback = False
     return LOCAL_WRITE_THREADS if loopback else WRITE_THREADS
-
-
-def _endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def _write_batch(table_name: str, items: list[dict[str, Any]]) -> None:
@@ -185,7 +181,7 @@ def write_online_features(table_name: str, month: str, frame: pd.DataFrame, bloc
     frame = frame[~frame.index.duplicated(keep="last")]  # one put per key in a batch
     features = frame[MODEL_FEATURES]
     written = 0
-    with ThreadPoolExecutor(max_workers=write_threads(_endpoint())) as pool:
+    with ThreadPoolExecutor(max_workers=write_threads(_client().meta.endpoint_url)) as pool:
         for start in range(0, len(features), block_rows):
             block = features.iloc[start:start + block_rows]
             items = [_wire_item(str(user_id), month, row)

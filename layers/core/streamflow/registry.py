@@ -246,15 +246,12 @@ def scorer_json(tracking_uri: str, model_name: str, version: str) -> bytes | Non
     import yaml
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
-    from .scorer import FILE_NAME
-
     _mlflow(tracking_uri)
     repo = ModelsArtifactRepository(f"models:/{model_name}/{version}")
     with tempfile.TemporaryDirectory() as tmp:
         with open(repo.download_artifacts("MLmodel", tmp)) as handle:
             flavor = (yaml.safe_load(handle).get("flavors") or {}).get("sklearn") or {}
-        paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
-        path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
+        path = registry_rest.scorer_path(flavor)
         if path is None:
             return None
         with open(repo.download_artifacts(path, tmp), "rb") as handle:

@@ -71,12 +71,17 @@ def scorer_json(uri: str, model_name: str, version: str) -> bytes | None:
     (MLflow's artifact repository makes five: it asks for a presigned URL of each file
     first, which this server refuses); None when the version was logged without one.
     Raises when the registry answers otherwise (the caller then asks MLflow's client)."""
+    artifacts, flavor = _artifacts(uri, model_name, version)
+    path = scorer_path(flavor)
+    return None if path is None else _get(f"{artifacts}/{urllib.parse.quote(path)}")
+
+
+def scorer_path(flavor: dict[str, Any]) -> str | None:
+    """Where the tree scorer lies among a sklearn flavor's ``extra_files`` (None: not logged)."""
     from .scorer import FILE_NAME
 
-    artifacts, flavor = _artifacts(uri, model_name, version)
     paths = [entry.get("path", "") for entry in flavor.get("extra_files") or []]
-    path = next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
-    return None if path is None else _get(f"{artifacts}/{urllib.parse.quote(path)}")
+    return next((p for p in paths if p.rsplit("/", 1)[-1] == FILE_NAME), None)
 
 
 def load_scorer(uri: str, model_name: str, version: str):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .aws_clients import per_endpoint
-from .schema import MANIFEST_NAME
+from .schema import MANIFEST_NAME, MONTH_FILES
 
 if TYPE_CHECKING:  # pandas is imported where a frame is read or written: Approval and Rejection need none
     import pandas as pd
@@ -22,7 +22,7 @@ MONTHS_PREFIX = "months/"
 FEATURES_PREFIX = "features/"
 REPORTS_PREFIX = "reports/evidently/"
 RUNS_PREFIX = "runs/"
-READ_THREADS = 6  # a month's six files fetched at once (Validate)
+MONTH_FILE_THREADS = len(MONTH_FILES)  # one GET or PUT per table file, side by side
 
 
 def month_prefix(month: str) -> str:
@@ -110,7 +110,7 @@ def month_file_sizes(bucket: str, month: str) -> dict[str, int]:
 def read_month_files(bucket: str, month: str, names: Iterable[str] | None = None) -> dict[str, bytes]:
     """The month's files (``names``, or every one listed), fetched a few at a time."""
     names = list(month_file_sizes(bucket, month) if names is None else names)
-    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(names)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(MONTH_FILE_THREADS, len(names)))) as pool:
         return dict(zip(names, pool.map(lambda name: get_bytes(bucket, month_prefix(month) + name), names)))
 
 
