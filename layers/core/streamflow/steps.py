@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from . import alias_moves, checked_tables, lease, month_order, monitoring, online_store, registry, storage
@@ -167,11 +165,9 @@ def detect_drift(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         from .month_reads import drift_frame
 
         k = settings.drift_sample_size
-        with ThreadPoolExecutor(max_workers=1) as beside:  # the reference is read while the month is
-            reference_read = beside.submit(drift_frame, settings.data_bucket, reference_month, k)
-            current = drift_frame(settings.data_bucket, month, k, event.get("features") or {})
+        current = drift_frame(settings.data_bucket, month, k, event.get("features") or {})
         try:
-            reference = reference_read.result()
+            reference = drift_frame(settings.data_bucket, reference_month, k)
         except ClientError as exc:
             if not storage.is_missing(exc):
                 raise
@@ -279,30 +275,14 @@ def _holdout_aucs(settings: Settings, event: dict[str, Any], challenger: str,
             return merged
         logger.info("the shards were scored by other versions: scoring the holdout here")
     uri, name = settings.mlflow_tracking_uri, settings.model_name
-    versions = {"challenger": challenger, **({"champion": champion} if champion else {})}
-    # The registry serves the two models while S3 serves the holdout: ``holdout_aucs`` reads
-    # the holdout first and takes each model only to score it.
-    with ThreadPoolExecutor(max_workers=len(versions)) as loads:
-        models = _Loaded({role: loads.submit(registry_call, registry.load_version, uri, name, version)
-                          for role, version in versions.items()})
-        aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
+    # One after the other, not in threads: a cold worker's first skops load imports parts of
+    # scikit-learn, and a second thread importing them at once met a partly initialised module
+    # ("cannot import name 'BaseLibSVM' … circular import", seen with the AWS CLI's check).
+    models = {"challenger": registry_call(registry.load_version, uri, name, challenger)}
+    if champion:
+        models["champion"] = registry_call(registry.load_version, uri, name, champion)
+    aucs = holdout_aucs(settings.data_bucket, event["month"], event.get("features") or {}, models)
     return aucs["challenger"], aucs.get("champion")
-
-
-class _Loaded(Mapping):
-    """Models by role, each waited for when it is first looked up (a load's error is raised there)."""
-
-    def __init__(self, loading: dict[str, Future]) -> None:
-        self._loading = loading
-
-    def __getitem__(self, role: str) -> Any:
-        return self._loading[role].result()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._loading)
-
-    def __len__(self) -> int:
-        return len(self._loading)
 
 
 def _round(value: float | None) -> float | None:
@@ -325,21 +305,19 @@ def compare(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 extra={"challenger_version": challenger, "production_version": prod_version})
     outcome = {"new_auc": _round(new_auc), "prod_auc": _round(prod_auc), "prod_version": prod_version,
                "delta": delta, "promote": promote, "decision": decision, "champion_month": champion_month}
-    # The monitoring record goes to S3 while the decision's tags go to the registry: two
-    # services, neither waiting on the other (the record never raises; a tag error does).
     # The execution is on the version already: TrainChallenger's ``execution`` tag.
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        recorded = beside.submit(monitoring.record_safely, settings.data_bucket,
-                                 monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
-        registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
-            "decision": decision,
-            "decision_champion_month": champion_month or "none",
-            "decision_new_auc": _round(new_auc),
-            "decision_prod_auc": _round(prod_auc),
-            "decision_prod_version": prod_version or "none",
-            "decision_delta": delta,
-        })
-        recorded.result()
+    registry_call(registry.tag_version, settings.mlflow_tracking_uri, settings.model_name, challenger, {
+        "decision": decision,
+        "decision_champion_month": champion_month or "none",
+        "decision_new_auc": _round(new_auc),
+        "decision_prod_auc": _round(prod_auc),
+        "decision_prod_version": prod_version or "none",
+        "decision_delta": delta,
+    })
+    # After the tags, in this thread: the record imports Evidently on a cold worker, and
+    # imports racing in two threads are what broke the model loads above.
+    monitoring.record_safely(settings.data_bucket,
+                             monitoring.compare_facts(event, outcome, bool(event.get("require_approval"))))
     return outcome
 
 
