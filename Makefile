@@ -47,14 +47,20 @@ browser:  ## a headless Chromium for the monitoring dashboard's browser test (ap
 demo: venv  ## start the local stack, deploy, train the first champion, run month_001, predict (KEEP=1 leaves it up)
 	$(VENV)/bin/streamflow demo $(if $(KEEP),--keep)
 
-test: venv tools browser  ## unit + integration tests (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
-	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests --durations=30
+# pytest-xdist workers: the tests on the shared stack run in order on one, every other module
+# (its own stacks) and the unit tests on the others (tests/integration/conftest.py).
+# TEST_WORKERS=0 runs the suite in this process, one test after another.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
+
+test: venv tools browser  ## unit + integration tests on TEST_WORKERS=2 workers (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
+	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests $(PYTEST_WORKERS) --durations=30
 
 unit: venv  ## unit tests only (no services)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit $(PYTEST_WORKERS)
 
 integration: venv browser  ## integration tests only (real emulator, MLflow server, handlers; the dashboard in Chromium)
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest tests/integration $(PYTEST_WORKERS)
 
 # wrk (C; not on PyPI) is the load tool of the /predict benchmark: a client nobody here wrote.
 # Installed from the distribution's package when missing and we may (root + apt-get);
