@@ -47,32 +47,37 @@ def months(stack: StackConfig) -> list[Path]:
 MODULE_ORDER = ["test_loop", "test_serving_rollback_approval", "test_robustness", "test_api_under_load"]
 
 
+HERE = Path(__file__).parent
+SHARED_STACK_FIXTURES = {"stack", "months"}
+
+
+def integration_module(item) -> str | None:
+    """The integration test module ``item`` is in (its file's stem); None for any other test."""
+    return item.path.stem if HERE in item.path.parents else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    here = Path(__file__).parent
-
     def rank(item) -> int:
-        if here not in item.path.parents:
+        name = integration_module(item)
+        if name is None:
             return -1  # not an integration test: leave it where it is
-        name = item.path.stem
         return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
 
     items.sort(key=rank)  # stable: keeps file order within a module
     for item in items:  # with pytest-xdist (``-n 2 --dist loadgroup``): see xdist_group
-        group = xdist_group(item, here)
+        group = xdist_group(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
 
 
-SHARED_STACK_FIXTURES = {"stack", "months"}
-
-
-def xdist_group(item, here: Path) -> str | None:
+def xdist_group(item) -> str | None:
     """The worker group of an integration test: every test on the shared stack in one group
     (one worker runs them in the order above, on one stack), each other module in its own
     (its private stacks are built once, on one worker)."""
-    if here not in item.path.parents:
+    module = integration_module(item)
+    if module is None:
         return None
     if SHARED_STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
         return "shared-stack"
-    return item.path.stem
+    return module
