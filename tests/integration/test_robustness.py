@@ -272,3 +272,52 @@ def test_a_handler_that_times_out_fails_with_the_step_named(stack):
     steps = execution_steps(stack, upload.execution_arn)
     assert steps and all(s["status"] != "RUNNING" for s in steps), steps
     assert {s["state"]: s["status"] for s in steps}["FeaturesReady"] == "FAILED"
+
+
+def test_an_execution_that_fails_after_validate_leaves_none_of_its_checked_tables(stack):
+    """Validate hands BuildFeatures the tables it checked (``checked/<month>/<execution>/``),
+    and BuildFeatures deletes them; an execution that fails before that never gets there, so
+    its end (EventBridge → the order function) deletes them, and Production stays."""
+    from streamflow import checked_tables
+
+    production = alias(stack, "Production")
+    lam = aws(stack, "lambda")
+    name = f"{stack.stack_name}-features"
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=name,
+                                      Environment={"Variables": {**variables, "DATA_BUCKET": "no-such-bucket"}})
+    try:
+        upload = upload_month(stack, write_month(stack.state_dir / "data", 12, n_users=3000))
+        description = wait_for_execution(stack, upload.execution_arn)
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    assert description["status"] == "FAILED"
+    assert description["cause"].startswith("BuildFeatures failed"), description["cause"]
+    validated = next(json.loads(e["stateExitedEventDetails"]["output"])
+                     for e in aws(stack, "stepfunctions").get_execution_history(
+                         executionArn=upload.execution_arn, maxResults=1000)["events"]
+                     if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "Validate")
+    folder = validated["validation"]["checked_tables"]
+    assert folder == checked_tables.folder(upload.month, upload.execution_name)  # Validate wrote them
+
+    s3 = aws(stack, "s3")
+    deadline, left = time.monotonic() + 30, None
+    while time.monotonic() < deadline:
+        left = s3.list_objects_v2(Bucket=data_bucket(stack), Prefix=folder).get("Contents", [])
+        if not left:
+            break
+        time.sleep(0.2)
+    assert left == [], [o["Key"] for o in left]
+    assert alias(stack, "Production") == production
+
+
+def test_the_data_bucket_keeps_the_templates_lifecycle_rules(stack):
+    """The emulator expires nothing, but the rules ``sam deploy`` gives the data bucket are
+    on the local one too, as the S3 API returns them (the AWS CLI's
+    ``get-bucket-lifecycle-configuration``)."""
+    rules = {r["ID"]: r for r in aws(stack, "s3").get_bucket_lifecycle_configuration(
+        Bucket=data_bucket(stack))["Rules"]}
+    assert rules["CheckedTables"]["Filter"] == {"Prefix": "checked/"}
+    assert rules["CheckedTables"]["Expiration"] == {"Days": 7}
+    assert rules["CheckedTables"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+    assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}

@@ -223,3 +223,25 @@ def test_real_globals_environment_resolves_for_every_function(real_stack):
         assert variables["DATA_BUCKET"] == f"streamflow-data-{ACCOUNT_ID}-us-east-1", logical
         assert variables["FEATURE_TABLE"] == real_stack.physical["FeatureTable"], logical
         assert all(isinstance(v, str) for v in variables.values()), logical
+
+
+def test_lifecycle_rules_become_the_s3_apis_and_an_untranslated_key_is_refused():
+    from streamflow_local.deploy import lifecycle_rules
+
+    translated = lifecycle_rules({"Rules": [
+        {"Id": "a", "Status": "Enabled", "Prefix": "checked/", "ExpirationInDays": 7,
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        {"Id": "b", "Status": "Disabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}},
+        {"Id": "c", "Status": "Enabled", "Prefix": "x/", "ExpiredObjectDeleteMarker": True,
+         "NoncurrentVersionExpirationInDays": 2},
+    ]})
+    assert translated == {"Rules": [
+        {"ID": "a", "Status": "Enabled", "Filter": {"Prefix": "checked/"}, "Expiration": {"Days": 7},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        {"ID": "b", "Status": "Disabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}},
+        {"ID": "c", "Status": "Enabled", "Filter": {"Prefix": "x/"}, "Expiration": {"ExpiredObjectDeleteMarker": True},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 2}},
+    ]}
+    with pytest.raises(ValueError, match="'t': Transitions is not deployed locally"):
+        lifecycle_rules({"Rules": [{"Id": "t", "Status": "Enabled", "Transitions": []}]})

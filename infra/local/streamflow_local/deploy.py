@@ -54,6 +54,33 @@ def zip_folder(folder: Path, prefix: str = "") -> bytes:
     return buffer.getvalue()
 
 
+
+# CloudFormation's lifecycle rule keys that are the S3 API's under another name or nesting.
+_RULE_KEYS = {"Id": "ID", "Status": "Status", "AbortIncompleteMultipartUpload": "AbortIncompleteMultipartUpload",
+              "NoncurrentVersionExpiration": "NoncurrentVersionExpiration"}
+
+
+def lifecycle_rules(configuration: dict[str, Any]) -> dict[str, Any]:
+    """An ``AWS::S3::Bucket`` ``LifecycleConfiguration`` as ``PutBucketLifecycleConfiguration``
+    takes it (``Prefix`` → ``Filter``, ``ExpirationInDays`` → ``Expiration.Days``, …); a key
+    this does not translate is refused, not dropped."""
+    rules = []
+    for rule in configuration["Rules"]:
+        out: dict[str, Any] = {"Filter": {"Prefix": rule.get("Prefix", "")}}
+        for key, value in rule.items():
+            if key in _RULE_KEYS:
+                out[_RULE_KEYS[key]] = value
+            elif key == "ExpirationInDays":
+                out.setdefault("Expiration", {})["Days"] = value
+            elif key == "ExpiredObjectDeleteMarker":
+                out.setdefault("Expiration", {})["ExpiredObjectDeleteMarker"] = value
+            elif key == "NoncurrentVersionExpirationInDays":
+                out["NoncurrentVersionExpiration"] = {"NoncurrentDays": value}
+            elif key != "Prefix":
+                raise ValueError(f"lifecycle rule {rule.get('Id')!r}: {key} is not deployed locally")
+        rules.append(out)
+    return {"Rules": rules}
+
 class LocalDeployer:
     def __init__(self, config: StackConfig, parameter_overrides: dict[str, str] | None = None):
         self.config = config
@@ -135,6 +162,9 @@ class LocalDeployer:
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         if "VersioningConfiguration" in props:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+        if "LifecycleConfiguration" in props:  # kept, not enforced: the emulator expires nothing
+            s3.put_bucket_lifecycle_configuration(Bucket=name,
+                                                  LifecycleConfiguration=lifecycle_rules(props["LifecycleConfiguration"]))
 
     def _bucket_policy(self, logical: str) -> None:
         """Apply the policy, less statements that demand TLS: the emulator is plain HTTP on

@@ -5,9 +5,12 @@ BuildFeatures used to read the month's CSVs again and run the whole contract a s
 verified after Validate had: a file replaced in between would have been built as read.
 Validate now writes the tables it checked to
 ``checked/<month>/<execution>/<table>.parquet``; BuildFeatures builds from exactly those and
-deletes them once the month's features are written. When they are not there (an execution
-started before this existed, a BuildFeatures retried after the delete, a step called without
-an execution), BuildFeatures reads and checks the CSVs as before.
+deletes them once the month's features are written. An execution that fails, is aborted or
+times out before that leaves them to ``month_order.month_ended`` (the EventBridge event of its
+end) to delete, and on AWS the data bucket's lifecycle rule for ``checked/`` expires whatever
+both missed (template.yaml). When they are not there (an execution started before this
+existed, a BuildFeatures retried after the delete, a step called without an execution),
+BuildFeatures reads and checks the CSVs as before.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ How a month waits, without a Lambda running while it waits:
   waits (Step Functions holds it; no Lambda runs, nothing polls).
 * ``ReleaseMonth`` (after Summary) deletes the entry and sends ``SendTaskSuccess`` to every
   waiter that no earlier month blocks any more. A failed, aborted or timed-out execution is
-  released by ``month_ended`` (EventBridge "Step Functions Execution Status Change").
+  released by ``month_ended`` (EventBridge "Step Functions Execution Status Change"), which
+  also deletes the tables Validate checked for it (``checked_tables``).
 
 Each side writes before it reads (strongly consistent), so a waiter that parks its token
 while the month before it is releasing is woken by one of the two, possibly both: a second
@@ -167,13 +168,30 @@ def release_month(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
 def month_ended(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """EventBridge "Step Functions Execution Status Change" for a failed, aborted or timed-out
-    execution: it will never decide, so it must not hold later months back."""
+    execution: it will never decide, so it must not hold later months back; and the tables
+    Validate checked for it, which BuildFeatures deletes only when it gets that far, go too
+    (a retried or redriven BuildFeatures without them checks the month's files again)."""
     detail = event.get("detail") or {}
     execution = str(detail.get("name") or str(detail.get("executionArn", "")).rsplit(":", 1)[-1])
     if not execution:
         return {"released": False}
+    month = _month_of(settings, execution)  # before the release deletes its entry
     logger.info(f"execution {execution} ended {detail.get('status')}: released from the months in flight")
-    return release_month(settings, {"execution": execution})
+    outcome = release_month(settings, {"execution": execution})
+    if month and settings.data_bucket:
+        from . import checked_tables
+
+        checked_tables.delete(settings.data_bucket, month, execution)
+        logger.info(f"deleted what Validate checked for {month} in that execution, if anything: "
+                    f"s3://{settings.data_bucket}/{checked_tables.folder(month, execution)}")
+    return {**outcome, "month": month}
+
+
+def _month_of(settings: Settings, execution: str) -> str | None:
+    """The month of an execution in the register (None: it ended before RegisterMonth, so
+    before Validate, or was released already)."""
+    item = _table(settings).get_item(Key={KEY: ENTRY_PREFIX + execution}, ConsistentRead=True).get("Item")
+    return str(item["month"]) if item and item.get("month") else None
 
 
 def waiting_for(settings: Settings, execution: str) -> list[str]:
