@@ -110,3 +110,20 @@ def test_short_error_keeps_the_type_name_for_retry_and_catch():
     assert type(error) is ValueError and str(error) == "first second"
     stand_in = short_error(Custom())
     assert type(stand_in).__name__ == "Custom" and len(str(stand_in)) <= 260 and "\n" not in str(stand_in)
+
+
+def test_status_json_has_a_month_rejected_at_ingest_and_then_run_as_its_execution_only():
+    """``status --json`` once raised KeyError here: a month rejected at ingest (a manifest sent
+    before its files), then uploaded again and run, has no note, its outcome being the run's."""
+    from streamflow_local.cli import _status_notes, status_rows
+
+    run = _execution("month_014", "SUCCEEDED", "2026-11-29T11:00:00+00:00")
+    still_rejected = {"stage": "ingest", "report": "quarantine/month_015/_REJECTION.json",
+                      "rejected_at": "2026-11-29T10:00:00+00:00", "message": "manifest: sent before its files"}
+    rejected = {"month_014": {**still_rejected, "report": "quarantine/month_014/_REJECTION.json"},
+                "month_015": still_rejected}
+    outcomes = month_outcomes([run], rejected)
+    assert outcomes == {"month_014": "SUCCEEDED", "month_015": "REJECTED"}
+    rows = status_rows([run], rejected, outcomes, _status_notes([run], rejected, outcomes))
+    assert [(r["month"], r["status"]) for r in rows] == [("month_014", "SUCCEEDED"), ("month_015", "REJECTED")]
+    assert rows[1]["report"] == "quarantine/month_015/_REJECTION.json" and "sent before its files" in rows[1]["cause"]

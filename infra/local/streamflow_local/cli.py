@@ -285,9 +285,7 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
     notes = _status_notes(found, rejected, outcomes)
     code = status_exit_code(outcomes)
     if args.json:
-        rows = found + [{"name": None, "month": m, "status": "REJECTED", "stage": "ingest", "report": r["report"],
-                         "cause": n} for m, r in rejected.items() for n in [notes[m]] if outcomes.get(m) == "REJECTED"]
-        _say(json.dumps(rows, indent=2))
+        _say(json.dumps(status_rows(found, rejected, outcomes, notes), indent=2))
         return code
     if not outcomes:
         _say("no executions" + (f" for {args.month}" if args.month else ""))
@@ -307,6 +305,14 @@ def cmd_status(args: argparse.Namespace, config: StackConfig) -> int:
     for month, note in notes.items():
         console.print(f"{month}: {_styled(outcomes[month])}: {escape(note)}", soft_wrap=True)
     return max(code, _interrupted_hint(found))
+
+
+def status_rows(found: list[dict], rejected: dict[str, dict], outcomes: dict[str, str],
+                notes: dict[str, str]) -> list[dict]:
+    """``status --json``: every execution, then a row for each month whose latest outcome is
+    its rejection at ingest (a month rejected once and then run has its execution only)."""
+    return found + [{"name": None, "month": m, "status": "REJECTED", "stage": "ingest", "report": r["report"],
+                     "cause": notes[m]} for m, r in rejected.items() if outcomes.get(m) == "REJECTED"]
 
 
 def _status_notes(found: list[dict], rejected: dict[str, dict], outcomes: dict[str, str]) -> dict[str, str]:
