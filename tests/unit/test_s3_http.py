@@ -108,11 +108,27 @@ def test_empty_put_with_expect_continue_is_answered_over_a_raw_socket(port):
     raw = Raw(port)
     raw.send(_put_head("empty/raw.csv", {"Content-Length": "0"}))
     status, _, _, interim = raw.response()
-    assert status == 200 and interim == []
+    assert status == 200 and interim == [100]  # the 100 asked for, then the answer, no body awaited
     raw.send(f"GET /{BUCKET}/empty/raw.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n{AUTH}\r\n\r\n".encode())  # same connection
     status, headers, body, _ = raw.response()
     assert status == 200 and body == b"" and headers["content-length"] == "0"
     raw.close()
+
+
+def test_after_an_empty_put_the_next_put_on_the_connection_gets_its_100_and_its_answer(port):
+    """What ``aws s3 cp --recursive`` does with an empty file among others: each PUT asks for
+    ``100 Continue`` on one kept-alive connection. An answer without the 100 made the AWS
+    CLI's botocore (1.43.62) wait 60 s on the next PUT."""
+    raw = Raw(port)
+    body = b"user_id\nu1\n"
+    for key, sent in (("seq/empty.csv", b""), ("seq/next.csv", body), ("seq/empty-again.csv", b"")):
+        raw.send(_put_head(key, {"Content-Length": str(len(sent))}))
+        raw.expect_continue()  # asked for: before any answer, with or without a body to come
+        raw.send(sent)
+        status, headers, _, interim = raw.response()
+        assert status == 200 and interim == [] and headers["etag"].strip('"') == hashlib.md5(sent).hexdigest()
+    raw.close()
+    assert _s3(port).get_object(Bucket=BUCKET, Key="seq/next.csv")["Body"].read() == body
 
 
 def test_empty_put_with_expect_continue_through_botocore(port):

@@ -10,8 +10,12 @@ One fix to waitress 3.0's HTTP handling, so every S3 client works: a request wit
 ``Expect: 100-continue`` and no body (``Content-Length: 0``, what botocore sends for an
 empty ``PutObject``) was parsed completely, then waitress sent ``100 Continue`` and marked
 it incomplete again, waiting forever for a body that never comes (``aws s3 cp`` of an empty
-file hung). Such a request is now answered at once, without the interim response (RFC 9110
-§10.1.1: a server need not send 100 when no content is coming). Chunked bodies
+file hung). Such a request now gets its ``100 Continue`` and then its answer at once. Not
+the answer alone, though RFC 9110 §10.1.1 allows it when no content is coming: the AWS
+CLI's botocore (1.43.62 in awscli 1.46) keeps the status of an answer that came instead of
+the 100 and applies it to the next ``Expect`` request on the same connection, which then
+waits 60 s for a read timeout (``aws s3 cp --recursive`` of a folder with an empty file
+took 61 s instead of one). Chunked bodies
 (``Transfer-Encoding: chunked``) are waitress' own; ``aws-chunked`` content encoding
 (signed or unsigned, with trailing checksums) is decoded by moto's S3.
 """
@@ -42,18 +46,15 @@ def _with_raw_uri(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable
 
 
 def _channel_class() -> type:
-    """waitress' channel, with a parser that expects no ``100 Continue`` for an empty body."""
+    """waitress' channel, whose ``100 Continue`` leaves a request with no body complete."""
     from waitress.channel import HTTPChannel
-    from waitress.parser import HTTPRequestParser
-
-    class Parser(HTTPRequestParser):
-        def parse_header(self, header_plus: bytes) -> None:
-            super().parse_header(header_plus)
-            if self.body_rcv is None:  # Content-Length 0 (or none), not chunked: nothing to wait for
-                self.expect_continue = False
 
     class Channel(HTTPChannel):
-        parser_class = Parser
+        def send_continue(self) -> None:
+            completed = self.request.completed  # waitress sets it False: "the body comes next"
+            super().send_continue()
+            if self.request.body_rcv is None:  # Content-Length 0 (or none), not chunked: no body comes
+                self.request.completed = completed
 
     return Channel
 
