@@ -12,9 +12,12 @@ REGISTRY_PLUGIN := build/registry-plugin
 # boto3/click low, which the runtime .venv must not inherit.
 TOOLS_VENV  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
+# The AWS CLI the integration tests drive the stack with: awscli pins its botocore exactly.
+AWSCLI_VENV  ?= .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help venv tools browser wrk demo test unit integration lint up down clean bench mutate images-check
+.PHONY: help venv tools awscli browser wrk demo test unit integration lint up down clean bench mutate images-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +39,14 @@ $(TOOLS_STAMP): requirements-tools.txt constraints-tools.txt
 
 tools: $(TOOLS_STAMP)  ## create .venv-tools: sam, samlocal, cfn-lint, actionlint (+ shellcheck)
 
+$(AWSCLI_STAMP): requirements-awscli.txt
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet -r requirements-awscli.txt
+	touch $@
+
+awscli: $(AWSCLI_STAMP)  ## create .venv-awscli: the AWS CLI (1.x) the integration tests drive the local stack with
+
 # The dashboard's browser test drives a real headless Chromium: Debian's package (apt), never a
 # browser downloaded at install time. Installed only when no Chromium is on PATH; sudo when not root.
 BROWSERS := chromium chromium-browser google-chrome
@@ -53,13 +64,13 @@ demo: venv  ## start the local stack, deploy, train the first champion, run mont
 TEST_WORKERS ?= 2
 PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 
-test: venv tools browser  ## unit + integration tests on TEST_WORKERS=2 workers (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
+test: venv tools awscli browser  ## unit + integration tests on TEST_WORKERS=2 workers (own local stacks on spare ports; the dashboard in Chromium), SAM + workflow lint
 	STREAMFLOW_REQUIRE_TOOLS=1 $(PY) -m pytest tests $(PYTEST_WORKERS) --durations=30
 
 unit: venv  ## unit tests only (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_WORKERS)
 
-integration: venv browser  ## integration tests only (real emulator, MLflow server, handlers; the dashboard in Chromium)
+integration: venv awscli browser  ## integration tests only (real emulator, MLflow server, handlers; the dashboard in Chromium)
 	$(PY) -m pytest tests/integration $(PYTEST_WORKERS)
 
 # wrk (C; not on PyPI) is the load tool of the /predict benchmark: a client nobody here wrote.
