@@ -34,7 +34,11 @@ if _loaded is not None and _loaded.scorer is not None:
     _loaded.scorer.compile()
 open_client()
 
-app = FastAPI(title="StreamFlow churn API", version="1.0")
+# No redirect from "/predict/" to "/predict": Starlette's would name the host and scheme it was
+# called by (https:// on a plain-HTTP gateway) and drop API Gateway's stage path (/Prod).
+# A path with a trailing slash is an unknown path: 404 JSON, like any other.
+app = FastAPI(title="StreamFlow churn API", version="1.0", redirect_slashes=False)
+JSON_TYPES = ("application/json", "application/problem+json")
 
 
 class PredictRequest(BaseModel):
@@ -72,19 +76,27 @@ class HealthResponse(BaseModel):
     detail: str | None = None
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, **extra}})
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+          **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, **extra}},
+                        headers=headers)
 
 
 @app.exception_handler(RequestValidationError)
-async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # A body sent as another type is not read as JSON at all: say so, not "Input should be a
+    # valid dictionary" (curl -d sends application/x-www-form-urlencoded unless told).
+    content_type = request.headers.get("content-type", "")
+    if content_type and content_type.split(";", 1)[0].strip().lower() not in JSON_TYPES:
+        return error(415, "unsupported_media_type",
+                     f"the body must be JSON sent as Content-Type: application/json, not {content_type}")
     problems = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
     return error(422, "invalid_request", "the request body is not valid", problems=problems)
 
 
 @app.exception_handler(StarletteHTTPException)
 async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error(exc.status_code, "http_error", str(exc.detail))
+    return error(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)  # 405: Allow
 
 
 @app.exception_handler(Exception)

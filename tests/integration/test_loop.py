@@ -134,6 +134,19 @@ def test_api_errors_are_json_with_proper_status(stack, payload, status, code):
     assert response.json()["error"]["code"] == code
 
 
+def test_api_answers_a_wrong_type_method_or_path_with_json_through_the_gateway(stack):
+    """What curl gets when it is used carelessly: ``-d`` without a JSON Content-Type, a GET,
+    a trailing slash."""
+    url, key = f"{stack.api_url}/predict", api_headers(stack)
+    form = requests.post(url, data='{"user_id": "0001-AAAAA"}', timeout=60,
+                         headers={"Content-Type": "application/x-www-form-urlencoded", **key})
+    assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    get = requests.get(url, headers=key, timeout=60)
+    assert get.status_code == 405 and get.headers["allow"] == "POST" and get.json()["error"]["code"] == "http_error"
+    slash = requests.post(f"{url}/", json={"user_id": "0001-AAAAA"}, headers=key, timeout=60, allow_redirects=False)
+    assert slash.status_code == 404 and "location" not in slash.headers and slash.json()["error"]["code"] == "http_error"
+
+
 def test_challenger_that_is_not_better_leaves_production(stack, months):
     """month_002 has month_001's distributions: against the champion's month it does not
     drift, so ReferenceMonth is fixed to month_000 for it (a mode of its own) to get a

@@ -156,3 +156,37 @@ def test_an_id_of_the_wrong_length_fails_the_whole_batch_with_422(with_champion,
 def test_a_malformed_batch_is_422_json(with_champion, payload):
     status, body = _call(with_champion, "POST", "/predict/batch", payload)
     assert status == 422 and body["error"]["code"] == "invalid_request"
+
+
+def _raw_call(api, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> dict:
+    return Mangum(api.app, lifespan="off")(proxy_event(method, path, headers, body), None)
+
+
+def test_a_body_sent_as_another_content_type_is_415_json_naming_it(with_champion):
+    """curl -d sends application/x-www-form-urlencoded unless told: the answer says to send
+    JSON, where it said "Input should be a valid dictionary" (422) before."""
+    response = _raw_call(with_champion, "POST", "/predict", {"Content-Type": "text/plain"}, b'{"user_id": "u1"}')
+    assert response["statusCode"] == 415 and response["headers"]["content-type"] == "application/json"
+    body = json.loads(response["body"])["error"]
+    assert body["code"] == "unsupported_media_type" and "Content-Type: application/json" in body["message"]
+    assert "text/plain" in body["message"]
+    charset = _raw_call(with_champion, "POST", "/predict", {"Content-Type": "application/json; charset=utf-8"},
+                        b'{"user_id": ""}')
+    assert charset["statusCode"] == 422  # JSON with a parameter is JSON: its own validation answers
+
+
+def test_a_wrong_method_is_405_json_with_allow(with_champion):
+    response = _raw_call(with_champion, "GET", "/predict", {})
+    assert response["statusCode"] == 405 and response["headers"]["content-type"] == "application/json"
+    assert response["headers"]["allow"] == "POST"
+    assert json.loads(response["body"])["error"]["code"] == "http_error"
+
+
+def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(with_champion):
+    """Starlette's redirect named https:// on the plain-HTTP local gateway and would drop
+    API Gateway's stage (/Prod) on AWS."""
+    for path in ("/predict/", "/health/"):
+        response = _raw_call(with_champion, "POST" if path == "/predict/" else "GET", path,
+                             {"Content-Type": "application/json"}, b'{"user_id": "u1"}' if path == "/predict/" else b"")
+        assert response["statusCode"] == 404 and response["headers"]["content-type"] == "application/json", path
+        assert "location" not in response["headers"]
