@@ -247,3 +247,28 @@ def test_a_bad_aws_chunked_trailer_is_refused_over_a_raw_socket(port):
     status, _, reply, _ = raw.response()
     assert status == 400 and b"BadDigest" in reply
     raw.close()
+
+
+def test_a_folder_emptied_by_deletes_is_not_listed_in_a_versioned_bucket(port):
+    """``aws s3 ls s3://bucket/checked/`` (a listing with a delimiter) listed a folder whose
+    keys were all deleted: their delete markers are the newest versions. S3 lists none."""
+    s3 = _s3(port)
+    s3.create_bucket(Bucket="versioned-probe")
+    s3.put_bucket_versioning(Bucket="versioned-probe", VersioningConfiguration={"Status": "Enabled"})
+    for key in ("checked/m1/e1/users.parquet", "checked/m1/e1/labels.parquet", "checked/m2/e2/users.parquet",
+                "months/m1/users.csv"):
+        s3.put_object(Bucket="versioned-probe", Key=key, Body=b"x")
+    s3.delete_objects(Bucket="versioned-probe", Delete={"Objects": [
+        {"Key": "checked/m1/e1/users.parquet"}, {"Key": "checked/m1/e1/labels.parquet"}]})
+
+    def prefixes(prefix: str) -> list[str]:
+        listed = s3.list_objects_v2(Bucket="versioned-probe", Prefix=prefix, Delimiter="/")
+        v1 = s3.list_objects(Bucket="versioned-probe", Prefix=prefix, Delimiter="/")
+        assert listed.get("CommonPrefixes", []) == v1.get("CommonPrefixes", [])
+        return [p["Prefix"] for p in listed.get("CommonPrefixes", [])]
+
+    assert prefixes("checked/") == ["checked/m2/"]
+    assert prefixes("") == ["checked/", "months/"]
+    assert prefixes("checked/m1/") == []
+    versions = s3.list_object_versions(Bucket="versioned-probe", Prefix="checked/m1/")
+    assert len(versions["DeleteMarkers"]) == 2 and len(versions["Versions"]) == 2  # kept, as S3 keeps them

@@ -25,6 +25,11 @@
   trailer) without checking it against the bytes; S3 answers ``400 BadDigest`` when they
   differ. Ingest trusts a stored ``ChecksumSHA256``, so the emulator must verify it too
   (SHA256, SHA1, CRC32: the algorithms moto computes exactly).
+* S3's listings with a delimiter (``aws s3 ls s3://bucket/checked/``) named as a common
+  prefix every "folder" with a key in it, a key whose newest version is a delete marker
+  included: in a versioned bucket a folder emptied by deletes was still listed, as S3 does
+  not (moto drops such keys from the listed objects, not from the prefixes). Such folders
+  are dropped here.
 * Step Functions on AWS sends "Step Functions Execution Status Change" events to
   EventBridge; moto's interpreter sends none, and moto's EventBridge does not invoke Lambda
   targets. The template releases a failed month's place in the month order from such an
@@ -92,6 +97,7 @@ def install() -> None:
     _cached_module_list()
     _cached_method_names()
     _verified_s3_checksums()
+    _no_prefixes_of_deleted_keys()
     _execution_status_events()
     _lambda_rule_targets()
     _paged_execution_history()
@@ -125,6 +131,26 @@ def _states_error_names_at_run_time() -> None:
 
 
 VERIFIED_CHECKSUMS = frozenset({"SHA256", "SHA1", "CRC32"})
+
+
+def _no_prefixes_of_deleted_keys() -> None:
+    from moto.s3.models import FakeDeleteMarker, S3Backend
+
+    original = S3Backend.list_objects
+
+    def list_objects(self: Any, bucket: Any, prefix: str | None, delimiter: str | None, marker: str | None,
+                     max_keys: int | None) -> Any:
+        keys, folders, *rest = original(self, bucket, prefix, delimiter, marker, max_keys)
+        if folders and delimiter:
+            start = len(prefix or "")
+            live = {name[:name.index(delimiter, start) + len(delimiter)]
+                    for name, key in bucket.keys.items()
+                    if name.startswith(prefix or "") and delimiter in name[start:]
+                    and not isinstance(key, FakeDeleteMarker)}
+            folders = [folder for folder in folders if folder in live]
+        return (keys, folders, *rest)
+
+    S3Backend.list_objects = list_objects
 
 
 def _verified_s3_checksums() -> None:
