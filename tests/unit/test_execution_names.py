@@ -63,3 +63,25 @@ def test_an_unknown_map_run_is_not_found_not_a_server_error():
         with pytest.raises(sfn.exceptions.ResourceNotFound) as missing:
             sfn.describe_map_run(mapRunArn=arn)
     assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400 and arn in str(missing.value)
+
+
+def test_a_stopped_execution_keeps_why_it_was_stopped():
+    """``aws stepfunctions stop-execution --error … --cause …``: moto dropped both (the
+    ``ExecutionAborted`` event had empty ones; ``streamflow status`` said "ABORTED: ABORTED")."""
+    with state_machines_endpoint() as (_, sfn):
+        machine = sfn.create_state_machine(
+            name="waits", roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}})
+        )["stateMachineArn"]
+        arn = sfn.start_execution(stateMachineArn=machine, name="stopped")["executionArn"]
+        sfn.stop_execution(executionArn=arn, error="Operator", cause="month_020 re-sent with fixed files")
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        described = sfn.describe_execution(executionArn=arn)
+        events = sfn.get_execution_history(executionArn=arn)["events"]
+    assert described["status"] == "ABORTED"
+    assert (described["error"], described["cause"]) == ("Operator", "month_020 re-sent with fixed files")
+    aborted = [e["executionAbortedEventDetails"] for e in events if e["type"] == "ExecutionAborted"]
+    assert aborted == [{"error": "Operator", "cause": "month_020 re-sent with fixed files"}]

@@ -35,6 +35,10 @@
   targets. The template releases a failed month's place in the month order from such an
   event, so an ending execution puts one on the default bus, and a rule's Lambda targets
   are invoked (asynchronously, as EventBridge does).
+* ``StopExecution``'s ``error`` and ``cause`` (why someone stopped it: ``aws stepfunctions
+  stop-execution --error … --cause …``) were dropped, by the HTTP layer and again by the
+  backend, which stopped with empty ones; the execution's ``ExecutionAborted`` event and
+  ``DescribeExecution`` now carry them, as on AWS.
 * ``GetExecutionHistory`` returns the whole history in one answer; AWS pages it (100 events
   by default, 1,000 at most, ``nextToken``), so it is paged here as there.
 * DynamoDB ``BatchGetItem`` looks its table up once, measures each item once and writes
@@ -99,6 +103,7 @@ def install() -> None:
     _verified_s3_checksums()
     _no_prefixes_of_deleted_keys()
     _execution_status_events()
+    _stop_execution_reasons()
     _lambda_rule_targets()
     _paged_execution_history()
     _parsed_definitions_kept()
@@ -151,6 +156,31 @@ def _no_prefixes_of_deleted_keys() -> None:
         return (keys, folders, *rest)
 
     S3Backend.list_objects = list_objects
+
+
+def _stop_execution_reasons() -> None:
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def stop_execution(self: Any) -> Any:
+        arn = self._get_param("executionArn")
+        backend = self.stepfunction_backend
+        backend._validate_execution_arn(arn)
+        state_machine = backend._get_state_machine_for_execution(arn)
+        execution = next((x for x in state_machine.executions if x.execution_arn == arn), None)
+        if execution is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        error, cause = self._get_param("error"), self._get_param("cause")
+        execution.stop(stop_date=utcnow(), error=error or "", cause=cause or "")
+        if error is not None:
+            execution.error = error
+        if cause is not None:
+            execution.cause = cause
+        return ActionResult({"stopDate": execution.stop_date})
+
+    StepFunctionResponse.stop_execution = stop_execution
 
 
 def _verified_s3_checksums() -> None:
