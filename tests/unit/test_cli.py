@@ -26,6 +26,8 @@ def test_every_command_is_listed_and_has_help(capsys):
         assert exit_info.value.code == 0, command
         out = capsys.readouterr().out
         assert out.startswith(f"usage: streamflow {command}"), command
+        assert "STREAMFLOW_STATE_DIR" in out and "STREAMFLOW_AWS_PORT" in out, command  # which stack it talks to
+    assert "STREAMFLOW_STATE_DIR" in top
 
 
 @pytest.mark.parametrize("argv", [[], ["nonsense"], ["report"], ["reject", "month_001"], ["seed", "--users", "many"]])
@@ -53,6 +55,11 @@ def test_a_stack_that_is_not_running_is_exit_2_with_a_hint(nowhere, argv, capsys
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach") and "streamflow up" in err
+
+
+def test_report_of_something_not_a_month_is_a_usage_error_before_the_stack_is_asked(nowhere, capsys):
+    assert cli.main(["report", "nonsense"]) == 2
+    assert "'nonsense' is not a month name" in capsys.readouterr().err
 
 
 def test_a_stack_that_is_not_deployed_is_exit_2(tmp_path, monkeypatch, capsys):

@@ -57,7 +57,8 @@ def test_a_good_manifest_parses_with_extra_keys_kept():
 @pytest.mark.parametrize("month", ["month_5", "Month_005", "month_0055", "x"])
 def test_a_month_folder_not_named_month_nnn_is_refused_before_the_body_is_read(month):
     assert _refusal(b"not json", month) == [
-        Violation("_MANIFEST.json", "", "month name must match month_NNN", repr(month))]
+        Violation("_MANIFEST.json", "", f"month name must match month_NNN, not {month!r}")]
+    assert str(_refusal(b"not json", month)[0]) == f"_MANIFEST.json: month name must match month_NNN, not {month!r}"
 
 
 @pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b""])

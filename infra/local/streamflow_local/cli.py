@@ -4,6 +4,11 @@ Exit codes: 0 success, 1 the operation failed or found nothing (e.g. an executio
 no drift report for that month), 2 usage or environment error (bad arguments, stack not
 running or not deployed). Colours and spinners only when the output is a terminal;
 `status --json` and `models --json` print JSON for scripts.
+
+Which local stack: STREAMFLOW_STATE_DIR (its state folder, default .local-stack in the
+repository) and its ports STREAMFLOW_AWS_PORT (4566), STREAMFLOW_MLFLOW_PORT (5000),
+STREAMFLOW_API_PORT (3000), STREAMFLOW_UI_PORT (8000); every command reads them, so give a
+second stack's commands the same ones.
 """
 
 from __future__ import annotations
@@ -416,8 +421,13 @@ def _decision_cell(execution: dict) -> str:
 
 
 def cmd_report(args: argparse.Namespace, config: StackConfig) -> int:
+    from streamflow.schema import MONTH_PATTERN
+
     from .views import NothingFound, download_report
 
+    if not MONTH_PATTERN.match(args.month):
+        print(f"error: {args.month!r} is not a month name (month_NNN, e.g. month_001)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         with _console(stderr=True).status(f"downloading the drift report for {args.month} …"):
             path = download_report(config, args.month, Path(args.out))
@@ -562,13 +572,18 @@ def cmd_demo(args: argparse.Namespace, config: StackConfig) -> int:
     return run_demo(config, users=args.users, keep=args.keep)
 
 
+STACK_ENVIRONMENT = ("the local stack: STREAMFLOW_STATE_DIR (state folder, default .local-stack), "
+                     "STREAMFLOW_AWS_PORT (4566), STREAMFLOW_MLFLOW_PORT (5000), STREAMFLOW_API_PORT (3000), "
+                     "STREAMFLOW_UI_PORT (8000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=STACK_ENVIRONMENT)
         p.set_defaults(handler=handler)
         return p
 

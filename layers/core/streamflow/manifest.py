@@ -126,7 +126,8 @@ def parse(key: str, body: bytes, month: str, allow_overrides: bool = False) -> M
 
     Policy keys are refused before their values are looked at when overrides are off."""
     if not MONTH_PATTERN.match(month):
-        raise ManifestError(key, [Violation(MANIFEST_NAME, "", "month name must match month_NNN", repr(month))])
+        # the name in the rule: a Violation's example reads "(e.g. …)", which fits a value, not the one name
+        raise ManifestError(key, [Violation(MANIFEST_NAME, "", f"month name must match month_NNN, not {month!r}")])
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
