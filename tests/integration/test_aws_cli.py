@@ -76,8 +76,11 @@ def test_a_folder_with_an_empty_file_copies_whole_in_one_attempt_each(stack, tmp
 
 
 def test_the_aws_cli_reads_the_data_buckets_lifecycle_rules(stack):
+    """The emulator expires nothing, but the rules ``sam deploy`` gives the data bucket are on
+    the local one too (the local deploy translates them to the S3 API)."""
     rules = {rule["ID"]: rule for rule in json.loads(run_aws(
         stack, "s3api", "get-bucket-lifecycle-configuration", "--bucket", data_bucket(stack)))["Rules"]}
     assert rules["CheckedTables"]["Filter"] == {"Prefix": "checked/"}
     assert rules["CheckedTables"]["Expiration"] == {"Days": 7}
+    assert rules["CheckedTables"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}

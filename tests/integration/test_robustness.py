@@ -310,14 +310,3 @@ def test_an_execution_that_fails_after_validate_leaves_none_of_its_checked_table
     assert left == [], [o["Key"] for o in left]
     assert alias(stack, "Production") == production
 
-
-def test_the_data_bucket_keeps_the_templates_lifecycle_rules(stack):
-    """The emulator expires nothing, but the rules ``sam deploy`` gives the data bucket are
-    on the local one too, as the S3 API returns them (the AWS CLI's
-    ``get-bucket-lifecycle-configuration``)."""
-    rules = {r["ID"]: r for r in aws(stack, "s3").get_bucket_lifecycle_configuration(
-        Bucket=data_bucket(stack))["Rules"]}
-    assert rules["CheckedTables"]["Filter"] == {"Prefix": "checked/"}
-    assert rules["CheckedTables"]["Expiration"] == {"Days": 7}
-    assert rules["CheckedTables"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
-    assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}

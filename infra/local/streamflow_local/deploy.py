@@ -54,7 +54,6 @@ def zip_folder(folder: Path, prefix: str = "") -> bytes:
     return buffer.getvalue()
 
 
-
 # CloudFormation's lifecycle rule keys that are the S3 API's under another name or nesting.
 _RULE_KEYS = {"Id": "ID", "Status": "Status", "AbortIncompleteMultipartUpload": "AbortIncompleteMultipartUpload",
               "NoncurrentVersionExpiration": "NoncurrentVersionExpiration"}
@@ -80,6 +79,7 @@ def lifecycle_rules(configuration: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"lifecycle rule {rule.get('Id')!r}: {key} is not deployed locally")
         rules.append(out)
     return {"Rules": rules}
+
 
 class LocalDeployer:
     def __init__(self, config: StackConfig, parameter_overrides: dict[str, str] | None = None):
