@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
-
-import pytest
 
 from streamflow.generator import write_month
 from streamflow.ingest import execution_name
@@ -21,19 +18,7 @@ from streamflow.schema import MANIFEST_NAME
 from streamflow_local.stack_client import data_bucket, execution_arn_for, wait_for_execution
 
 from clients import aws
-
-ROOT = Path(__file__).resolve().parents[2]
-AWS_CLI = Path(os.environ.get("STREAMFLOW_AWSCLI_VENV", ROOT / ".venv-awscli")) / "bin" / "aws"
-
-
-def _aws_cli() -> Path:
-    """The CLI's path; skipped when `make awscli` has not run, a failure under `make test`."""
-    if not AWS_CLI.exists():
-        message = f"{AWS_CLI} is missing: run `make awscli`"
-        if os.environ.get("STREAMFLOW_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return AWS_CLI
+from tests.dev_tools import AWSCLI_BIN, tool
 
 
 def run_aws(stack, *args: str) -> str:
@@ -41,8 +26,9 @@ def run_aws(stack, *args: str) -> str:
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": stack.region, "AWS_MAX_ATTEMPTS": "1", "AWS_CONFIG_FILE": "/dev/null",
            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
-    done = subprocess.run([str(_aws_cli()), "--endpoint-url", stack.aws_endpoint, "--cli-read-timeout", "20",
-                           *args], capture_output=True, text=True, env=env, timeout=300)
+    aws_cli = tool("aws", AWSCLI_BIN, "awscli")  # skipped without `make awscli`, failed under `make test`
+    done = subprocess.run([str(aws_cli), "--endpoint-url", stack.aws_endpoint, "--cli-read-timeout", "20", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, f"aws {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
     return done.stdout
 

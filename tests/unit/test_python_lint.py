@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from dev_tools import tool
+from tests.dev_tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 

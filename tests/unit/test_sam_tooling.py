@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from dev_tools import TOOLS_BIN, tool
+from tests.dev_tools import TOOLS_BIN, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"

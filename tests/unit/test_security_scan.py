@@ -9,7 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from dev_tools import tool
+from tests.dev_tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 def _skipped_in_config() -> list[str]:
