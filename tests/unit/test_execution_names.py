@@ -75,12 +75,15 @@ def test_a_stopped_execution_keeps_why_it_was_stopped():
         )["stateMachineArn"]
         arn = sfn.start_execution(stateMachineArn=machine, name="stopped")["executionArn"]
         sfn.stop_execution(executionArn=arn, error="Operator", cause="month_020 re-sent with fixed files")
+        # the status turns ABORTED before the interpreter's thread has written the event: wait for both
         deadline = time.monotonic() + 30
-        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-            assert time.monotonic() < deadline
+        while True:
+            described = sfn.describe_execution(executionArn=arn)
+            events = sfn.get_execution_history(executionArn=arn)["events"]
+            if described["status"] != "RUNNING" and any(e["type"] == "ExecutionAborted" for e in events):
+                break
+            assert time.monotonic() < deadline, (described["status"], [e["type"] for e in events])
             time.sleep(0.1)
-        described = sfn.describe_execution(executionArn=arn)
-        events = sfn.get_execution_history(executionArn=arn)["events"]
     assert described["status"] == "ABORTED"
     assert (described["error"], described["cause"]) == ("Operator", "month_020 re-sent with fixed files")
     aborted = [e["executionAbortedEventDetails"] for e in events if e["type"] == "ExecutionAborted"]
