@@ -39,6 +39,12 @@
   stop-execution --error … --cause …``) were dropped, by the HTTP layer and again by the
   backend, which stopped with empty ones; the execution's ``ExecutionAborted`` event and
   ``DescribeExecution`` now carry them, as on AWS.
+* A stop that lands between ``StartExecution`` and the interpreter thread's first look at
+  the program ended the execution ``ABORTED`` with no ``ExecutionAborted`` event (moto prunes
+  a stopped program's whole body, the part that writes the event); the event is written
+  then, as on AWS. A ``Wait`` state stopped just before it began waiting waited its whole
+  time (moto wakes waiters by setting and clearing an event at once); it now looks at the
+  program's state at least every ``STOP_CHECK_SECONDS``.
 * ``GetExecutionHistory`` returns the whole history in one answer; AWS pages it (100 events
   by default, 1,000 at most, ``nextToken``), so it is paged here as there.
 * DynamoDB ``BatchGetItem`` looks its table up once, measures each item once and writes
@@ -104,6 +110,7 @@ def install() -> None:
     _no_prefixes_of_deleted_keys()
     _execution_status_events()
     _stop_execution_reasons()
+    _stops_reach_every_execution()
     _lambda_rule_targets()
     _paged_execution_history()
     _parsed_definitions_kept()
@@ -181,6 +188,37 @@ def _stop_execution_reasons() -> None:
         return ActionResult({"stopDate": execution.stop_date})
 
     StepFunctionResponse.stop_execution = stop_execution
+
+
+STOP_CHECK_SECONDS = 0.5
+
+
+def _stops_reach_every_execution() -> None:
+    import time
+
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    original_eval, original_body = Program.eval, Program._eval_body
+    body_ran = "_streamflow_program_body_ran"
+
+    def eval_body(self: Any, env: Any) -> None:
+        setattr(env, body_ran, True)
+        original_body(self, env)
+
+    def eval_program(self: Any, env: Any) -> None:
+        original_eval(self, env)
+        if not getattr(env, body_ran, False) and not env.is_frame() and isinstance(env.program_state(), ProgramStopped):
+            original_body(self, env)  # runs no state (the program is stopped), writes ExecutionAborted
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        deadline = time.monotonic() + wait_seconds
+        while env.is_running() and (left := deadline - time.monotonic()) > 0:
+            env.program_state_event.wait(min(left, STOP_CHECK_SECONDS))
+
+    Program._eval_body, Program.eval = eval_body, eval_program
+    WaitFunction._wait_interval = wait_interval
 
 
 def _verified_s3_checksums() -> None:
