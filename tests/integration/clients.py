@@ -79,6 +79,23 @@ def wait_for_json(stack, key: str, timeout: float = 120) -> dict:
     raise AssertionError(f"s3://{data_bucket(stack)}/{key} never appeared")
 
 
+def wait_for_rejection(stack, month: str, timeout: float = 120) -> tuple[str, dict]:
+    """Poll the data bucket until ``month`` has a rejection report: (its newest report's key,
+    the report). Each rejection has its own ``quarantine/<month>/<attempt>/`` folder."""
+    from streamflow.quarantine import newest_report_keys, quarantine_prefix
+    from streamflow_local.stack_client import data_bucket
+
+    s3, bucket = aws(stack, "s3"), data_bucket(stack)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=quarantine_prefix(month))
+        key = newest_report_keys(item["Key"] for page in pages for item in page.get("Contents", [])).get(month)
+        if key is not None:
+            return key, json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        time.sleep(0.5)
+    raise AssertionError(f"s3://{bucket}/{quarantine_prefix(month)} has no rejection report")
+
+
 def monitoring_entry(stack, month: str) -> dict[str, str]:
     """The month's entry in the stack's Evidently workspace (its metadata), {} if none."""
     from streamflow import monitoring

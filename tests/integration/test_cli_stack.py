@@ -81,7 +81,7 @@ def test_status_exit_codes_and_causes_of_a_failed_and_a_rejected_month(streamflo
     from streamflow.generator import build_manifest, generate_month, month_csv_bytes
     from streamflow_local.stack_client import data_bucket
 
-    from clients import aws, wait_for_json
+    from clients import aws, wait_for_rejection
 
     files = month_csv_bytes(generate_month(1, n_users=200, seed=5))
     usage = files["usage_agg_30d.csv"].decode().splitlines()
@@ -116,11 +116,11 @@ def test_status_exit_codes_and_causes_of_a_failed_and_a_rejected_month(streamflo
     for name, body in files.items():
         s3.put_object(Bucket=bucket, Key=f"months/{month}/{name}", Body=body.replace(b"Male", b"Mal3", 1))
     s3.put_object(Bucket=bucket, Key=f"months/{month}/_MANIFEST.json", Body=json.dumps(manifest).encode())
-    wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+    report_key, _ = wait_for_rejection(stack, month)
     code, out, _ = streamflow("status", month)
     assert code == 1
     (line,) = out.splitlines()
-    assert line.startswith(f"{month}: REJECTED: rejected at ingest, see s3://{bucket}/quarantine/{month}/_REJECTION.json: ")
+    assert line.startswith(f"{month}: REJECTED: rejected at ingest, see s3://{bucket}/{report_key}: ")
     assert "users.csv: sha256 differs from the manifest" in line
     _readable(line)
 

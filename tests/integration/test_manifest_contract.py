@@ -26,7 +26,7 @@ from streamflow.manifest import POLICY_KEYS
 from streamflow.schema import MANIFEST_NAME
 from streamflow_local.stack_client import data_bucket, state_machine_arn, upload_month, wait_for_execution
 
-from clients import alias, aws, wait_for_json
+from clients import alias, aws, wait_for_rejection
 
 pytestmark = pytest.mark.integration
 
@@ -87,14 +87,15 @@ def test_a_file_changed_after_its_manifest_is_rejected_at_ingest(stack, champion
     production, online_before = alias(stack, "Production"), _online_item(stack, champion)
 
     _put_month(stack, month, tampered, manifest)
-    report = wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+    report_key, report = wait_for_rejection(stack, month)
     assert report["stage"] == "ingest" and report["execution"] is None
     (violation,) = report["violations"]
     assert violation["file"] == "labels.csv" and "sha256 differs" in violation["rule"]
     assert hashlib.sha256(files["labels.csv"]).hexdigest() in violation["example"]
     assert hashlib.sha256(tampered["labels.csv"]).hexdigest() in violation["example"]
     assert _keys(stack, f"months/{month}/") == []
-    assert f"quarantine/{month}/labels.csv" in _keys(stack, f"quarantine/{month}/")
+    attempt = report_key.rsplit("/", 1)[0] + "/"
+    assert f"{attempt}labels.csv" in _keys(stack, attempt)
     assert _executions(stack, month) == []
     assert alias(stack, "Production") == production
     assert _online_item(stack, champion) == online_before
@@ -107,7 +108,7 @@ def test_a_manifest_carrying_policy_is_rejected(stack, key):
     value = {"threshold": "abc", "delta": -1, "reference_month": "month_000", "require_approval": False,
              "approval_timeout_seconds": 5}[key]
     _put_month(stack, month, files, dict(build_manifest(month, files), **{key: value}))
-    report = wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+    report = wait_for_rejection(stack, month)[1]
     assert report["stage"] == "ingest"
     rule = report["violations"][0]["rule"]
     assert f"policy keys {key} are not accepted" in rule and POLICY_KEYS[key] in rule
@@ -136,7 +137,7 @@ def test_with_overrides_allowed_a_bad_value_is_rejected_cleanly(stack, champion,
                                ("month_137", {"reference_month": "month_555"}, "has not been processed")):
         files = _small_month()
         _put_month(stack, month, files, dict(build_manifest(month, files), **extra))
-        report = wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+        report = wait_for_rejection(stack, month)[1]
         assert report["stage"] == "ingest" and rule in report["message"], report
         assert _keys(stack, f"months/{month}/") == [] and _executions(stack, month) == []
 

@@ -25,7 +25,7 @@ from streamflow_local.config import StackConfig
 from streamflow_local.stack_client import data_bucket, seed, upload_month, wait_for_execution
 from streamflow_local.stack import deployed
 
-from clients import aws, wait_for_json
+from clients import aws, wait_for_rejection
 from external import EXTERNAL
 from month_tools import reference_mode, step_output
 
@@ -68,7 +68,7 @@ def outcomes(monitor_stack) -> dict[str, dict]:
     for name, body in files.items():
         s3.put_object(Bucket=bucket, Key=f"months/{month}/{name}", Body=body.replace(b"Male", b"Mal3", 1))
     s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=json.dumps(manifest).encode())
-    out[month] = wait_for_json(monitor_stack, f"quarantine/{month}/_REJECTION.json")
+    _, out[month] = wait_for_rejection(monitor_stack, month)
     return out
 
 

@@ -14,13 +14,12 @@ import json
 from pathlib import Path
 
 import pytest
-from clients import wait_for_json
+from clients import wait_for_rejection
 from external import EXTERNAL
 from month_tools import step_output
 from streamflow.manifest import manifest_for_folder
 from streamflow.partitioned_month import part_bounds
 from streamflow.parts import part_name
-from streamflow.quarantine import report_key
 from streamflow.schema import MANIFEST_NAME, MONTH_FILES
 from streamflow_local.config import StackConfig
 from streamflow_local.stack import deployed
@@ -110,7 +109,7 @@ def test_a_bad_part_is_rejected_naming_part_column_and_rule(parts_stack, months,
     description = wait_for_execution(parts_stack, upload.execution_arn, timeout=600)
     assert description["status"] == "FAILED"
     assert description["cause"].startswith("Validate failed:") and f"{bad}:watch_hours_30d" in description["cause"]
-    report = wait_for_json(parts_stack, report_key("month_002"))
+    _, report = wait_for_rejection(parts_stack, "month_002")
     assert report["stage"] == "validate"
     assert [(v["file"], v["column"], v["rule"]) for v in report["violations"]] == [
         (bad, "watch_hours_30d", "must not be negative")]

@@ -19,7 +19,7 @@ from streamflow.schema import MANIFEST_NAME
 from streamflow_local.stack_client import data_bucket, execution_steps, state_machine_arn, upload_month, wait_for_execution
 from streamflow_local.stack import hold_registry, release_registry
 
-from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log, wait_for_json
+from clients import DUPLICATE_UPLOAD, MODEL, alias, aws, registry, wait_for_ingest_log, wait_for_rejection
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def _write(folder: Path, files: dict[str, bytes], manifest: bytes | None = None)
 
 
 def _rejection(stack, month: str) -> dict:
-    return wait_for_json(stack, f"quarantine/{month}/_REJECTION.json")
+    return wait_for_rejection(stack, month)[1]
 
 
 def assert_readable_cause(stack, cause: str) -> None:
@@ -145,8 +145,10 @@ def test_bad_month_is_rejected_quarantined_and_changes_nothing(stack, tmp_path, 
     assert report["stage"] == "validate" and report["execution"] == upload.execution_name
     assert any(v["file"] == file and v["column"] == column and rule in v["rule"] for v in report["violations"]), report
     assert _keys(stack, f"months/{month}/") == []
-    assert f"quarantine/{month}/{MANIFEST_NAME}" in _keys(stack, f"quarantine/{month}/")
-    assert len(_keys(stack, f"quarantine/{month}/")) == len(report["quarantined"]) + 1
+    report_key, _ = wait_for_rejection(stack, month)
+    attempt = report_key.rsplit("/", 1)[0] + "/"  # the rejection's own folder
+    assert f"{attempt}{MANIFEST_NAME}" in _keys(stack, attempt)
+    assert _keys(stack, f"quarantine/{month}/") == sorted(report["quarantined"] + [report_key])
     assert alias(stack, "Production") == production
     assert _online_item(stack, watched_user) == online_before
 

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clients import MODEL, alias, aws, registry, wait_for_json
+from clients import MODEL, alias, aws, registry, wait_for_rejection
 from external import EXTERNAL
 from month_tools import step_output
-from streamflow.quarantine import report_key
 from streamflow.schema import MONTH_FILES as SHARDED_TABLES
 from streamflow.sharding import in_shard, shard_of
 from streamflow_local.config import StackConfig
@@ -212,7 +211,7 @@ def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(sharded_sta
     assert description["cause"].startswith("MergeShards failed: month_002 breaks the data contract: ")
     assert f"{where}:watch_hours_30d: must not be negative" in description["cause"]
     assert "\n" not in description["cause"]
-    report = wait_for_json(sharded_stack, report_key("month_002"))
+    _, report = wait_for_rejection(sharded_stack, "month_002")
     assert report["stage"] == "validate"
     assert [(v["file"], v["column"], v["rule"]) for v in report["violations"]] == [
         (where, "watch_hours_30d", "must not be negative")]

@@ -19,7 +19,7 @@ from streamflow.checksums import full_object_sha256, read_verified, verified_key
 from streamflow.generator import build_manifest
 from streamflow.ingest import ManifestError, MonthUpload, check_manifest, start_month_execution
 from streamflow.manifest import POLICY_ALIASES, POLICY_KEYS, json_schema, manifest_for_folder, parse
-from streamflow.quarantine import report_key
+from streamflow.quarantine import newest_report_key, newest_report_keys
 from streamflow.settings import Settings
 from streamflow.violations import Violation
 
@@ -269,7 +269,7 @@ def test_every_broken_manifest_is_quarantined_not_left_behind(s3, machine, name,
     result = start_month_execution(_settings(state_machine_arn=machine, allow_manifest_overrides=allow), upload)
     assert result["rejected"] and not result["started"]
     assert _month_keys(s3, f"months/{MONTH}/") == []
-    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read())
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=newest_report_key(BUCKET, MONTH))["Body"].read())
     assert report["stage"] == "ingest" and report["violations"]
     assert boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
 
@@ -281,16 +281,35 @@ def test_an_unexpected_failure_quarantines_the_month_too(s3):
                                    upload)
     assert result["rejected"] and "ingest failed: " in result["reason"]
     assert _month_keys(s3, f"months/{MONTH}/") == []
-    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read())
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=newest_report_key(BUCKET, MONTH))["Body"].read())
     assert "upload the month again" in report["violations"][0]["rule"]
+
+
+def test_a_month_rejected_twice_keeps_each_attempt_apart(s3, machine):
+    """The second upload lacks a file the first had: one folder mixed that file in with the
+    second attempt's; each attempt now has its own folder, files and report."""
+    settings = _settings(state_machine_arn=machine)
+    start_month_execution(settings, _put_month(s3, dict(FILES, **{"notes.csv": b"a\n"}), dict(build_manifest(MONTH, FILES), delta=-1)))
+    first = newest_report_key(BUCKET, MONTH)
+    start_month_execution(settings, _put_month(s3, FILES, dict(build_manifest(MONTH, FILES), threshold="abc")))
+    second = newest_report_key(BUCKET, MONTH)
+    assert first != second and first.rsplit("/", 2)[0] == second.rsplit("/", 2)[0] == f"quarantine/{MONTH}"
+    reports = {key: json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in (first, second)}
+    assert "delta" in reports[first]["message"] and "threshold" in reports[second]["message"]
+    for key, report in reports.items():
+        folder = key.rsplit("/", 1)[0] + "/"
+        assert _month_keys(s3, folder) == sorted(report["quarantined"] + [key])
+    assert {k.rsplit("/", 1)[1] for k in reports[first]["quarantined"]} == {*FILES, "notes.csv", "_MANIFEST.json"}
+    assert {k.rsplit("/", 1)[1] for k in reports[second]["quarantined"]} == {*FILES, "_MANIFEST.json"}
+    assert _month_keys(s3, f"months/{MONTH}/") == []
 
 
 def test_a_repeated_event_after_a_rejection_keeps_the_first_report(s3, machine):
     upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), delta=-1))
     start_month_execution(_settings(state_machine_arn=machine), upload)
-    first = s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read()
+    first = s3.get_object(Bucket=BUCKET, Key=newest_report_key(BUCKET, MONTH))["Body"].read()
     assert start_month_execution(_settings(state_machine_arn=machine), upload)["ignored"]
-    assert s3.get_object(Bucket=BUCKET, Key=report_key(MONTH))["Body"].read() == first
+    assert s3.get_object(Bucket=BUCKET, Key=newest_report_key(BUCKET, MONTH))["Body"].read() == first
 
 
 def test_validate_refuses_bytes_changed_after_ingest_verified_them():
@@ -377,3 +396,29 @@ def test_every_manifest_error_names_the_manifest_it_is_about(s3, problem):
         check_manifest(upload, _body(s3, upload), allow_overrides=problem == "unknown_reference")
     assert caught.value.key == upload.manifest_key == f"months/{MONTH}/_MANIFEST.json"
     assert str(caught.value).startswith(f"months/{MONTH}/_MANIFEST.json: ")
+
+
+@pytest.mark.parametrize("keys", [
+    ["quarantine/month_003/_REJECTION.json", "quarantine/month_003/20261201T100000.000Z/_REJECTION.json"],
+    ["quarantine/month_003/20261201T100000.000Z/_REJECTION.json", "quarantine/month_003/_REJECTION.json"],
+], ids=["listed-in-order", "listed-reversed"])
+def test_the_newest_report_of_a_month_is_its_latest_attempts(keys):
+    """A report straight in the month's folder predates attempt folders: older than any
+    attempt's, though ``_`` sorts after the digits of an attempt's name."""
+    listing = keys + ["quarantine/month_003/20261201T090000.000Z/_REJECTION.json",
+                      "quarantine/month_003/20261201T100000.000Z/users.csv",
+                      "quarantine/month_004/20261130T235959.999Z/_REJECTION.json", "months/month_005/_REJECTION.json"]
+    assert newest_report_keys(listing) == {"month_003": "quarantine/month_003/20261201T100000.000Z/_REJECTION.json",
+                                           "month_004": "quarantine/month_004/20261130T235959.999Z/_REJECTION.json"}
+    assert newest_report_keys(["quarantine/month_003/_REJECTION.json"]) == {"month_003": "quarantine/month_003/_REJECTION.json"}
+
+
+def test_attempt_names_sort_as_the_attempts_happened():
+    import datetime as dt
+
+    from streamflow.quarantine import attempt_name
+
+    times = [dt.datetime(2026, 12, 1, 9, 59, 59, 999999, dt.timezone.utc), dt.datetime(2026, 12, 1, 10, 0, 0, 1000, dt.timezone.utc),
+             dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)]
+    names = [attempt_name(t) for t in times]
+    assert names == sorted(names) and names[0] == "20261201T095959.999Z" and len(set(names)) == 3

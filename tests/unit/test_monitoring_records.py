@@ -135,6 +135,26 @@ def test_quarantined_months_join_the_timeline_once(bucket):
     assert entry["metadata"]["decision"] == "rejected_ingest" and entry["metrics"] == {"timeline_rejected": 1.0}
 
 
+def test_a_month_rejected_again_shows_its_newest_rejection(bucket):
+    """Each rejection has its attempt folder; the timeline shows the newest, and a rejection
+    after the entry was written replaces it (the same decision once hid the new message)."""
+    s3, uri = boto3.client("s3"), monitoring.workspace_uri(bucket)
+
+    def reject(attempt: str, message: str, rejected_at: str = "2026-12-01T10:00:00.000+00:00") -> None:
+        report = {"month": "month_008", "stage": "ingest", "message": message, "rejected_at": rejected_at}
+        s3.put_object(Bucket=bucket, Key=f"quarantine/month_008/{attempt}/_REJECTION.json", Body=json.dumps(report))
+
+    reject("20261201T100000.000Z", "first: users.csv sha256 differs")
+    reject("20261201T110000.000Z", "second: labels.csv missing", "2026-12-01T11:00:00.000+00:00")
+    assert monitoring.sync_rejections(uri, bucket) == ["month_008"]
+    assert _entries(bucket)["month_008"]["metadata"]["message"] == "second: labels.csv missing"
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)).isoformat(timespec="milliseconds")
+    reject("20261201T120000.000Z", "third: manifest not JSON", later)  # after the entry was written
+    assert monitoring.sync_rejections(uri, bucket) == ["month_008"]
+    assert monitoring.sync_rejections(uri, bucket) == []
+    assert _entries(bucket)["month_008"]["metadata"]["message"] == "third: manifest not JSON"
+
+
 def test_a_refused_promotion_replaces_awaiting_approval_and_keeps_what_was_measured(bucket):
     uri = monitoring.workspace_uri(bucket)
     event = {"month": "month_004", "execution": "x", "challenger": {"version": "3"}}

@@ -18,7 +18,7 @@ from csv_edit import with_cell
 from streamflow import shard_steps, steps, storage
 from streamflow.partitioned_month import part_bounds
 from streamflow.parts import part_name
-from streamflow.quarantine import report_key
+from streamflow.quarantine import newest_report_key
 from streamflow.schema import MONTH_FILES
 from streamflow.settings import Settings
 from streamflow.sharding import (
@@ -160,7 +160,7 @@ def test_a_violation_in_one_shard_rejects_the_month_naming_the_shard(s3, month0_
         shard_steps.merge_shards(_settings(), {"month": "month_013", "execution": "e1", "shards": len(results)})
     where = in_shard(shard, "usage_agg_30d/part-00000.csv")
     assert f"{where}:watch_hours_30d: must not be negative" in str(raised.value)
-    report = json.loads(storage.get_bytes(BUCKET, report_key("month_013")))
+    report = json.loads(storage.get_bytes(BUCKET, newest_report_key(BUCKET, "month_013")))
     assert [(v["file"], v["column"], v["rule"]) for v in report["violations"]] == [
         (where, "watch_hours_30d", "must not be negative")]
     assert report["stage"] == "validate" and report["execution"] == "e1"
@@ -180,7 +180,7 @@ def test_a_file_changed_after_ingest_is_refused_by_its_split_child(s3, month0_fi
     assert max(len(json.dumps(r)) for r in results) < 100  # the Map's output stays small
     with pytest.raises(ContractError, match="labels/part-00001.csv: changed after ingest verified it"):
         shard_steps.write_shard_items(_settings(), {"month": "month_014", "execution": "e2", "sharding": sharding})
-    assert json.loads(storage.get_bytes(BUCKET, report_key("month_014")))["stage"] == "validate"
+    assert json.loads(storage.get_bytes(BUCKET, newest_report_key(BUCKET, "month_014")))["stage"] == "validate"
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=shards_prefix("month_014"))
 
 
@@ -278,7 +278,7 @@ def test_a_part_that_cannot_be_split_by_user_rejects_the_month_naming_it(s3, mon
     (violation,) = raised.value.violations
     assert violation.file == "usage_agg_30d/part-00002.csv" and example in violation.example
     assert "as many fields a row as its header" in violation.rule
-    report = json.loads(storage.get_bytes(BUCKET, report_key("month_017")))
+    report = json.loads(storage.get_bytes(BUCKET, newest_report_key(BUCKET, "month_017")))
     assert [(v["file"], v["rule"]) for v in report["violations"]] == [(violation.file, violation.rule)]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamflow.quarantine import QUARANTINE_PREFIX, REPORT_NAME, report_key
+from streamflow.quarantine import QUARANTINE_PREFIX, newest_report_keys, quarantine_prefix
 from streamflow.storage import REPORTS_PREFIX
 
 from .config import StackConfig
@@ -221,24 +221,21 @@ def failure(config: StackConfig, execution_arn: str) -> dict[str, str]:
 
 
 def rejection_reports(config: StackConfig, month: str | None = None) -> dict[str, dict[str, Any]]:
-    """``{month: _REJECTION.json}`` of the quarantined months (or of ``month`` alone)."""
+    """``{month: its newest _REJECTION.json}`` of the quarantined months (or of ``month``
+    alone); each report's ``report`` is its ``s3://`` address."""
     import json
 
     s3 = _client(config, "s3")
     bucket = data_bucket(config)
-    if month:
-        keys = [report_key(month)]
-    else:
-        keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=QUARANTINE_PREFIX)
-                for obj in page.get("Contents", []) if obj["Key"].endswith("/" + REPORT_NAME)]
+    prefix = quarantine_prefix(month) if month else QUARANTINE_PREFIX
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     found: dict[str, dict[str, Any]] = {}
-    for key in keys:
+    for quarantined, key in newest_report_keys(obj["Key"] for page in pages for obj in page.get("Contents", [])).items():
         try:
             report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         except s3.exceptions.NoSuchKey:
             continue
-        report["report"] = f"s3://{bucket}/{key}"
-        found[key[len(QUARANTINE_PREFIX):].split("/", 1)[0]] = report
+        found[quarantined] = {**report, "report": f"s3://{bucket}/{key}"}
     return found
 
 

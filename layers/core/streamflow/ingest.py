@@ -19,7 +19,7 @@ from . import checksums, storage
 from .causes import one_line
 from .logs import logger
 from .manifest import ManifestError, Manifest, parse, policy_overrides
-from .quarantine import quarantine_month, report_key
+from .quarantine import quarantine_month
 from .schema import MANIFEST_NAME
 from .settings import Settings
 from .violations import Violation
@@ -114,9 +114,9 @@ def execution_input(settings: Settings, month: str, name: str, overrides: dict[s
 
 
 def _reject(upload: MonthUpload, violations: list[Violation], reason: str) -> dict[str, Any]:
-    quarantine_month(upload.bucket, upload.month, "ingest", violations)
+    report = quarantine_month(upload.bucket, upload.month, "ingest", violations)
     return {"month": upload.month, "started": False, "rejected": True, "reason": reason,
-            "report": f"s3://{upload.bucket}/{report_key(upload.month)}"}
+            "report": f"s3://{upload.bucket}/{report}"}
 
 
 def _manifest_body(upload: MonthUpload) -> bytes | None:

@@ -337,36 +337,48 @@ def approval_rejection_facts(decided: dict[str, Any]) -> dict[str, Any]:
             "rejected_at": decided.get("rejected_at")}
 
 
+def _when(stamp: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+
+
 def _already_shown(before: dict[str, Any] | None, facts: dict[str, Any]) -> bool:
-    """The month's entry says this already, or was written after it (the month ran again since)."""
+    """The month's entry says this already (the same decision of the same moment), or was
+    written after it (the month ran again since)."""
     if not before:
         return False
-    return (before.get("decision") == facts["decision"]
-            or str(before.get("recorded_at") or "") > str(facts.get("rejected_at") or ""))
+    if before.get("decision") == facts["decision"] and before.get("rejected_at") == facts.get("rejected_at"):
+        return True
+    recorded, rejected = _when(before.get("recorded_at")), _when(facts.get("rejected_at"))
+    return recorded is not None and (rejected is None or recorded > rejected)
 
 
 def sync_rejections(uri: str, bucket: str) -> list[str]:
     """Add to the timeline what the loop's zip functions cannot write themselves: each
-    quarantined month (``quarantine/<m>/_REJECTION.json``, the entry replaced) and each refused
-    promotion (``approvals/decided/<m>.json``, merged into the month's entry)."""
+    quarantined month (its newest ``quarantine/<m>/<attempt>/_REJECTION.json``, the entry
+    replaced) and each refused promotion (``approvals/decided/<m>.json``, merged into the
+    month's entry)."""
     from . import storage
-    from .quarantine import QUARANTINE_PREFIX, REPORT_NAME
+    from .quarantine import QUARANTINE_PREFIX, newest_report_keys
+
+    def keys(prefix: str) -> list[str]:
+        pages = storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     state = ensure_project(uri)
-    sources = ((QUARANTINE_PREFIX, "/" + REPORT_NAME, rejection_facts, True),
-               (storage.DECIDED_PREFIX, ".json", approval_rejection_facts, False))
+    sources = ((newest_report_keys(keys(QUARANTINE_PREFIX)).values(), rejection_facts, True),
+               ([key for key in keys(storage.DECIDED_PREFIX) if key.endswith(".json")], approval_rejection_facts, False))
     added = []
-    for prefix, suffix, to_facts, replace in sources:
-        for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                if not item["Key"].endswith(suffix):
-                    continue
-                facts = to_facts(json.loads(storage.get_bytes(bucket, item["Key"])))
-                before, _ = _stored_facts(state, facts["month"])
-                if _already_shown(before, facts):
-                    continue
-                record(uri, facts, replace=replace)
-                added.append(facts["month"])
+    for report_keys, to_facts, replace in sources:
+        for key in report_keys:
+            facts = to_facts(json.loads(storage.get_bytes(bucket, key)))
+            before, _ = _stored_facts(state, facts["month"])
+            if _already_shown(before, facts):
+                continue
+            record(uri, facts, replace=replace)
+            added.append(facts["month"])
     return added
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from . import checksums, shard_records, storage
 from .logs import logger
 from .parts import folder_of, group_files, part_name
-from .quarantine import quarantine_month, report_key
+from .quarantine import quarantine_month
 from .schema import MONTH_FILES, TARGET, month_index
 from .settings import Settings
 from .sharding import (
@@ -89,9 +89,9 @@ def _stream(bucket: str, key: str) -> Iterator[bytes]:
 
 def _reject(settings: Settings, month: str, violations: list[Violation], execution: str | None) -> None:
     """Quarantine the month as the one-shot Validate does, drop its shards, raise."""
-    quarantine_month(settings.data_bucket, month, "validate", violations, execution)
+    report = quarantine_month(settings.data_bucket, month, "validate", violations, execution)
     _delete_prefix(settings.data_bucket, shards_prefix(month))
-    logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report_key(month)}",
+    logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report}",
                  extra={"violations": [str(v) for v in violations[:20]]})
     raise ContractError(month, violations)
 

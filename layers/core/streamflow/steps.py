@@ -19,7 +19,7 @@ from .checksums import changed_since_ingest, read_verified
 from .logs import logger
 from .ordering import resolve_reference
 from .promotion import STALE_MONTH, is_stale_month, promotion_decision, should_retrain
-from .quarantine import quarantine_month, report_key
+from .quarantine import quarantine_month
 from .schema import TARGET, month_index
 from .settings import Settings
 from .violations import ContractError, check_sizes
@@ -73,7 +73,7 @@ def _load_checked_month(settings: Settings, month: str):
 
 def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     """Check the month's data contract; a bad month stops here with a named rule, its files
-    moved to ``quarantine/<month>/`` beside a ``_REJECTION.json`` report."""
+    moved to ``quarantine/<month>/<attempt>/`` beside a ``_REJECTION.json`` report."""
     from .contract import check_month
 
     month = event["month"]
@@ -89,8 +89,8 @@ def validate(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
             result = check_month(files)
             violations = result.violations
     if violations:
-        quarantine_month(settings.data_bucket, month, "validate", violations, event.get("execution"))
-        logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report_key(month)}",
+        report = quarantine_month(settings.data_bucket, month, "validate", violations, event.get("execution"))
+        logger.error(f"MONTH_REJECTED month={month} quarantine=s3://{settings.data_bucket}/{report}",
                      extra={"violations": [str(v) for v in violations[:20]]})
         raise ContractError(month, violations)
     rows = {name: int(len(frame)) for name, frame in result.tables.items()}
