@@ -1,7 +1,8 @@
 """The stack driven by the AWS CLI (awscli 1.x in .venv-awscli: `make awscli`), a client this
 project did not write, as README.md tells a user to drive it: a month's CSVs copied with
 ``aws s3 cp --recursive``, then its manifest; a folder holding an empty file copied the same
-way; the data bucket's lifecycle rules read back. Each command runs with one attempt and a
+way; the data bucket's lifecycle rules read back; the API reached at the deploy's ``ApiUrl``
+with the key ``aws apigateway get-api-key`` gives. Each command runs with one attempt and a
 20 s read timeout, so a request the emulator answers wrongly fails the command instead of
 being retried into success (the 60 s wait on the PUT after an empty one was found this way).
 """
@@ -12,10 +13,12 @@ import json
 import os
 import subprocess
 
+import requests
+
 from streamflow.generator import write_month
 from streamflow.ingest import execution_name
 from streamflow.schema import MANIFEST_NAME
-from streamflow_local.stack_client import data_bucket, execution_arn_for, wait_for_execution
+from streamflow_local.stack_client import data_bucket, execution_arn_for, stack_description, wait_for_execution
 
 from clients import aws
 from tests.dev_tools import AWSCLI_BIN, tool
@@ -70,3 +73,17 @@ def test_the_aws_cli_reads_the_data_buckets_lifecycle_rules(stack):
     assert rules["CheckedTables"]["Expiration"] == {"Days": 7}
     assert rules["CheckedTables"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_the_api_is_reached_as_the_deploys_outputs_say(stack):
+    """README: the API is at the ``ApiUrl`` output, its key's value is read with ``aws apigateway
+    get-api-key --include-value --api-key <ApiKeyId>``. The local deploy printed AWS's address
+    (``https://local-ChurnApi.execute-api…``) and a key id the emulator did not know."""
+    outputs = stack_description(stack)["outputs"]
+    key = json.loads(run_aws(stack, "apigateway", "get-api-key", "--include-value", "--api-key", outputs["ApiKeyId"]))
+    assert key["id"] == outputs["ApiKeyId"] and key["enabled"] is True
+    health = outputs["ApiUrl"] + "health"
+    assert health.startswith(stack.api_url + "/Prod/")  # the stage in the path, as on AWS
+    answered = requests.get(health, headers={"x-api-key": key["value"]}, timeout=60)
+    assert answered.status_code == 200 and answered.json()["model_name"], answered.text
+    assert requests.get(health, headers={"x-api-key": key["value"] + "x"}, timeout=60).status_code == 403

@@ -101,3 +101,25 @@ def test_event_without_query_or_body():
 def test_each_event_has_its_own_request_id():
     ids = {proxy_event("GET", "/", {}, b"")["requestContext"]["requestId"] for _ in range(5)}
     assert len(ids) == 5
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/Prod/predict", "/predict"), ("/Prod/predict?x=1", "/predict?x=1"), ("/Prod", "/"), ("/Prod?x=1", "/?x=1"),
+    ("/predict", "/predict"), ("/Production/predict", "/Production/predict"), ("/prod/predict", "/prod/predict"),
+])
+def test_a_path_under_the_stage_reaches_the_same_route(path, expected):
+    """The deploy's ApiUrl ends in the stage (``…/Prod/``), as on AWS; only that stage's name,
+    as a whole segment and with its case, is taken off."""
+    from streamflow_local.gateway import without_stage
+
+    assert without_stage(path, "Prod") == expected
+
+
+def test_the_api_address_in_outputs_is_the_local_gateways():
+    from streamflow_local.deploy import local_api_address
+
+    api = {"rest_api": "local-ChurnApi", "url": "http://127.0.0.1:3000"}
+    aws_url = "https://local-ChurnApi.execute-api.us-east-1.amazonaws.com/Prod/"
+    assert local_api_address(aws_url, api, "us-east-1") == "http://127.0.0.1:3000/Prod/"
+    assert local_api_address("streamflow-data-123", api, "us-east-1") == "streamflow-data-123"
+    assert local_api_address(aws_url, {}, "us-east-1") == aws_url  # a template without an Api

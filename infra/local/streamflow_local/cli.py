@@ -132,14 +132,19 @@ def cmd_down(args: argparse.Namespace, config: StackConfig) -> int:
     return EXIT_OK
 
 
+def _say_outputs(outputs: dict[str, str]) -> None:
+    width = max(map(len, outputs), default=0)
+    for key, value in outputs.items():
+        _say(f"  {key:{width}} {value}")
+
+
 def cmd_deploy(args: argparse.Namespace, config: StackConfig) -> int:
     from .deploy import deploy
 
     overrides = dict(item.split("=", 1) for item in (getattr(args, "parameter", None) or []))
     description = deploy(config, overrides)
     _say(f"deployed {config.template.name} as stack {description['stack']}:")
-    for key, value in description["outputs"].items():
-        _say(f"  {key:18} {value}")
+    _say_outputs(description["outputs"])
     return EXIT_OK
 
 
@@ -155,8 +160,7 @@ def cmd_attach(args: argparse.Namespace, config: StackConfig) -> int:
         return EXIT_USAGE
     description = attach(config, args.stack_name)
     _say(f"attached stack {description['stack']} at {config.aws_endpoint} (description in {config.stack_file}):")
-    for key, value in description["outputs"].items():
-        _say(f"  {key:18} {value}")
+    _say_outputs(description["outputs"])
     if not config.api_base_url and description["api"]["rest_api"]:
         _say(f"for predict: export STREAMFLOW_API_URL={localstack_api_url(config, description['api']['rest_api'])}")
     return EXIT_OK

@@ -93,7 +93,7 @@ class LocalDeployer:
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                 region_name=config.region)
         self.clients = {name: session.client(name, endpoint_url=config.aws_endpoint)
-                        for name in ("s3", "dynamodb", "lambda", "stepfunctions", "iam", "events")}
+                        for name in ("s3", "dynamodb", "lambda", "stepfunctions", "iam", "events", "apigateway")}
         self.layer_arns: dict[str, str] = {}
 
     def _resolve(self, value: Any) -> Any:
@@ -115,7 +115,12 @@ class LocalDeployer:
             self._bucket_policy(logical)
         self._notifications()
         self._event_rules()
-        outputs = {key: str(self._resolve(spec["Value"])) for key, spec in self.stack.template.get("Outputs", {}).items()}
+        api = self._api()
+        if api.get("api_key"):
+            api["api_key_id"] = self.stack.physical[api["api_key_logical"]] = self._registered_api_key(
+                f"{self.stack.name}-{api['api_key_logical']}", api["api_key"])
+        outputs = {key: local_api_address(str(self._resolve(spec["Value"])), api, self.stack.region)
+                   for key, spec in self.stack.template.get("Outputs", {}).items()}
         description = {
             "stack": self.stack.name,
             "region": self.stack.region,
@@ -124,7 +129,7 @@ class LocalDeployer:
             "state_machines": machines,
             "buckets": {name: self.stack.physical[name] for name in self.stack.of_type("AWS::S3::Bucket")},
             "tables": {name: self.stack.physical[name] for name in self.stack.of_type("AWS::DynamoDB::Table")},
-            "api": self._api(),
+            "api": api,
             "outputs": outputs,
         }
         self.config.stack_file.parent.mkdir(parents=True, exist_ok=True)
@@ -312,16 +317,42 @@ class LocalDeployer:
             auth = self.stack.resources.get(api_id, {}).get("Properties", {}).get("Auth", {}) if api_id else {}
             api: dict[str, Any] = {"function": self.stack.physical[logical], "routes": routes, "url": self.config.api_url,
                                    "api_key_required": bool(auth.get("ApiKeyRequired"))}
+            if api_id:
+                api["rest_api"] = self._resolve({"Ref": api_id})  # its id, as in outputs that name it
+                api["stage"] = self.stack.resources[api_id].get("Properties", {}).get("StageName")
             if api["api_key_required"]:
                 api["api_key"] = self._existing_api_key() or secrets.token_urlsafe(24)
+                api["api_key_logical"] = f"{api_id or 'ServerlessRestApi'}ApiKey"  # the key SAM creates for the Api
             return api
         return {}
+
+    def _registered_api_key(self, name: str, value: str) -> str:
+        """The key's id in the emulator's API Gateway, where README's ``aws apigateway
+        get-api-key --include-value --api-key <ApiKeyId>`` reads its value, as on AWS (the
+        local gateway checks requests against the same value, from the stack's description)."""
+        apigateway = self.clients["apigateway"]
+        for item in apigateway.get_api_keys(nameQuery=name, includeValues=True)["items"]:
+            if item["name"] == name and item.get("value") == value:
+                return str(item["id"])
+            if item["name"] == name:
+                apigateway.delete_api_key(apiKey=item["id"])
+        return str(apigateway.create_api_key(name=name, value=value, enabled=True)["id"])
 
     def _existing_api_key(self) -> str | None:
         try:
             return json.loads(self.config.stack_file.read_text()).get("api", {}).get("api_key")
         except (OSError, ValueError):
             return None
+
+
+def local_api_address(value: str, api: dict[str, Any], region: str) -> str:
+    """An output naming the Api's AWS address (``https://<id>.execute-api.<region>.amazonaws.com/Prod/``)
+    with the local gateway's in its place (``http://127.0.0.1:3000/Prod/``, which serves the
+    stage's paths as AWS does, and the same paths without it)."""
+    if not api.get("rest_api") or not api.get("url"):
+        return value
+    aws_address = f"https://{api['rest_api']}.execute-api.{region}.amazonaws.com"
+    return value.replace(aws_address, str(api["url"]).rstrip("/"))
 
 
 def deploy(config: StackConfig, parameter_overrides: dict[str, str] | None = None) -> dict[str, Any]:

@@ -25,6 +25,16 @@ from botocore.config import Config
 from .config import StackConfig
 
 
+def without_stage(raw_path: str, stage: str) -> str:
+    """``/Prod/predict`` → ``/predict``: on AWS the API's address ends in its stage (the
+    ``ApiUrl`` output), so a URL built from it works here too; paths without it work as well."""
+    prefix = f"/{stage}"
+    if raw_path == prefix or raw_path.startswith((prefix + "/", prefix + "?")):
+        rest = raw_path[len(prefix):]
+        return rest if rest.startswith("/") else "/" + rest
+    return raw_path
+
+
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, stage: str = "Prod") -> dict[str, Any]:
     """The event API Gateway's Lambda proxy integration sends for ``/{proxy+}``."""
     parts = urlsplit(raw_path)
@@ -116,7 +126,8 @@ class LocalApiGateway:
             return 502, {"Content-Type": "application/json"}, json.dumps(
                 {"error": {"code": "not_deployed", "message": "no API function deployed; run `streamflow deploy`"}}
             ).encode()
-        raw_payload, errored = self._invoke(function, proxy_event(method, path, headers, body))
+        stage = api.get("stage") or "Prod"
+        raw_payload, errored = self._invoke(function, proxy_event(method, without_stage(path, stage), headers, body, stage))
         payload = json.loads(raw_payload)
         if errored or not isinstance(payload, dict) or "statusCode" not in payload:
             return 502, {"Content-Type": "application/json"}, json.dumps(

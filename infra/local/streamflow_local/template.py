@@ -156,7 +156,7 @@ class Stack:
         if name == "ServerlessRestApi" or self._is_api(name):
             return f"local-{name}"
         if name.endswith("ApiKey") and self._is_api(name[: -len("ApiKey")]):
-            return f"local-{name}"  # the key SAM creates for an Api with a usage plan
+            return self.physical.get(name, f"local-{name}")  # the key SAM creates for an Api with a usage plan
         raise ValueError(f"unknown Ref {name!r}")
 
     def _is_api(self, name: str) -> bool:
