@@ -80,7 +80,8 @@ def quarantine_month(bucket: str, month: str, stage: str, violations: list[Viola
     client = storage.s3()
     source = storage.month_prefix(month)
     rejected_at = dt.datetime.now(dt.timezone.utc)
-    target_prefix = attempt_prefix(month, attempt_name(rejected_at))
+    attempt = attempt_name(rejected_at)
+    target_prefix = attempt_prefix(month, attempt)
     moved: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=source):
         for item in page.get("Contents", []):
@@ -88,6 +89,6 @@ def quarantine_month(bucket: str, month: str, stage: str, violations: list[Viola
             client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": item["Key"]})
             client.delete_object(Bucket=bucket, Key=item["Key"])
             moved.append(target)
-    key = target_prefix + REPORT_NAME
+    key = report_key(month, attempt)
     storage.put_json(bucket, key, rejection_report(month, stage, violations, execution, moved, rejected_at), indent=2)
     return key
