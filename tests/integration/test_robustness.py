@@ -276,10 +276,11 @@ def test_a_handler_that_times_out_fails_with_the_step_named(stack):
     assert {s["state"]: s["status"] for s in steps}["FeaturesReady"] == "FAILED"
 
 
-def test_an_execution_that_fails_after_validate_leaves_none_of_its_checked_tables(stack):
+def test_an_execution_that_fails_after_validate_leaves_none_of_its_checked_tables_and_runs_again(stack):
     """Validate hands BuildFeatures the tables it checked (``checked/<month>/<execution>/``),
     and BuildFeatures deletes them; an execution that fails before that never gets there, so
-    its end (EventBridge → the order function) deletes them, and Production stays."""
+    its end (EventBridge → the order function) deletes them, and Production stays. Uploaded
+    again unchanged, the month runs again."""
     from streamflow import checked_tables
 
     production = alias(stack, "Production")
@@ -311,4 +312,12 @@ def test_an_execution_that_fails_after_validate_leaves_none_of_its_checked_table
         time.sleep(0.2)
     assert left == [], [o["Key"] for o in left]
     assert alias(stack, "Production") == production
+
+    # the cause mended, the same files uploaded again run the month again, as its next
+    # attempt (the failed execution keeps its name; this upload had found it and stopped)
+    again = upload_month(stack, stack.state_dir / "data" / upload.month)
+    assert again.execution_name == f"{upload.execution_name}-r2"
+    rerun = wait_for_execution(stack, again.execution_arn, timeout=600)
+    assert rerun["status"] == "SUCCEEDED", rerun.get("cause")
+    assert not s3.list_objects_v2(Bucket=data_bucket(stack), Prefix=f"quarantine/{upload.month}/").get("Contents")
 

@@ -304,6 +304,36 @@ def test_a_month_rejected_twice_keeps_each_attempt_apart(s3, machine):
     assert _month_keys(s3, f"months/{MONTH}/") == []
 
 
+def test_an_upload_after_its_execution_ended_unsuccessfully_runs_the_month_again(s3, machine):
+    """The same content maps to the same execution name, and Step Functions keeps a closed
+    execution's name: a re-upload after a failure had been taken for a repeated event, its
+    files left in months/ with neither an execution nor a quarantine."""
+    sfn = boto3.client("stepfunctions")
+    settings = _settings(state_machine_arn=machine)
+    first = start_month_execution(settings, _put_month(s3))
+    assert start_month_execution(settings, _put_month(s3)) == {  # a repeated event while it runs
+        "month": MONTH, "execution": first["execution"], "started": False, "duplicate": True, "status": "RUNNING"}
+    sfn.stop_execution(executionArn=first["execution_arn"], error="Operator", cause="a fault, since mended")
+    second = start_month_execution(settings, _put_month(s3))
+    assert second["started"] and second["execution"] == f"{first['execution']}-r2"
+    sfn.stop_execution(executionArn=second["execution_arn"])
+    third = start_month_execution(settings, _put_month(s3))
+    assert third["started"] and third["execution"] == f"{first['execution']}-r3"
+    started = json.loads(sfn.describe_execution(executionArn=third["execution_arn"])["input"])
+    assert started["execution"] == third["execution"]  # its verified digests are its own
+    assert read_verified(BUCKET, started)
+
+
+def test_attempts_after_unsuccessful_ends_take_the_next_name():
+    from streamflow.reruns import execution_for
+
+    ended = {"m-abc": "FAILED", "m-abc-r2": "TIMED_OUT", "m-abc-r3": "ABORTED"}
+    assert execution_for("m-abc", ended.get) == ("m-abc-r4", None)
+    assert execution_for("m-abc", {**ended, "m-abc-r4": "SUCCEEDED"}.get) == ("m-abc-r4", "SUCCEEDED")
+    assert execution_for("m-abc", {"m-abc": "RUNNING"}.get) == ("m-abc", "RUNNING")
+    assert execution_for("m-new", ended.get) == ("m-new", None)
+
+
 def test_a_repeated_event_after_a_rejection_keeps_the_first_report(s3, machine):
     upload = _put_month(s3, manifest=dict(build_manifest(MONTH, FILES), delta=-1))
     start_month_execution(_settings(state_machine_arn=machine), upload)

@@ -22,6 +22,7 @@ from typing import Any
 from .config import StackConfig
 from .stack_client import _client, state_machine_arn
 from .persistence import INTERRUPTED_ERROR
+from streamflow.reruns import ENDED_UNSUCCESSFULLY
 
 RESUME_SUFFIX = re.compile(r"_resume(\d+)$")
 
@@ -77,8 +78,9 @@ def resume(config: StackConfig, month: str) -> Resumed:
         raise NothingToResume(f"{month}: {newest['name']} is running; nothing to resume")
     description = sfn.describe_execution(executionArn=newest["executionArn"])
     if not is_interrupted(description):
+        again = "; to run it again, upload it again" if description["status"] in ENDED_UNSUCCESSFULLY else ""
         raise NothingToResume(f"{month}: its newest execution {newest['name']} ended {description['status']}, "
-                              "it was not interrupted; nothing to resume")
+                              f"it was not interrupted; nothing to resume{again}")
     base = original_name(newest["name"])
     name = f"{base}_resume{max(attempt(e['name']) for e in listed) + 1}"
     execution_input = with_files_key(description["input"], lambda m, e, files: _put_verified(config, m, e, files))

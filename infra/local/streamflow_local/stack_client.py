@@ -159,10 +159,10 @@ def upload_month(config: StackConfig, folder: Path, progress: Callable[[str], No
                 if progress:
                     progress(f"upload {name} ({done}/{len(files)} files, {sent / 1e6:.1f}/{total / 1e6:.1f} MB)")
     body = manifest.read_bytes()
+    name, _ = _execution_for_upload(config, month, body)  # before the manifest lands and ingest starts it
     if progress:
         progress(f"upload {MANIFEST_NAME}")
     s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=body, ChecksumAlgorithm="SHA256")
-    name = execution_name(month, body)
     return Upload(month=month, execution_name=name, execution_arn=execution_arn_for(config, name),
                   seconds=time.monotonic() - started)
 
@@ -172,21 +172,30 @@ def execution_arn_for(config: StackConfig, name: str) -> str:
     return state_machine_arn(config).replace(":stateMachine:", ":execution:") + f":{name}"
 
 
+def _execution_for_upload(config: StackConfig, month: str, manifest_body: bytes) -> tuple[str, str | None]:
+    """(the name of the execution an upload of this manifest belongs to, its status or None),
+    as ingest decides it (``streamflow.reruns``)."""
+    from streamflow.reruns import execution_for, statuses
+
+    return execution_for(execution_name(month, manifest_body),
+                         statuses(_client(config, "stepfunctions"), state_machine_arn(config)))
+
+
 def recorded_execution(config: StackConfig, folder: Path) -> dict[str, Any] | None:
-    """The execution that this month's manifest already started, or None.
+    """The execution that this month's manifest already started and that is running or
+    succeeded, or None.
 
     Ingest names an execution after the month and its manifest's content, so uploading the
     same files again finds that execution instead of running the loop: a caller asks first,
-    and shows the recorded run rather than timing work that will not happen."""
+    and shows the recorded run rather than timing work that will not happen. One that failed
+    (was aborted, timed out) is not recorded: uploading the month again runs it again."""
     manifest = Path(folder) / MANIFEST_NAME
     if not MONTH_PATTERN.match(manifest.parent.name) or not manifest.is_file():
         return None  # not an uploadable month: upload_month says why
-    name = execution_name(manifest.parent.name, manifest.read_bytes())
-    sfn = _client(config, "stepfunctions")
-    try:
-        return sfn.describe_execution(executionArn=execution_arn_for(config, name))
-    except sfn.exceptions.ExecutionDoesNotExist:
+    name, status = _execution_for_upload(config, manifest.parent.name, manifest.read_bytes())
+    if status is None:
         return None
+    return _client(config, "stepfunctions").describe_execution(executionArn=execution_arn_for(config, name))
 
 
 def recorded_seconds(description: dict[str, Any]) -> float | None:

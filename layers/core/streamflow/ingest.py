@@ -20,6 +20,7 @@ from .causes import one_line
 from .logs import logger
 from .manifest import ManifestError, Manifest, parse, policy_overrides
 from .quarantine import quarantine_month
+from .reruns import execution_for, statuses
 from .schema import MANIFEST_NAME
 from .settings import Settings
 from .violations import Violation
@@ -131,7 +132,10 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
         if body is None:  # a repeated event for a month already quarantined or replaced
             return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
         accepted = check_manifest(upload, body, settings.allow_manifest_overrides)
-        name = execution_name(upload.month, body)
+        name, status = execution_for(execution_name(upload.month, body),
+                                     statuses(_stepfunctions(), settings.state_machine_arn))
+        if status is not None:  # a repeated event: the execution of this content runs or succeeded
+            return _duplicate(upload.month, name, status)
         files_key = checksums.put_verified(upload.bucket, upload.month, name,
                                            {n: d.sha256 for n, d in accepted.digests.items()})
         payload = execution_input(settings, upload.month, name, accepted.overrides, files_key)
@@ -145,14 +149,22 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
 
 
 def _start(settings: Settings, month: str, name: str, payload: dict[str, Any], accepted: AcceptedMonth) -> dict[str, Any]:
-    import boto3
-
-    sfn = boto3.client("stepfunctions")
+    sfn = _stepfunctions()
     logger.info("month accepted", extra={"files": {n: d.method for n, d in accepted.digests.items()},
                                           "overrides": accepted.overrides})
     try:
         response = sfn.start_execution(stateMachineArn=settings.state_machine_arn, name=name,
                                        input=json.dumps(payload, sort_keys=True))
         return {"month": month, "execution": name, "execution_arn": response["executionArn"], "started": True}
-    except sfn.exceptions.ExecutionAlreadyExists:
-        return {"month": month, "execution": name, "started": False, "duplicate": True}
+    except sfn.exceptions.ExecutionAlreadyExists:  # started by a repeated event in between
+        return _duplicate(month, name, None)
+
+
+def _duplicate(month: str, name: str, status: str | None) -> dict[str, Any]:
+    return {"month": month, "execution": name, "started": False, "duplicate": True, "status": status}
+
+
+def _stepfunctions():
+    import boto3
+
+    return boto3.client("stepfunctions")
