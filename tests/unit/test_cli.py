@@ -30,7 +30,9 @@ def test_every_command_is_listed_and_has_help(capsys):
     assert "STREAMFLOW_STATE_DIR" in top
 
 
-@pytest.mark.parametrize("argv", [[], ["nonsense"], ["report"], ["reject", "month_001"], ["seed", "--users", "many"]])
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["report"], ["reject", "month_001"], ["seed", "--users", "many"],
+                                  ["seed", "--users", "0"], ["seed", "--users", "-5"], ["seed", "--months", "0"],
+                                  ["seed", "--parts", "0"], ["demo", "--users", "0"]])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
@@ -55,6 +57,22 @@ def test_a_stack_that_is_not_running_is_exit_2_with_a_hint(nowhere, argv, capsys
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach") and "streamflow up" in err
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda root: root / "nowhere" / "m9", "is not a folder"),
+    (lambda root: "month_077", "is not a folder"),  # a month name that --data does not hold
+    (lambda root: root / "m9", "name it month_NNN"),
+    (lambda root: root / "month_044", "has no _MANIFEST.json: write it with `streamflow manifest"),
+], ids=["no-folder", "no-such-month", "folder-not-a-month", "no-manifest"])
+def test_upload_of_something_not_a_month_folder_is_a_usage_error_before_the_stack_is_asked(nowhere, make, said, capsys):
+    """They raised a traceback (exit 1) after the stack was asked (found by hand)."""
+    (nowhere / "m9").mkdir()
+    (nowhere / "month_044").mkdir()
+    (nowhere / "month_044" / "users.csv").write_text("user_id\n")
+    assert cli.main(["upload", str(make(nowhere)), "--data", str(nowhere)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err
 
 
 def test_report_of_something_not_a_month_is_a_usage_error_before_the_stack_is_asked(nowhere, capsys):

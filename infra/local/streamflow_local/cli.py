@@ -1,4 +1,4 @@
-"""``streamflow``: run the churn loop on the local stack (or any endpoint in AWS_ENDPOINT_URL).
+"""``streamflow``: run the churn loop on the local stack (or on a deployed one: `streamflow attach`, STREAMFLOW_ENDPOINT_URL).
 
 Exit codes: 0 success, 1 the operation failed or found nothing (e.g. an execution FAILED,
 no drift report for that month), 2 usage or environment error (bad arguments, stack not
@@ -19,11 +19,13 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import StackConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MIN_USERS = 1  # the fewest users a generated month has (streamflow.generator)
 
 
 def _say(message: str) -> None:
@@ -244,12 +246,29 @@ def _upload_and_wait(config: StackConfig, folder: Path, wait: bool, timeout: flo
     return EXIT_OK, json.loads(description.get("output") or "{}")
 
 
+def _upload_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be uploaded as a month, None if it can."""
+    from streamflow.schema import MANIFEST_NAME, MONTH_PATTERN
+
+    if not folder.is_dir():
+        return f"{folder} is not a folder (give a month's folder, or a month name found in --data)"
+    if not MONTH_PATTERN.match(folder.name):
+        return f"{folder}: the folder's name is the month it is uploaded as: name it month_NNN (e.g. month_001)"
+    if not (folder / MANIFEST_NAME).is_file():
+        return f"{folder} has no {MANIFEST_NAME}: write it with `streamflow manifest {folder}`"
+    return None
+
+
 def cmd_upload(args: argparse.Namespace, config: StackConfig) -> int:
     from .stack_client import month_folder
 
     folder = Path(args.month)
-    if not folder.is_dir():
+    if not folder.is_dir() and "/" not in args.month:
         folder = month_folder(Path(args.data), args.month)
+    problem = _upload_problem(folder)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     code, summary = _upload_and_wait(config, folder, wait=not args.no_wait, timeout=args.timeout)
     if summary:
         _say(json.dumps(summary, indent=2))
@@ -607,10 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--localstack-host", metavar="HOST:PORT", help="LocalStack's host:port (implies --localstack)")
     p = command("seed", cmd_seed, "generate StreamFlow months (deterministic)")
     p.add_argument("--out", default=str(StackConfig().state_dir / "data"), help="output folder (default: %(default)s)")
-    p.add_argument("--months", type=int, default=3, help="how many months, from month_000 (default: %(default)s)")
-    p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
+    p.add_argument("--months", type=_at_least(1), default=3, help="how many months, from month_000 (default: %(default)s)")
+    p.add_argument("--users", type=_at_least(MIN_USERS), default=10_000, help="users per month (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
-    p.add_argument("--parts", type=int, help="write each table as this many parts (<table>/part-00000.csv …), "
+    p.add_argument("--parts", type=_at_least(1), help="write each table as this many parts (<table>/part-00000.csv …), "
                    "a block of users at a time: months of any size in bounded memory")
     p = command("upload", cmd_upload, "upload a month (CSVs, then the manifest) and wait for its execution")
     p.add_argument("month", help="a month name (month_001) or a folder holding the month's files")
@@ -657,9 +676,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("save", "load"))
     p.add_argument("file", help="the snapshot file (.tar, or .tar.gz for gzip)")
     p = command("demo", cmd_demo, "the whole loop end to end: up, deploy, seed, champion, month_001, predict")
-    p.add_argument("--users", type=int, default=10_000, help="users per month (default: %(default)s)")
+    p.add_argument("--users", type=_at_least(MIN_USERS), default=10_000, help="users per month (default: %(default)s)")
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     return parser
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low`` (a usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
