@@ -147,6 +147,19 @@ def test_api_answers_a_wrong_type_method_or_path_with_json_through_the_gateway(s
     assert slash.status_code == 404 and "location" not in slash.headers and slash.json()["error"]["code"] == "http_error"
 
 
+def test_api_reads_a_chunked_body_and_refuses_one_over_api_gateways_limit(stack):
+    """A streamed body (``Transfer-Encoding: chunked``) reached the function empty (422 for a
+    good request); a 60 MB body was served, where API Gateway refuses one over 10 MB."""
+    url, key = f"{stack.api_url}/predict", {"Content-Type": "application/json", **api_headers(stack)}
+    streamed = requests.post(url, data=iter([b'{"user_id": ', b'"0001-AAAAA"}']), headers=key, timeout=60)
+    assert streamed.request.headers.get("Transfer-Encoding") == "chunked"
+    answer = streamed.json()  # the body arrived: served, an unknown user or no champion yet, not a 422
+    assert streamed.status_code == 200 or answer["error"]["code"] in ("unknown_user", "no_model"), answer
+    huge = requests.post(url, data=b"x" * (10 * 1024 * 1024 + 1), headers=key, timeout=60)
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+    assert requests.post(url, json={"user_id": "0001-AAAAA"}, headers=api_headers(stack), timeout=60).status_code != 413
+
+
 def test_challenger_that_is_not_better_leaves_production(stack, months):
     """month_002 has month_001's distributions: against the champion's month it does not
     drift, so ReferenceMonth is fixed to month_000 for it (a mode of its own) to get a

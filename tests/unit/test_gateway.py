@@ -123,3 +123,31 @@ def test_the_api_address_in_outputs_is_the_local_gateways():
     assert local_api_address(aws_url, api, "us-east-1") == "http://127.0.0.1:3000/Prod/"
     assert local_api_address("streamflow-data-123", api, "us-east-1") == "streamflow-data-123"
     assert local_api_address(aws_url, {}, "us-east-1") == aws_url  # a template without an Api
+
+
+def test_a_chunked_body_is_read_whole():
+    """``Transfer-Encoding: chunked`` (curl -H 'Transfer-Encoding: chunked', a streamed
+    requests body) reached the function as no body at all: a 422 for a good request."""
+    import io
+
+    from streamflow_local.gateway import read_body
+
+    wire = b'7;ext=1\r\n{"user_\r\n12\r\nid": "0001-ABCDE"}\r\n0\r\nX-Trailer: t\r\n\r\nNEXT'
+    stream = io.BytesIO(wire)
+    assert read_body(stream, {"Transfer-Encoding": "chunked"}) == b'{"user_id": "0001-ABCDE"}'
+    assert stream.read() == b"NEXT"  # the next request on the connection is left where it starts
+    assert read_body(io.BytesIO(b"abcdef"), {"Content-Length": "3"}) == b"abc"
+    assert read_body(io.BytesIO(b""), {}) == b""
+
+
+@pytest.mark.parametrize(("wire", "headers"), [
+    (b"", {"Content-Length": "11"}),
+    (b"6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"}),
+], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_refused(wire, headers):
+    import io
+
+    from streamflow_local.gateway import PayloadTooLarge, read_body
+
+    with pytest.raises(PayloadTooLarge, match="10-byte limit"):
+        read_body(io.BytesIO(wire), headers, limit=10)

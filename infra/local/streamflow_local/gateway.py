@@ -25,6 +25,36 @@ from botocore.config import Config
 from .config import StackConfig
 
 
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's (REST) request payload limit
+
+
+class PayloadTooLarge(ValueError):
+    pass
+
+
+def read_body(stream: Any, headers: Any, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The request's body, sent with a ``Content-Length`` or in chunks (``Transfer-Encoding:
+    chunked``: curl's ``-H 'Transfer-Encoding: chunked'``, a streamed ``requests`` body),
+    which had reached the function as no body at all; over ``limit`` bytes it is refused,
+    as API Gateway refuses a payload over 10 MB."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        body = bytearray()
+        while True:
+            size = int(stream.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while stream.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers, then the blank line
+                    pass
+                return bytes(body)
+            if len(body) + size > limit:
+                raise PayloadTooLarge(f"the request body is over API Gateway's {limit:,}-byte limit")
+            body += stream.read(size)
+            stream.readline(1024)  # the CRLF after each chunk
+    length = int(headers.get("Content-Length") or 0)
+    if length > limit:
+        raise PayloadTooLarge(f"the request body ({length:,} bytes) is over API Gateway's {limit:,}-byte limit")
+    return stream.read(length) if length else b""
+
+
 def without_stage(raw_path: str, stage: str) -> str:
     """``/Prod/predict`` → ``/predict``: on AWS the API's address ends in its stage (the
     ``ApiUrl`` output), so a URL built from it works here too; paths without it work as well."""
@@ -150,13 +180,18 @@ class LocalApiGateway:
             disable_nagle_algorithm = True
 
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
                 try:
-                    status, headers, data = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
-                except Exception as exc:  # the gateway itself must answer in JSON too
-                    status, headers = 502, {"Content-Type": "application/json"}
-                    data = json.dumps({"error": {"code": "bad_gateway", "message": str(exc)}}).encode()
+                    body = read_body(self.rfile, self.headers)
+                except PayloadTooLarge as exc:  # what API Gateway does with it: refuse, unread
+                    self.close_connection = True
+                    status, headers = 413, {"Content-Type": "application/json", "Connection": "close"}
+                    data = json.dumps({"error": {"code": "payload_too_large", "message": str(exc)}}).encode()
+                else:
+                    try:
+                        status, headers, data = gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+                    except Exception as exc:  # the gateway itself must answer in JSON too
+                        status, headers = 502, {"Content-Type": "application/json"}
+                        data = json.dumps({"error": {"code": "bad_gateway", "message": str(exc)}}).encode()
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in ("content-length", "connection", "transfer-encoding"):
