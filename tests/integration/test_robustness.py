@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -176,6 +177,33 @@ def test_bad_manifest_is_rejected_at_ingest_without_an_execution(stack, tmp_path
     assert report["violations"][0]["file"] in (MANIFEST_NAME, "ghost.csv") and rule in report["violations"][0]["rule"]
     assert _executions(stack, month) == []
     assert _keys(stack, f"months/{month}/") == []
+
+
+def test_a_manifest_that_lands_before_its_files_waits_for_them(stack, tmp_path):
+    """``aws s3 sync`` sends the manifest beside the files: ingest rejected the month for the
+    files not in yet and quarantined those that were, and the rest, arriving after, stayed in
+    ``months/``. The files landing a second after the manifest, the month runs."""
+    from streamflow.ingest import execution_name
+    from streamflow_local.stack_client import execution_arn_for
+
+    month, files = "month_122", _small_month_files()
+    folder = _write(tmp_path / month, files)
+    s3, bucket = aws(stack, "s3"), data_bucket(stack)
+
+    def files_a_second_later() -> None:  # side by side with the manifest's PUT, as sync sends them
+        time.sleep(1.0)
+        for name in sorted(files):
+            s3.put_object(Bucket=bucket, Key=f"months/{month}/{name}", Body=files[name])
+
+    later = threading.Thread(target=files_a_second_later)
+    later.start()
+    s3.put_object(Bucket=bucket, Key=f"months/{month}/{MANIFEST_NAME}", Body=(folder / MANIFEST_NAME).read_bytes())
+    later.join()
+    arn = execution_arn_for(stack, execution_name(month, (folder / MANIFEST_NAME).read_bytes()))
+    description = wait_for_execution(stack, arn, timeout=300,
+                                     not_started=lambda: _keys(stack, f"quarantine/{month}/") or None)
+    assert description.get("status") == "SUCCEEDED", description
+    assert _keys(stack, f"quarantine/{month}/") == []
 
 
 def test_same_month_uploaded_five_times_gives_one_execution_and_one_decision(stack, months):

@@ -452,3 +452,39 @@ def test_attempt_names_sort_as_the_attempts_happened():
              dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)]
     names = [attempt_name(t) for t in times]
     assert names == sorted(names) and names[0] == "20261201T095959.999Z" and len(set(names)) == 3
+
+
+def test_waiting_for_a_manifests_files_goes_on_only_while_they_are_visibly_coming():
+    from streamflow.arrivals import keep_waiting
+
+    assert keep_waiting({"a.csv"}, set(), since_last_arrival=1.0, waited=1.0, quiet=3, most=30)
+    assert not keep_waiting({"a.csv"}, set(), since_last_arrival=3.5, waited=9.0, quiet=3, most=30)  # gone quiet
+    assert keep_waiting({"a.csv"}, {"a.csv"}, since_last_arrival=20, waited=20, quiet=3, most=30)  # in parts
+    assert not keep_waiting({"a.csv"}, {"b.csv"}, since_last_arrival=20, waited=20, quiet=3, most=30)
+    assert not keep_waiting({"a.csv"}, {"a.csv"}, since_last_arrival=0, waited=30, quiet=3, most=30)  # bounded
+    assert not keep_waiting(set(), {"a.csv"}, since_last_arrival=0, waited=0, quiet=3, most=30)  # all in
+
+
+def test_files_that_arrive_after_the_manifest_are_waited_for(s3):
+    """``aws s3 sync`` sends the manifest beside the files: one still arriving is waited for,
+    one being uploaded in parts too, one that never comes only until the upload goes quiet."""
+    import threading
+    import time
+
+    from streamflow.arrivals import wait_for_listed_files
+
+    s3.put_object(Bucket=BUCKET, Key=f"months/{MONTH}/users.csv", Body=FILES["users.csv"])
+    late = threading.Timer(1.0, lambda: s3.put_object(Bucket=BUCKET, Key=f"months/{MONTH}/labels.csv",
+                                                      Body=FILES["labels.csv"]))
+    late.start()
+    started = time.monotonic()
+    assert wait_for_listed_files(BUCKET, MONTH, FILES, quiet=2.5) == set()
+    assert 0.9 < time.monotonic() - started < 2.5
+    parts = s3.create_multipart_upload(Bucket=BUCKET, Key=f"months/{MONTH}/support_agg_90d.csv")
+    started = time.monotonic()
+    assert wait_for_listed_files(BUCKET, MONTH, [*FILES, "support_agg_90d.csv"], quiet=0.5, most=2) == {"support_agg_90d.csv"}
+    assert time.monotonic() - started >= 2  # in parts: waited past the quiet, up to the bound
+    s3.abort_multipart_upload(Bucket=BUCKET, Key=f"months/{MONTH}/support_agg_90d.csv", UploadId=parts["UploadId"])
+    started = time.monotonic()
+    assert wait_for_listed_files(BUCKET, MONTH, [*FILES, "never.csv"], quiet=0.5) == {"never.csv"}
+    assert time.monotonic() - started < 1.5

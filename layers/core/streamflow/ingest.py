@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import checksums, storage
+from .arrivals import wait_for_listed_files
 from .causes import one_line
 from .logs import logger
 from .manifest import ManifestError, Manifest, parse, policy_overrides
@@ -63,12 +65,16 @@ def _month_processed(bucket: str, month: str) -> bool:
     return month_processed(bucket, month)
 
 
-def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = False) -> AcceptedMonth:
+def check_manifest(upload: MonthUpload, body: bytes, allow_overrides: bool = False,
+                   wait_for_files: Callable[[str, str, Iterable[str]], object] | None = None) -> AcceptedMonth:
     """The manifest keeps its schema and policy rule, and the bucket holds exactly the files
-    it lists, byte for byte (size, then SHA-256). ManifestError names what differs."""
+    it lists, byte for byte (size, then SHA-256). ManifestError names what differs.
+    ``wait_for_files(bucket, month, names)`` first, when given: files still arriving."""
     key = upload.manifest_key
     manifest = parse(key, body, upload.month, allow_overrides)
     overrides = policy_overrides(key, manifest, allow_overrides, lambda m: _month_processed(upload.bucket, m))
+    if wait_for_files is not None:
+        wait_for_files(upload.bucket, upload.month, manifest.files)
     in_bucket = storage.month_file_sizes(upload.bucket, upload.month)
     unlisted = sorted(set(in_bucket) - set(manifest.files))
     if unlisted:
@@ -131,7 +137,7 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
         body = _manifest_body(upload)
         if body is None:  # a repeated event for a month already quarantined or replaced
             return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
-        accepted = check_manifest(upload, body, settings.allow_manifest_overrides)
+        accepted = check_manifest(upload, body, settings.allow_manifest_overrides, wait_for_listed_files)
         name, status = execution_for(execution_name(upload.month, body),
                                      statuses(_stepfunctions(), settings.state_machine_arn))
         if status is not None:  # a repeated event: the execution of this content runs or succeeded
