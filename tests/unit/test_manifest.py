@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import boto3
@@ -309,14 +310,25 @@ def test_an_upload_after_its_execution_ended_unsuccessfully_runs_the_month_again
     execution's name: a re-upload after a failure had been taken for a repeated event, its
     files left in months/ with neither an execution nor a quarantine."""
     sfn = boto3.client("stepfunctions")
-    settings = _settings(state_machine_arn=machine)
+    role = boto3.client("iam").get_role(RoleName="r")["Role"]["Arn"]
+    waits = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}})
+    # runs until stopped, whether moto runs executions (a test before may have turned that on) or not
+    settings = _settings(state_machine_arn=sfn.create_state_machine(name="waits", definition=waits,
+                                                                     roleArn=role)["stateMachineArn"])
     first = start_month_execution(settings, _put_month(s3))
     assert start_month_execution(settings, _put_month(s3)) == {  # a repeated event while it runs
         "month": MONTH, "execution": first["execution"], "started": False, "duplicate": True, "status": "RUNNING"}
-    sfn.stop_execution(executionArn=first["execution_arn"], error="Operator", cause="a fault, since mended")
+    def stopped(arn: str) -> None:  # an interpreter that runs it ends it on its own thread: wait for that
+        sfn.stop_execution(executionArn=arn, error="Operator", cause="a fault, since mended")
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    stopped(first["execution_arn"])
     second = start_month_execution(settings, _put_month(s3))
     assert second["started"] and second["execution"] == f"{first['execution']}-r2"
-    sfn.stop_execution(executionArn=second["execution_arn"])
+    stopped(second["execution_arn"])
     third = start_month_execution(settings, _put_month(s3))
     assert third["started"] and third["execution"] == f"{first['execution']}-r3"
     started = json.loads(sfn.describe_execution(executionArn=third["execution_arn"])["input"])
