@@ -201,12 +201,13 @@ def test_an_execution_killed_mid_run_is_interrupted_and_resumed_once(own, folder
     assert streamflow("status", "month_001")[0] == 0
     code, out, _ = streamflow("logs", "--grep")
     assert sum(1 for line in out.splitlines() if line.startswith("[SUMMARY] month=month_001")) == 1
-    # Nothing left to resume; uploading the same month again starts nothing (ingest's idempotency).
+    # Nothing left to resume; uploading the same month again starts nothing (ingest's
+    # idempotency): its content succeeded, in the resumption (not a failed run to run again)
     code, _, err = streamflow("resume", "month_001")
     assert code == 1 and "not interrupted" in err
     duplicates = len(wait_for_ingest_log(own, "month_001", DUPLICATE_UPLOAD, count=0))
     again = upload_month(own, folders[1])
-    assert again.execution_name == upload.execution_name
+    assert again.execution_name == upload.execution_name + "_resume1"
     # Ingest logs the upload once Step Functions answered: only then is absence a result
     wait_for_ingest_log(own, "month_001", DUPLICATE_UPLOAD, count=duplicates + 1)
     machine = stack_description(own)["outputs"]["StateMachineArn"]

@@ -337,13 +337,16 @@ def test_an_upload_after_its_execution_ended_unsuccessfully_runs_the_month_again
 
 
 def test_attempts_after_unsuccessful_ends_take_the_next_name():
-    from streamflow.reruns import execution_for
+    from streamflow.reruns import execution_for, month_of_execution
 
     ended = {"m-abc": "FAILED", "m-abc-r2": "TIMED_OUT", "m-abc-r3": "ABORTED"}
-    assert execution_for("m-abc", ended.get) == ("m-abc-r4", None)
-    assert execution_for("m-abc", {**ended, "m-abc-r4": "SUCCEEDED"}.get) == ("m-abc-r4", "SUCCEEDED")
-    assert execution_for("m-abc", {"m-abc": "RUNNING"}.get) == ("m-abc", "RUNNING")
-    assert execution_for("m-new", ended.get) == ("m-new", None)
+    assert execution_for("m-abc", ended) == ("m-abc-r4", None)
+    assert execution_for("m-abc", {**ended, "m-abc-r4": "SUCCEEDED"}) == ("m-abc-r4", "SUCCEEDED")
+    assert execution_for("m-abc", {"m-abc": "RUNNING"}) == ("m-abc", "RUNNING")
+    assert execution_for("m-new", {}) == ("m-new", None)
+    # the local stack's resumption of an interrupted execution finished the content: a repeat
+    assert execution_for("m-abc", {"m-abc": "ABORTED", "m-abc_resume1": "SUCCEEDED"}) == ("m-abc_resume1", "SUCCEEDED")
+    assert [month_of_execution(n) for n in ("month_007-0a1b", "month_007-0a1b-r2", "month_007-0a1b_resume1")] == ["month_007"] * 3
 
 
 def test_a_repeated_event_after_a_rejection_keeps_the_first_report(s3, machine):

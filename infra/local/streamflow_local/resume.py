@@ -22,7 +22,7 @@ from typing import Any
 from .config import StackConfig
 from .stack_client import _client, state_machine_arn
 from .persistence import INTERRUPTED_ERROR
-from streamflow.reruns import ENDED_UNSUCCESSFULLY
+from streamflow.reruns import ENDED_UNSUCCESSFULLY, month_of_execution
 
 RESUME_SUFFIX = re.compile(r"_resume(\d+)$")
 
@@ -46,7 +46,7 @@ def attempt(name: str) -> int:
 
 
 def month_of(name: str) -> str:
-    return original_name(name).rsplit("-", 1)[0]
+    return month_of_execution(name)
 
 
 def latest_interrupted(rows: list[dict[str, Any]]) -> list[str]:

@@ -175,10 +175,10 @@ def execution_arn_for(config: StackConfig, name: str) -> str:
 def _execution_for_upload(config: StackConfig, month: str, manifest_body: bytes) -> tuple[str, str | None]:
     """(the name of the execution an upload of this manifest belongs to, its status or None),
     as ingest decides it (``streamflow.reruns``)."""
-    from streamflow.reruns import execution_for, statuses
+    from streamflow.reruns import content_executions, execution_for
 
-    return execution_for(execution_name(month, manifest_body),
-                         statuses(_client(config, "stepfunctions"), state_machine_arn(config)))
+    name = execution_name(month, manifest_body)
+    return execution_for(name, content_executions(_client(config, "stepfunctions"), state_machine_arn(config), name))
 
 
 def recorded_execution(config: StackConfig, folder: Path) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamflow.reruns import month_of_execution
 from streamflow.quarantine import QUARANTINE_PREFIX, newest_report_keys, quarantine_prefix
 from streamflow.storage import REPORTS_PREFIX
 
@@ -198,7 +199,7 @@ def executions(config: StackConfig, month: str | None = None) -> list[dict[str, 
         row = {
             **_interruption(sfn, execution),
             "name": execution["name"],
-            "month": execution["name"].rsplit("-", 1)[0],
+            "month": month_of_execution(execution["name"]),
             "status": execution["status"],
             "started": execution["startDate"].isoformat(timespec="seconds"),
             "seconds": (stop - execution["startDate"]).total_seconds() if stop else None,

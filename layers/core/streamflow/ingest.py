@@ -22,7 +22,7 @@ from .causes import one_line
 from .logs import logger
 from .manifest import ManifestError, Manifest, parse, policy_overrides
 from .quarantine import quarantine_month
-from .reruns import execution_for, statuses
+from .reruns import content_executions, execution_for
 from .schema import MANIFEST_NAME
 from .settings import Settings
 from .violations import Violation
@@ -138,8 +138,8 @@ def start_month_execution(settings: Settings, upload: MonthUpload) -> dict[str, 
         if body is None:  # a repeated event for a month already quarantined or replaced
             return {"month": upload.month, "started": False, "ignored": True, "reason": "manifest no longer there"}
         accepted = check_manifest(upload, body, settings.allow_manifest_overrides, wait_for_listed_files)
-        name, status = execution_for(execution_name(upload.month, body),
-                                     statuses(_stepfunctions(), settings.state_machine_arn))
+        name = execution_name(upload.month, body)
+        name, status = execution_for(name, content_executions(_stepfunctions(), settings.state_machine_arn, name))
         if status is not None:  # a repeated event: the execution of this content runs or succeeded
             return _duplicate(upload.month, name, status)
         files_key = checksums.put_verified(upload.bucket, upload.month, name,

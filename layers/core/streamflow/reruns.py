@@ -6,40 +6,42 @@ loop twice. Step Functions keeps a closed execution's name, though: a month whos
 failed (was aborted, timed out) and is uploaded again unchanged, once its cause is mended,
 would find that failed execution and its files would stay in ``months/<month>/`` with
 neither an execution nor a quarantine. Such an upload runs the month again, as the next
-attempt (``<name>-r2``, ``-r3``, …)."""
+attempt (``<name>-r2``, ``-r3``, …). Every execution of the content counts: an attempt, and
+the local stack's resumption of an interrupted one (``<name>_resume1``); one of them running
+or succeeded makes the upload a repeat."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
 ENDED_UNSUCCESSFULLY = frozenset({"FAILED", "ABORTED", "TIMED_OUT"})
-MAX_ATTEMPTS = 100  # a month failing this often has a cause that another upload will not mend
 
 
 def attempt_name(name: str, attempt: int) -> str:
     return name if attempt == 1 else f"{name}-r{attempt}"
 
 
-def execution_for(name: str, status_of: Callable[[str], str | None]) -> tuple[str, str | None]:
-    """(the name of the execution this upload belongs to, that execution's status, None if it
-    is not started yet): the first attempt that has not ended unsuccessfully. ``status_of``
-    gives an execution's status by name, None if there is none."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        candidate = attempt_name(name, attempt)
-        status = status_of(candidate)
+def month_of_execution(name: str) -> str:
+    """``month_007`` of ``month_007-<hash>``, ``…-r2``, ``…_resume1`` (a month name has no ``-``)."""
+    return name.split("-", 1)[0]
+
+
+def execution_for(name: str, executions: Mapping[str, str]) -> tuple[str, str | None]:
+    """(the name of the execution this upload belongs to, its status, None when it is to be
+    started). ``executions``: name → status of the executions of this content (``name`` and
+    the names made from it)."""
+    for candidate, status in sorted(executions.items()):
         if status not in ENDED_UNSUCCESSFULLY:
             return candidate, status
-    raise RuntimeError(f"{name} ended unsuccessfully {MAX_ATTEMPTS} times; not started again")
+    attempt = 1
+    while attempt_name(name, attempt) in executions:
+        attempt += 1
+    return attempt_name(name, attempt), None
 
 
-def statuses(sfn, state_machine_arn: str) -> Callable[[str], str | None]:
-    """``status_of`` for ``execution_for``: DescribeExecution of the state machine's execution by name."""
-    prefix = state_machine_arn.replace(":stateMachine:", ":execution:") + ":"
-
-    def status_of(name: str) -> str | None:
-        try:
-            return str(sfn.describe_execution(executionArn=prefix + name)["status"])
-        except sfn.exceptions.ExecutionDoesNotExist:
-            return None
-
-    return status_of
+def content_executions(sfn, state_machine_arn: str, name: str) -> dict[str, str]:
+    """Name → status of the state machine's executions of the content ``name`` stands for
+    (ListExecutions, 1,000 a page: an ingest lists them once)."""
+    pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn,
+                                                          PaginationConfig={"PageSize": 1000})
+    return {e["name"]: e["status"] for page in pages for e in page["executions"] if e["name"].startswith(name)}
