@@ -105,13 +105,15 @@ def test_a_stopped_execution_keeps_why_it_was_stopped():
         _assert_aborted_saying_why(*_stopped(sfn, f"stopped-{uuid.uuid4().hex[:8]}"))
 
 
-def _hold_until(released: threading.Event, method: Any) -> Any:
-    """``method`` whose first call for each object waits until ``released`` is set."""
+def _hold_until(reached: threading.Event, released: threading.Event, method: Any) -> Any:
+    """``method`` whose first call for each object sets ``reached``, then waits until
+    ``released`` is set."""
     seen = set()
 
     def held(self: Any, *args: Any, **kwargs: Any) -> Any:
         if id(self) not in seen:
             seen.add(id(self))
+            reached.set()
             assert released.wait(30)
         return method(self, *args, **kwargs)
 
@@ -140,16 +142,17 @@ def _wait_state_reads_its_seconds() -> tuple[Any, str]:
 ], ids=["before-the-first-state", "before-the-wait-begins"])
 def test_a_stop_that_lands_early_still_ends_the_execution_saying_why(where: Any, events_expected: list[str],
                                                                      monkeypatch: pytest.MonkeyPatch):
-    """A stop landing just after the start (a CI run under load hit the first case): the
-    interpreter's thread is held at ``where`` until the stop has been answered, so the stop
-    always lands there."""
-    stop_answered = threading.Event()
+    """A stop landing just after the start (a CI run under load hit the first case): the stop
+    is sent once the interpreter's thread is at ``where``, which holds it until the stop has
+    been answered, so the stop always lands there."""
+    held_there, stop_answered = threading.Event(), threading.Event()
     owner, name = where()
-    monkeypatch.setattr(owner, name, _hold_until(stop_answered, getattr(owner, name)))
+    monkeypatch.setattr(owner, name, _hold_until(held_there, stop_answered, getattr(owner, name)))
     with state_machines_endpoint() as (_, sfn):
         stop = sfn.stop_execution
 
         def stop_then_release(**kwargs: Any) -> Any:
+            assert held_there.wait(30)  # the stop lands while the thread is there, not before
             answer = stop(**kwargs)
             stop_answered.set()
             return answer
