@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import StackConfig
-from .stack_client import _client, state_machine_arn
-from .persistence import INTERRUPTED_ERROR
 from streamflow.reruns import ENDED_UNSUCCESSFULLY, month_of_execution
+
+from .config import StackConfig
+from .persistence import INTERRUPTED_ERROR
+from .stack_client import _client, state_machine_arn
 
 RESUME_SUFFIX = re.compile(r"_resume(\d+)$")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamflow.reruns import month_of_execution
 from streamflow.quarantine import QUARANTINE_PREFIX, newest_report_keys, quarantine_prefix
+from streamflow.reruns import month_of_execution
 from streamflow.storage import REPORTS_PREFIX
 
 from .config import StackConfig
