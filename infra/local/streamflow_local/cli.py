@@ -183,7 +183,9 @@ def _recorded_result(config: StackConfig, description: dict, wait: bool, timeout
     from .stack_client import grep_logs, recorded_seconds, wait_for_execution
 
     started = description["startDate"].astimezone(datetime.timezone.utc)
-    month = description["name"].split("-", 1)[0]
+    from streamflow.reruns import month_of_execution
+
+    month = month_of_execution(description["name"])
     _say(f"{month} was already processed by execution {description['name']} at {started:%Y-%m-%d %H:%M:%S} UTC "
          "(the same data maps to the same execution); showing its result, nothing uploaded")
     if not wait:

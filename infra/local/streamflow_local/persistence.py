@@ -391,7 +391,9 @@ def _execution_month(execution: Any) -> str:
     data = getattr(execution, "input_data", None)
     if isinstance(data, dict) and data.get("month"):
         return str(data["month"])
-    return str(getattr(execution, "name", "")).split("-", 1)[0]
+    from streamflow.reruns import month_of_execution
+
+    return month_of_execution(str(getattr(execution, "name", "")))
 
 
 def _restore_execution(cls: type, state: dict[str, Any], history: list[dict[str, Any]]) -> Any:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamflow.reruns import ENDED_UNSUCCESSFULLY, month_of_execution
+from streamflow.reruns import ENDED_UNSUCCESSFULLY
+from streamflow.reruns import month_of_execution as month_of
 
 from .config import StackConfig
 from .persistence import INTERRUPTED_ERROR
@@ -44,10 +45,6 @@ def original_name(name: str) -> str:
 def attempt(name: str) -> int:
     found = RESUME_SUFFIX.search(name)
     return int(found.group(1)) if found else 0
-
-
-def month_of(name: str) -> str:
-    return month_of_execution(name)
 
 
 def latest_interrupted(rows: list[dict[str, Any]]) -> list[str]:

@@ -363,13 +363,10 @@ def sync_rejections(uri: str, bucket: str) -> list[str]:
     from . import storage
     from .quarantine import QUARANTINE_PREFIX, newest_report_keys
 
-    def keys(prefix: str) -> list[str]:
-        pages = storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
     state = ensure_project(uri)
-    sources = ((newest_report_keys(keys(QUARANTINE_PREFIX)).values(), rejection_facts, True),
-               ([key for key in keys(storage.DECIDED_PREFIX) if key.endswith(".json")], approval_rejection_facts, False))
+    sources = ((newest_report_keys(storage.keys(bucket, QUARANTINE_PREFIX)).values(), rejection_facts, True),
+               ([key for key in storage.keys(bucket, storage.DECIDED_PREFIX) if key.endswith(".json")],
+                approval_rejection_facts, False))
     added = []
     for report_keys, to_facts, replace in sources:
         for key in report_keys:

@@ -56,8 +56,7 @@ def newest_report_keys(keys: Iterable[str]) -> dict[str, str]:
 
 def newest_report_key(bucket: str, month: str) -> str | None:
     """The key of ``month``'s newest rejection report, None if it was never rejected."""
-    pages = storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=quarantine_prefix(month))
-    return newest_report_keys(item["Key"] for page in pages for item in page.get("Contents", [])).get(month)
+    return newest_report_keys(storage.keys(bucket, quarantine_prefix(month))).get(month)
 
 
 def rejection_report(month: str, stage: str, violations: list[Violation], execution: str | None,

@@ -96,15 +96,8 @@ def _reject(settings: Settings, month: str, violations: list[Violation], executi
     raise ContractError(month, violations)
 
 
-def _keys(bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in storage.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [item["Key"] for item in page.get("Contents", [])]
-    return keys
-
-
 def _delete_prefix(bucket: str, prefix: str) -> None:
-    keys = _keys(bucket, prefix)
+    keys = storage.keys(bucket, prefix)
     for start in range(0, len(keys), 1000):
         storage.s3().delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
                                                             "Quiet": True})
@@ -216,7 +209,7 @@ def write_shard_items(settings: Settings, event: dict[str, Any]) -> dict[str, An
     month, bucket = event["month"], settings.data_bucket
     month_index(month)
     sharding = dict(event["sharding"])
-    reports = sorted(_keys(bucket, split_reports_prefix(month)))
+    reports = sorted(storage.keys(bucket, split_reports_prefix(month)))
     if reports:
         violations = [Violation.from_json(v)
                       for key in reports[:REPORTS_READ] for v in json.loads(storage.get_bytes(bucket, key))]
@@ -233,7 +226,7 @@ def write_shard_items(settings: Settings, event: dict[str, Any]) -> dict[str, An
 def _shard_files(bucket: str, month: str, shard: int) -> dict[str, bytes]:
     """The shard's CSV files by their names inside the shard (``users/part-00000.csv``)."""
     folder = shard_folder(month, shard)
-    return {key[len(folder):]: storage.get_bytes(bucket, key) for key in _keys(bucket, folder)
+    return {key[len(folder):]: storage.get_bytes(bucket, key) for key in storage.keys(bucket, folder)
             if key.endswith(".csv")}
 
 

@@ -48,6 +48,12 @@ def s3():
     return boto3.client("s3")
 
 
+def keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``, in S3's order (ListObjectsV2, page after page)."""
+    pages = s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
 def get_bytes(bucket: str, key: str) -> bytes:
     return s3().get_object(Bucket=bucket, Key=key)["Body"].read()
 
